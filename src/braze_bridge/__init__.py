@@ -1,0 +1,1 @@
+"""braze-bridge: Extole and Antavo webhooks, delivered to Braze."""

@@ -1,0 +1,3 @@
+from braze_bridge.cli import main
+
+main()

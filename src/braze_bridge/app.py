@@ -1,0 +1,121 @@
+"""Process wiring: resolve the database (embedded or given), build the FastAPI app and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+
+import httpx
+from fastapi import FastAPI
+
+from braze_bridge.api import ops
+from braze_bridge.api.deps import AppContext
+from braze_bridge.config import Settings, load_or_create_secret_key
+from braze_bridge.db import migrate
+from braze_bridge.db.embedded import EmbeddedPostgres
+from braze_bridge.db.engine import create_engine, create_sessionmaker
+from braze_bridge.db.repositories import tokens
+from braze_bridge.errors import install_error_handlers
+from braze_bridge.logging import get_logger
+from braze_bridge.security.secrets import SecretBox
+from braze_bridge.security.tokens import display_prefix, hash_token
+
+log = get_logger(__name__)
+
+
+class ConfigurationError(RuntimeError):
+    """Settings that cannot work together; the CLI prints the message and exits 2."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Settings plus what start-up resolved: the database URL and the secret key."""
+
+    settings: Settings
+    database_url: str
+    secret_key: str
+    embedded: bool
+
+
+@contextmanager
+def open_runtime(
+    settings: Settings, *, migrate_embedded: bool = True, share_embedded: bool = False
+) -> Iterator[Runtime]:
+    """Start the embedded Postgres when no URL is set (migrated to head), stop it on exit.
+
+    `share_embedded` lets admin commands use a server that a running `serve` owns.
+    """
+    if settings.database_url is not None:
+        if settings.secret_key is None:
+            raise ConfigurationError(
+                "BRAZE_BRIDGE_SECRET_KEY is required with BRAZE_BRIDGE_DATABASE_URL "
+                "(it encrypts Braze API keys and webhook secrets at rest)"
+            )
+        yield Runtime(
+            settings,
+            settings.database_url.get_secret_value(),
+            settings.secret_key.get_secret_value(),
+            embedded=False,
+        )
+        return
+    server = EmbeddedPostgres(settings.data_dir, shared=share_embedded)
+    url = server.start()
+    try:
+        if migrate_embedded:
+            migrate.upgrade(url)
+        key = (
+            settings.secret_key.get_secret_value()
+            if settings.secret_key
+            else load_or_create_secret_key(settings.data_dir)
+        )
+        yield Runtime(settings, url, key, embedded=True)
+    finally:
+        server.stop()
+
+
+def build_secret_box(runtime: Runtime) -> SecretBox:
+    return SecretBox(
+        runtime.secret_key, [key.get_secret_value() for key in runtime.settings.old_secret_keys]
+    )
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """The API app. Its lifespan owns the engine and the outbound httpx client."""
+    settings = runtime.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(runtime.database_url)
+        sessionmaker = create_sessionmaker(engine)
+        http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False)
+        app.state.context = AppContext(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            http=http,
+            secrets=build_secret_box(runtime),
+        )
+        if settings.bootstrap_token is not None:
+            async with sessionmaker.begin() as session:
+                value = settings.bootstrap_token.get_secret_value()
+                await tokens.ensure_bootstrap_token(
+                    session, hash_token(value), display_prefix(value)
+                )
+        log.info("app.started", embedded=runtime.embedded)
+        try:
+            yield
+        finally:
+            await http.aclose()
+            await engine.dispose()
+            log.info("app.stopped")
+
+    app = FastAPI(
+        title="braze-bridge",
+        version="0.1.0",
+        summary="Extole and Antavo webhooks, stored durably and delivered to Braze",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(ops.router)
+    return app

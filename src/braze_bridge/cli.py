@@ -1,0 +1,218 @@
+"""`braze-bridge` commands: serve, api, worker, migrate, tenants, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+
+from braze_bridge.app import ConfigurationError, Runtime, create_app, open_runtime
+from braze_bridge.config import Settings
+from braze_bridge.db import migrate as db_migrate
+from braze_bridge.db.embedded import DataDirBusy
+from braze_bridge.db.engine import create_engine, create_sessionmaker
+from braze_bridge.db.repositories import tenants as tenant_repo
+from braze_bridge.db.repositories import tokens as token_repo
+from braze_bridge.logging import configure_logging
+from braze_bridge.security.tokens import display_prefix, generate_token, hash_token
+
+app = typer.Typer(
+    help="braze-bridge: Extole and Antavo webhooks, stored durably and delivered to Braze.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+tenants_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Manage admin bearer tokens.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(tokens_app, name="tokens")
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        lines = [
+            f"  BRAZE_BRIDGE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        fail("invalid configuration:\n" + "\n".join(lines))
+        raise AssertionError from exc  # fail() never returns
+    configure_logging(settings.log_level)
+    return settings
+
+
+def with_database(settings: Settings, work: Callable[[Runtime], T], *, share: bool = False) -> T:
+    try:
+        with open_runtime(settings, share_embedded=share) as runtime:
+            return work(runtime)
+    except (ConfigurationError, DataDirBusy) as exc:
+        fail(str(exc))
+        raise AssertionError from exc
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _serve_api(runtime: Runtime) -> None:
+    settings = runtime.settings
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(
+        f"braze-bridge listening on {base}\n  API docs: {base}/docs\n  console:  {base}/console\n"
+        f"  database: {'embedded in ' + str(settings.data_dir) if runtime.embedded else 'external'}",
+        err=True,
+    )
+    uvicorn.run(
+        create_app(runtime),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Bind port")] = None,
+) -> None:
+    """API and one delivery worker in one process (quick start; embedded Postgres if no URL)."""
+    settings = load_settings(host=host, port=port)
+    with_database(settings, _serve_api)
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Bind port")] = None,
+) -> None:
+    """Only the HTTP API (run workers apart with `braze-bridge worker`)."""
+    settings = load_settings(host=host, port=port)
+    with_database(settings, _serve_api)
+
+
+@app.command()
+def worker() -> None:
+    """Only the delivery worker; run as many as you like against one Postgres."""
+    settings = load_settings()
+
+    def run(runtime: Runtime) -> None:
+        from braze_bridge.delivery.worker import run_worker_process
+
+        run_async(run_worker_process(runtime.database_url, runtime.settings, runtime.secret_key))
+
+    with_database(settings, run)
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+    down: Annotated[bool, typer.Option("--down", help="Downgrade to REVISION instead")] = False,
+) -> None:
+    """Apply database migrations (upgrade to head by default)."""
+    settings = load_settings()
+
+    def run(runtime: Runtime) -> None:
+        if down:
+            db_migrate.downgrade(runtime.database_url, revision)
+        else:
+            db_migrate.upgrade(runtime.database_url, revision)
+        typer.echo(f"database at {'downgraded to ' if down else ''}{revision}")
+
+    try:
+        with open_runtime(settings, migrate_embedded=False) as runtime:
+            run(runtime)
+    except ConfigurationError:
+        # migrate needs no secret key: run against the URL alone.
+        assert settings.database_url is not None  # noqa: S101 - only the URL path raises here
+        url = settings.database_url.get_secret_value()
+        run(Runtime(settings, url, "", embedded=False))
+    except DataDirBusy as exc:
+        fail(str(exc))
+
+
+@tenants_app.command("create")
+def tenants_create(
+    slug: Annotated[str, typer.Argument(help="Short unique name, e.g. acme")],
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+) -> None:
+    """Create a tenant and print its id."""
+    settings = load_settings()
+
+    async def create(runtime: Runtime) -> str:
+        engine = create_engine(runtime.database_url, pool_size=1)
+        try:
+            async with create_sessionmaker(engine).begin() as session:
+                if await tenant_repo.get_by_slug(session, slug) is not None:
+                    fail(f"tenant {slug!r} already exists")
+                tenant = await tenant_repo.create_tenant(session, slug=slug, name=name or slug)
+                return str(tenant.id)
+        finally:
+            await engine.dispose()
+
+    tenant_id = with_database(settings, lambda rt: run_async(create(rt)), share=True)
+    typer.echo(tenant_id)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    tenant: Annotated[str | None, typer.Option(help="Tenant slug the token belongs to")] = None,
+    operator: Annotated[
+        bool, typer.Option("--operator", help="Token that sees every tenant")
+    ] = False,
+    name: Annotated[str, typer.Option(help="What the token is for")] = "cli",
+) -> None:
+    """Create an admin token and print it once (it is stored hashed)."""
+    if operator == (tenant is not None):
+        fail("give exactly one of --tenant SLUG or --operator")
+    settings = load_settings()
+
+    async def create(runtime: Runtime) -> str:
+        engine = create_engine(runtime.database_url, pool_size=1)
+        try:
+            async with create_sessionmaker(engine).begin() as session:
+                tenant_id = None
+                if tenant is not None:
+                    row = await tenant_repo.get_by_slug(session, tenant)
+                    if row is None:
+                        fail(f"no tenant with slug {tenant!r}")
+                        raise AssertionError
+                    tenant_id = row.id
+                token = generate_token(operator=tenant_id is None)
+                await token_repo.create_token(
+                    session,
+                    name=name,
+                    tenant_id=tenant_id,
+                    token_hash=hash_token(token),
+                    prefix=display_prefix(token),
+                )
+                return token
+        finally:
+            await engine.dispose()
+
+    token = with_database(settings, lambda rt: run_async(create(rt)), share=True)
+    typer.echo(token)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The one Settings object: every environment variable of DESIGN section 2, read once."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
+
+
+class Settings(BaseSettings):
+    """Service configuration; env vars carry the `BRAZE_BRIDGE_` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="BRAZE_BRIDGE_", extra="ignore", frozen=True)
+
+    database_url: SecretStr | None = Field(
+        default=None, description="Postgres URL; unset starts an embedded Postgres in data_dir"
+    )
+    data_dir: Path = Field(default=Path(".braze-bridge"))
+    secret_key: SecretStr | None = Field(
+        default=None, description="Key for secrets at rest; generated into data_dir when embedded"
+    )
+    old_secret_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Previous secret keys still accepted for decryption (key rotation)",
+    )
+    bootstrap_token: SecretStr | None = None
+    allow_any_braze_url: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1_048_576
+    retry_horizon_seconds: Annotated[int, Field(ge=60)] = 86_400
+    retention_days: Annotated[int, Field(ge=1)] = 30
+    log_level: str = "info"
+    public_url: str | None = Field(
+        default=None, description="Base URL partners use to reach us (webhook_url); else host:port"
+    )
+    worker_linger_ms: Annotated[int, Field(ge=0, le=1000)] = 5
+    worker_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    worker_lease_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+
+    @field_validator("database_url")
+    @classmethod
+    def _must_be_postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        scheme = value.get_secret_value().split("://", 1)[0].lower()
+        if "://" not in value.get_secret_value() or scheme not in POSTGRES_SCHEMES:
+            raise ValueError(
+                f"must be a PostgreSQL URL (postgresql://user:pass@host:5432/db), got scheme {scheme!r}; "
+                "PostgreSQL is the only supported database"
+            )
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.lower()
+        if level not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be one of debug, info, warning, error")
+        return level
+
+    @property
+    def embedded(self) -> bool:
+        """True when no database URL is set and we run our own Postgres in data_dir."""
+        return self.database_url is None
+
+    @cached_property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+
+def async_database_url(url: str) -> str:
+    """Return `url` with the asyncpg driver SQLAlchemy needs."""
+    scheme, rest = url.split("://", 1)
+    if scheme in ("postgresql", "postgres"):
+        scheme = "postgresql+asyncpg"
+    return f"{scheme}://{rest}"
+
+
+def load_or_create_secret_key(data_dir: Path) -> str:
+    """The embedded quick start keeps a generated key beside its database."""
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key

@@ -1,0 +1,379 @@
+"""Tables of the whole contract. Hot paths (ingest, claim, settle) use Core over these."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Enum,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from braze_bridge.db.base import Base, enum_values
+from braze_bridge.domain.ids import uuid7
+from braze_bridge.domain.statuses import (
+    ConnectionState,
+    EventStatus,
+    IdentityStatus,
+    ObjectKind,
+    OperationStatus,
+    ReplayStatus,
+    Source,
+    WebhookAuthMode,
+)
+
+
+def status_enum(enum: type[StrEnum], name: str) -> Enum:
+    """Text column with a CHECK listing the contract's words (no Postgres ENUM type to migrate)."""
+    return Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=enum_values,
+        validate_strings=True,
+    )
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ApiToken(Base):
+    """Admin bearer tokens, stored as SHA-256 of the random value. No tenant = operator."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    is_bootstrap: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Connection(Base):
+    """A partner → Braze pipe. Secrets are ciphertexts (security/secrets.py)."""
+
+    __tablename__ = "connections"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[Source] = mapped_column(status_enum(Source, "source"))
+    state: Mapped[ConnectionState] = mapped_column(
+        status_enum(ConnectionState, "connection_state"), default=ConnectionState.ACTIVE
+    )
+    braze_rest_endpoint: Mapped[str] = mapped_column(String(255))
+    braze_api_key_enc: Mapped[str] = mapped_column(Text)
+    braze_api_key_last4: Mapped[str] = mapped_column(String(4))
+    braze_app_id: Mapped[str | None] = mapped_column(String(255))
+    webhook_auth_mode: Mapped[WebhookAuthMode] = mapped_column(
+        status_enum(WebhookAuthMode, "webhook_auth_mode")
+    )
+    webhook_username: Mapped[str | None] = mapped_column(String(200))
+    webhook_secret_enc: Mapped[str] = mapped_column(Text)
+    previous_webhook_secret_enc: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None]
+    content_token_enc: Mapped[str | None] = mapped_column(Text)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # Per-workspace budgets (requests per window); None → Braze's documented defaults.
+    track_rate_limit: Mapped[int | None] = mapped_column(Integer)
+    track_rate_window_seconds: Mapped[int | None] = mapped_column(Integer)
+    export_rate_limit: Mapped[int | None] = mapped_column(Integer)
+    export_rate_window_seconds: Mapped[int | None] = mapped_column(Integer)
+    legacy_track_limits: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    rate_limited_until: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    deleted_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index(
+            "ix_connections_tenant_live", "tenant_id", postgresql_where=text("deleted_at IS NULL")
+        ),
+    )
+
+
+class ConnectionAudit(Base):
+    """Who changed which fields of a connection, and when (never the values of secrets)."""
+
+    __tablename__ = "connection_audit"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    actor_token_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    action: Mapped[str] = mapped_column(String(64))
+    fields: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Event(Base):
+    """One inbound webhook: dedupe key, normalized form and status. Raw bytes live apart."""
+
+    __tablename__ = "events"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE")
+    )
+    dedupe_key: Mapped[str] = mapped_column(String(255))
+    source_event_id: Mapped[str | None] = mapped_column(String(255))
+    kind: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[EventStatus] = mapped_column(status_enum(EventStatus, "event_status"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    user_key: Mapped[str | None] = mapped_column(String(1024))
+    normalized: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    occurred_at: Mapped[datetime | None]
+    settled_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("connection_id", "dedupe_key", name="uq_events_connection_dedupe"),
+        Index("ix_events_tenant_id", "tenant_id", "id"),
+        Index("ix_events_connection_id", "connection_id", "id"),
+        Index("ix_events_connection_status", "connection_id", "status", "id"),
+        Index("ix_events_user", "connection_id", "user_key", "id"),
+        Index("ix_events_received_at", "received_at"),
+    )
+
+
+class EventBody(Base):
+    """Raw bytes and headers as received; purged after the retention period."""
+
+    __tablename__ = "event_bodies"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    )
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    content_type: Mapped[str | None] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+
+
+class Operation(Base):
+    """The outbox: one Braze object, its user, status, lease and retry schedule."""
+
+    __tablename__ = "operations"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE")
+    )
+    position: Mapped[int] = mapped_column(SmallInteger)
+    kind: Mapped[ObjectKind] = mapped_column(status_enum(ObjectKind, "object_kind"))
+    user_key: Mapped[str] = mapped_column(String(1024))
+    external_id: Mapped[str | None] = mapped_column(String(1024))
+    email: Mapped[str | None] = mapped_column(String(512))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[OperationStatus] = mapped_column(
+        status_enum(OperationStatus, "operation_status"), default=OperationStatus.PENDING
+    )
+    reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    available_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    settled_at: Mapped[datetime | None]
+    sent_object: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (
+        # The claimable set only: stays small however large history grows.
+        Index(
+            "ix_operations_due",
+            "available_at",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_operations_user_unsettled",
+            "connection_id",
+            "user_key",
+            "id",
+            postgresql_where=text("status IN ('pending', 'in_flight')"),
+        ),
+        Index(
+            "ix_operations_leases",
+            "lease_expires_at",
+            postgresql_where=text("status = 'in_flight'"),
+        ),
+        Index(
+            "ix_operations_connection_pending",
+            "connection_id",
+            "created_at",
+            postgresql_where=text("status IN ('pending', 'in_flight')"),
+        ),
+        UniqueConstraint("event_id", "position", name="uq_operations_event_position"),
+    )
+
+
+class DeliveryAttempt(Base):
+    """One HTTP call to Braze: what we sent, what came back, how long it took."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE")
+    )
+    endpoint: Mapped[str] = mapped_column(String(64))
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    request_body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    response_headers: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    started_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+
+    __table_args__ = (Index("ix_delivery_attempts_connection", "connection_id", "id"),)
+
+
+class AttemptOperation(Base):
+    """Which objects an attempt carried, and what became of each."""
+
+    __tablename__ = "attempt_operations"
+
+    attempt_id: Mapped[int] = mapped_column(
+        ForeignKey("delivery_attempts.id", ondelete="CASCADE"), primary_key=True
+    )
+    operation_id: Mapped[int] = mapped_column(
+        ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    outcome: Mapped[str | None] = mapped_column(String(64))
+
+
+class CachedIdentity(Base):
+    """Per-connection cache of what Braze said about an email (found profile or not)."""
+
+    __tablename__ = "identities"
+
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    email: Mapped[str] = mapped_column(String(512), primary_key=True)
+    status: Mapped[IdentityStatus] = mapped_column(status_enum(IdentityStatus, "identity_status"))
+    external_id: Mapped[str | None] = mapped_column(String(1024))
+    braze_id: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime]
+
+
+class UserValue(Base):
+    """Last value Braze accepted per user and attribute (Antavo `changed_only`)."""
+
+    __tablename__ = "user_values"
+
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    attribute: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONB)
+    sent_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ContentProfile(Base):
+    """Connected Content projection: latest share link/code and recent rewards per user."""
+
+    __tablename__ = "content_profiles"
+
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    external_id: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    share_link: Mapped[str | None] = mapped_column(Text)
+    share_code: Mapped[str | None] = mapped_column(String(255))
+    rewards: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class RateBucket(Base):
+    """Token bucket per Braze workspace and endpoint, shared by every worker."""
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    capacity: Mapped[float] = mapped_column(Float)
+    refill_per_second: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    blocked_until: Mapped[datetime | None]
+
+
+class ReplayJob(Base):
+    """Bulk replay by filter, run in the background with progress."""
+
+    __tablename__ = "replay_jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE")
+    )
+    filters: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    status: Mapped[ReplayStatus] = mapped_column(
+        status_enum(ReplayStatus, "replay_status"), default=ReplayStatus.QUEUED
+    )
+    total: Mapped[int | None] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    requeued: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("done >= 0", name="done_not_negative"),
+        Index(
+            "ix_replay_jobs_open",
+            "created_at",
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+    )

@@ -1,0 +1,87 @@
+"""Status words of the public contract (DESIGN sections 4, 8, 9), defined once."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Source(StrEnum):
+    EXTOLE = "extole"
+    ANTAVO = "antavo"
+
+
+class EventStatus(StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    PARTIALLY_DELIVERED = "partially_delivered"
+    FILTERED = "filtered"
+    REJECTED = "rejected"
+    DEAD = "dead"
+
+
+class OperationStatus(StrEnum):
+    """Status of one Braze object an event produced."""
+
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    DEAD = "dead"
+    SKIPPED = "skipped"
+
+
+class ObjectKind(StrEnum):
+    """Which `/users/track` array an object goes in (Braze's `input_array` words)."""
+
+    ATTRIBUTES = "attributes"
+    EVENTS = "events"
+    PURCHASES = "purchases"
+
+
+class ConnectionState(StrEnum):
+    """Stored state; health adds `ok`, `rate_limited` and `degraded` on top."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    AUTH_ERROR = "auth_error"
+
+
+class HealthStatus(StrEnum):
+    OK = "ok"
+    PAUSED = "paused"
+    AUTH_ERROR = "auth_error"
+    RATE_LIMITED = "rate_limited"
+    DEGRADED = "degraded"
+
+
+class WebhookAuthMode(StrEnum):
+    HMAC_SHA256 = "hmac_sha256"
+    BEARER = "bearer"
+    BASIC = "basic"
+    JWT_HS256 = "jwt_hs256"
+
+
+class IdentityStatus(StrEnum):
+    """What `/users/export/ids` said about an email."""
+
+    FOUND = "found"
+    NOT_FOUND = "not_found"
+
+
+class ReplayStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+SETTLED_OPERATION_STATUSES = frozenset(
+    {
+        OperationStatus.DELIVERED,
+        OperationStatus.FAILED,
+        OperationStatus.DEAD,
+        OperationStatus.SKIPPED,
+    }
+)
+UNSETTLED_OPERATION_STATUSES = frozenset({OperationStatus.PENDING, OperationStatus.IN_FLIGHT})
