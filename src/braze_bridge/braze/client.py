@@ -1,0 +1,107 @@
+"""A thin Braze REST client over an injected httpx.AsyncClient.
+
+It builds requests, times them and returns what Braze answered. It does not retry, sleep,
+log payloads or know about tenants: policy lives in `delivery/`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from braze_bridge.braze.errors import Unreachable
+
+TRACK_PATH = "/users/track"
+EXPORT_IDS_PATH = "/users/export/ids"
+ALIAS_NEW_PATH = "/users/alias/new"
+EVENTS_LIST_PATH = "/events/list"
+
+# Headers worth keeping with an attempt (rate limits, request ids); never Authorization.
+KEPT_RESPONSE_HEADERS = (
+    "retry-after",
+    "x-ratelimit-retry-after",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "x-request-id",
+    "content-type",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BrazeReply:
+    """One HTTP answer from Braze, as received."""
+
+    status_code: int
+    text: str
+    headers: dict[str, str]
+    duration_ms: float
+
+    def json(self) -> Any:
+        """Parsed body, or None when Braze did not send JSON."""
+        try:
+            return json.loads(self.text)
+        except ValueError:
+            return None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status_code < 300
+
+
+class BrazeClient:
+    """Calls one Braze workspace (REST endpoint + API key)."""
+
+    def __init__(self, http: httpx.AsyncClient, rest_endpoint: str, api_key: str) -> None:
+        self._http = http
+        self._base = rest_endpoint.rstrip("/")
+        self._api_key = api_key
+
+    async def post(self, path: str, body: Any, *, deadline_s: float | None = None) -> BrazeReply:
+        """POST JSON to `path`; raises Unreachable when no HTTP answer arrives."""
+        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        return await self._send("POST", path, content, deadline_s)
+
+    async def get(self, path: str, *, deadline_s: float | None = None) -> BrazeReply:
+        return await self._send("GET", path, None, deadline_s)
+
+    async def _send(
+        self, method: str, path: str, content: bytes | None, deadline_s: float | None
+    ) -> BrazeReply:
+        headers = {"Authorization": f"Bearer {self._api_key}"}
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        started = time.perf_counter()
+        try:
+            response = await self._http.request(
+                method,
+                self._base + path,
+                content=content,
+                headers=headers,
+                timeout=deadline_s if deadline_s is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TimeoutException as exc:
+            raise Unreachable(f"timeout calling Braze {path}", timeout=True) from exc
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach Braze {path}: {type(exc).__name__}") from exc
+        elapsed = (time.perf_counter() - started) * 1000
+        kept = {k: v for k, v in response.headers.items() if k.lower() in KEPT_RESPONSE_HEADERS}
+        return BrazeReply(response.status_code, response.text, kept, elapsed)
+
+    async def track(self, body: dict[str, Any]) -> BrazeReply:
+        """`POST /users/track` with `{"attributes": [...], "events": [...], "purchases": [...]}`."""
+        return await self.post(TRACK_PATH, body)
+
+    async def export_ids_by_email(self, email: str, fields: list[str]) -> BrazeReply:
+        """`POST /users/export/ids` for one email address."""
+        return await self.post(
+            EXPORT_IDS_PATH, {"email_address": email, "fields_to_export": fields}
+        )
+
+    async def list_events(self) -> BrazeReply:
+        """`GET /events/list`: cheap and read-only; proves the `events.list` permission."""
+        return await self.get(EVENTS_LIST_PATH)

@@ -1,0 +1,59 @@
+"""Extole connection settings (DESIGN section 6), validated on create and patch."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+RewardState = Literal["EARNED", "FULFILLED", "SENT", "REDEEMED", "FAILED", "CANCELED", "REVOKED"]
+BrazeEventName = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^$]", strip_whitespace=True)
+]
+
+
+def _default_reward_states() -> list[RewardState]:
+    return ["FULFILLED"]
+
+
+class ExtoleEvents(BaseModel):
+    """Which inbound kinds are forwarded; anything off ends as `filtered`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    share_link_created: bool = True
+    shared: bool = True
+    outcomes: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=lambda: ["*"]
+    )
+    subscribed: bool = True
+    unsubscribed: bool = True
+
+
+class ExtoleSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: ExtoleEvents = Field(default_factory=ExtoleEvents)
+    reward_states: list[RewardState] = Field(default_factory=_default_reward_states)
+    external_id_source: Literal["partner_user_id", "email_address"] = "partner_user_id"
+    unknown_user: Literal["alias", "skip"] = "alias"
+    subscription_group_id: (
+        Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)] | None
+    ) = None
+    event_names: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=100)], BrazeEventName
+    ] = Field(default_factory=dict)
+
+    @field_validator("reward_states", mode="before")
+    @classmethod
+    def _upper_states(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [v.upper() if isinstance(v, str) else v for v in value]
+        return value
+
+    def event_name(self, default: str, *keys: str) -> str:
+        """The Braze event name for a kind: an override under any of `keys`, else `default`."""
+        for key in (*keys, default):
+            if key in self.event_names:
+                return self.event_names[key]
+        return default
