@@ -459,6 +459,9 @@ def upgrade() -> None:
         sa.Column("user_key", sa.String(length=1024), nullable=False),
         sa.Column("external_id", sa.String(length=1024), nullable=True),
         sa.Column("email", sa.String(length=512), nullable=True),
+        sa.Column(
+            "unknown_user", sa.String(length=8), server_default=sa.text("'alias'"), nullable=False
+        ),
         sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column(
             "status",

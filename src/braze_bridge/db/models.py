@@ -209,6 +209,9 @@ class Operation(Base):
     user_key: Mapped[str] = mapped_column(String(1024))
     external_id: Mapped[str | None] = mapped_column(String(1024))
     email: Mapped[str | None] = mapped_column(String(512))
+    unknown_user: Mapped[str] = mapped_column(
+        String(8), default="alias", server_default=text("'alias'")
+    )
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[OperationStatus] = mapped_column(
         status_enum(OperationStatus, "operation_status"), default=OperationStatus.PENDING

@@ -14,6 +14,8 @@ class UserRef:
 
     external_id: str | None = None
     email: str | None = None
+    # What the worker does when only an email is known and Braze has no such profile.
+    unknown_user: str = "alias"  # "alias" | "skip" (Extole settings.unknown_user)
 
     @property
     def key(self) -> str | None:

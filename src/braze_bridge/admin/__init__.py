@@ -1,0 +1,1 @@
+"""Admin use cases: tenants, tokens, connections (the services behind api/)."""

@@ -1,0 +1,38 @@
+"""The normalized form of an inbound webhook, common to every partner."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from braze_bridge.domain.operations import UserRef
+
+
+class NormalizedUser(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    external_id: str | None = None
+    email: str | None = None
+
+    def ref(self) -> UserRef:
+        return UserRef(external_id=self.external_id, email=self.email)
+
+
+class NormalizedEvent(BaseModel):
+    """Base of each partner's typed event classes (one subclass per kind).
+
+    `dedupe_key` None means "hash the raw body" (DESIGN section 5); the ingest service does that.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    source_event_id: str | None = None
+    dedupe_key: str | None = None
+    user: NormalizedUser = NormalizedUser()
+    occurred_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
