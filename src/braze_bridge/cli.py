@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
@@ -53,7 +54,14 @@ def load_settings(**overrides: Any) -> Settings:
     return settings
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # uvicorn re-raises the signal it caught after its graceful shutdown; turning it into
+    # SystemExit lets our `finally` blocks stop the embedded Postgres instead of dying mid-way.
+    raise SystemExit(128 + signum)
+
+
 def with_database(settings: Settings, work: Callable[[Runtime], T], *, share: bool = False) -> T:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         with open_runtime(settings, share_embedded=share) as runtime:
             return work(runtime)

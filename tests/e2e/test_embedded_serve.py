@@ -110,3 +110,20 @@ def test_admin_commands_work_beside_a_running_serve(running_serve: tuple[Path, i
     assert token.returncode == 0, token.stderr
     assert token.stdout.strip().startswith("bbt_")
     assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+
+
+def test_stopping_serve_stops_its_embedded_database(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "braze_bridge", "serve"],
+        env=cli_env(tmp_path, port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+        assert (tmp_path / "pg" / "postmaster.pid").exists()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert not (tmp_path / "pg" / "postmaster.pid").exists()
