@@ -55,3 +55,28 @@ async def touch(session: AsyncSession, token_id: uuid.UUID) -> None:
     await session.execute(
         update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=func.now())
     )
+
+
+async def list_for_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> list[ApiToken]:
+    """The tenant's tokens that still work, oldest first (hashes stay in the database)."""
+    stmt = (
+        select(ApiToken)
+        .where(ApiToken.tenant_id == tenant_id, ApiToken.revoked_at.is_(None))
+        .order_by(ApiToken.created_at, ApiToken.id)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def revoke(session: AsyncSession, *, tenant_id: uuid.UUID, token_id: uuid.UUID) -> bool:
+    """Revoke one of the tenant's live tokens; False when there is no such token."""
+    result = await session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            ApiToken.tenant_id == tenant_id,
+            ApiToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=func.now())
+        .returning(ApiToken.id)
+    )
+    return result.first() is not None
