@@ -6,15 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from braze_bridge.db.models import ApiToken, Tenant
 
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
 Slug = Annotated[
     str,
+    BeforeValidator(_lower),
     StringConstraints(
-        strip_whitespace=True,
-        to_lower=True,
         min_length=1,
         max_length=63,
         pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
