@@ -20,7 +20,7 @@ from braze_bridge.domain.statuses import ConnectionState
 from braze_bridge.security.secrets import SecretBox
 from tests.conftest import TEST_SECRET_KEY
 from tests.factories import make_connection
-from tests.integration.admin_support import (  # noqa: F401 - fixtures
+from tests.integration.admin_support import (
     API_KEY,
     BRAZE,
     TenantWithToken,
@@ -30,8 +30,6 @@ from tests.integration.admin_support import (  # noqa: F401 - fixtures
     extole_body,
     fields_of,
     load_connection,
-    tenant_a,
-    tenant_b,
 )
 
 BOX = SecretBox(TEST_SECRET_KEY)

@@ -10,12 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.db.models import ApiToken, Tenant
 from braze_bridge.security.tokens import hash_token
-from tests.integration.admin_support import (  # noqa: F401 - fixtures
+from tests.integration.admin_support import (
     TenantWithToken,
     error_of,
     fields_of,
-    tenant_a,
-    tenant_b,
 )
 
 
