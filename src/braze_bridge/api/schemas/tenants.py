@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 
 from braze_bridge.db.models import ApiToken, Tenant
 
+
 def _lower(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
