@@ -196,6 +196,23 @@ class TestTokens:
         assert tenant_a.token not in listed.text
         assert all("token" not in item for item in listed.json()["items"])
 
+    async def test_list_shows_when_a_token_was_last_used(
+        self, client: httpx.AsyncClient, tenant_a: TenantWithToken, operator_headers: dict[str, str]
+    ) -> None:
+        issued = (
+            await client.post(
+                f"/v1/tenants/{tenant_a.id}/tokens", json={"name": "ci"}, headers=operator_headers
+            )
+        ).json()
+        assert issued["last_used_at"] is None
+
+        await client.get("/v1/tenants", headers={"Authorization": f"Bearer {issued['token']}"})
+
+        listed = await client.get(f"/v1/tenants/{tenant_a.id}/tokens", headers=operator_headers)
+        used = {t["name"]: t["last_used_at"] for t in listed.json()["items"]}
+        assert used["ci"] is not None
+        assert used["test"] is None
+
     async def test_revoked_token_answers_401_from_then_on(
         self, client: httpx.AsyncClient, tenant_a: TenantWithToken
     ) -> None:

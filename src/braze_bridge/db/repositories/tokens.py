@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,6 +54,24 @@ async def ensure_bootstrap_token(session: AsyncSession, token_hash: bytes, prefi
 async def touch(session: AsyncSession, token_id: uuid.UUID) -> None:
     await session.execute(
         update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=func.now())
+    )
+
+
+async def touch_if_stale(
+    session: AsyncSession, token_id: uuid.UUID, *, every_seconds: int = 60
+) -> None:
+    """Record use at most once per `every_seconds`, so polling clients do not write per call."""
+    await session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            or_(
+                ApiToken.last_used_at.is_(None),
+                ApiToken.last_used_at
+                < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, every_seconds),
+            ),
+        )
+        .values(last_used_at=func.now())
     )
 
 
