@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 from fastapi import FastAPI
 
-from braze_bridge.api import ops
+from braze_bridge.api import connections, ops, tenants
 from braze_bridge.api.deps import AppContext
 from braze_bridge.config import Settings, load_or_create_secret_key
 from braze_bridge.db import migrate
@@ -118,4 +118,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(ops.router)
+    app.include_router(tenants.router)
+    app.include_router(connections.router)
     return app

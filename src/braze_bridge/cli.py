@@ -1,4 +1,4 @@
-"""`braze-bridge` commands: serve, api, worker, migrate, tenants, tokens."""
+"""`braze-bridge` commands: serve, api, worker, migrate, tenants, tokens, rotate-key."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
+from braze_bridge.admin.keys import KeyRotationReport, rotate_secret_key
 from braze_bridge.app import ConfigurationError, Runtime, create_app, open_runtime
 from braze_bridge.config import Settings
 from braze_bridge.db import migrate as db_migrate
@@ -238,6 +239,45 @@ def tokens_create(
 
     token = with_database(settings, lambda rt: run_async(create(rt)), share=True)
     typer.echo(token)
+
+
+@app.command("rotate-key")
+def rotate_key(
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Connections per transaction")
+    ] = 200,
+) -> None:
+    """Re-encrypt every stored secret under BRAZE_BRIDGE_SECRET_KEY (see docs/secrets.md).
+
+    Decrypts with the current key or any key in BRAZE_BRIDGE_OLD_SECRET_KEYS; safe to re-run.
+    """
+    settings = load_settings()
+
+    async def rotate(runtime: Runtime) -> KeyRotationReport:
+        engine = create_engine(runtime.database_url, pool_size=1)
+        try:
+            return await rotate_secret_key(
+                create_sessionmaker(engine),
+                runtime.secret_key,
+                [key.get_secret_value() for key in runtime.settings.old_secret_keys],
+                batch_size=batch_size,
+            )
+        finally:
+            await engine.dispose()
+
+    report = with_database(settings, lambda rt: run_async(rotate(rt)), share=True)
+    typer.echo(
+        f"connections: {report.connections}  re-encrypted: {report.reencrypted}  "
+        f"already current: {report.already_current}  unreadable: {len(report.unreadable)}"
+    )
+    for connection_id, column in report.unreadable:
+        typer.echo(f"  unreadable: connection {connection_id} {column}", err=True)
+    if report.unreadable:
+        fail(
+            "some secrets open with no configured key: add the key they were written with to "
+            "BRAZE_BRIDGE_OLD_SECRET_KEYS and run again, or set them anew over the API",
+            code=1,
+        )
 
 
 def main() -> None:

@@ -60,6 +60,9 @@ async def authenticate(request: Request, context: ContextDep) -> Principal:
         raise Unauthorized("missing bearer token: send Authorization: Bearer <token>")
     async with context.sessionmaker() as session:
         principal = await tokens.principal_for(session, hash_token(token))
+        if principal is not None:
+            await tokens.touch_if_stale(session, principal.token_id)
+            await session.commit()
     if principal is None:
         raise Unauthorized("invalid or revoked token")
     return principal

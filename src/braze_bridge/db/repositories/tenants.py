@@ -24,3 +24,11 @@ async def get_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
 
 async def get(session: AsyncSession, tenant_id: uuid.UUID) -> Tenant | None:
     return await session.get(Tenant, tenant_id)
+
+
+async def list_visible(session: AsyncSession, *, tenant_id: uuid.UUID | None) -> list[Tenant]:
+    """Every tenant for an operator (`tenant_id=None`), else just that one; by slug."""
+    stmt = select(Tenant).order_by(Tenant.slug)
+    if tenant_id is not None:
+        stmt = stmt.where(Tenant.id == tenant_id)
+    return list((await session.scalars(stmt)).all())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,3 +55,46 @@ async def touch(session: AsyncSession, token_id: uuid.UUID) -> None:
     await session.execute(
         update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=func.now())
     )
+
+
+async def touch_if_stale(
+    session: AsyncSession, token_id: uuid.UUID, *, every_seconds: int = 60
+) -> None:
+    """Record use at most once per `every_seconds`, so polling clients do not write per call."""
+    await session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            or_(
+                ApiToken.last_used_at.is_(None),
+                ApiToken.last_used_at
+                < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, every_seconds),
+            ),
+        )
+        .values(last_used_at=func.now())
+    )
+
+
+async def list_for_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> list[ApiToken]:
+    """The tenant's tokens that still work, oldest first (hashes stay in the database)."""
+    stmt = (
+        select(ApiToken)
+        .where(ApiToken.tenant_id == tenant_id, ApiToken.revoked_at.is_(None))
+        .order_by(ApiToken.created_at, ApiToken.id)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def revoke(session: AsyncSession, *, tenant_id: uuid.UUID, token_id: uuid.UUID) -> bool:
+    """Revoke one of the tenant's live tokens; False when there is no such token."""
+    result = await session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            ApiToken.tenant_id == tenant_id,
+            ApiToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=func.now())
+        .returning(ApiToken.id)
+    )
+    return result.first() is not None

@@ -1,0 +1,533 @@
+"""Connection use cases: create, list, read, change, delete, rotate secrets, pause, resume.
+
+Each function is one unit of work: it loads what the principal may see (another tenant's
+connection is indistinguishable from a missing one), validates, writes an audit row that
+names the changed fields (never their values) and commits before returning.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any, Final
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from braze_bridge.admin.json_merge import changed_paths, merge_patch
+from braze_bridge.braze.hosts import InvalidBrazeEndpoint, normalize_rest_endpoint
+from braze_bridge.db.models import Connection, ConnectionAudit
+from braze_bridge.db.repositories import connections as connection_repo
+from braze_bridge.db.repositories import tenants as tenant_repo
+from braze_bridge.domain.principal import Principal
+from braze_bridge.domain.statuses import ConnectionState, Source, WebhookAuthMode
+from braze_bridge.errors import NotFound, ValidationFailed
+from braze_bridge.logging import get_logger
+from braze_bridge.partners import SETTINGS_MODELS
+from braze_bridge.security.secrets import SecretBox, SecretDecryptError, last4
+from braze_bridge.security.tokens import (
+    CONTENT_TOKEN_PREFIX,
+    WEBHOOK_SECRET_PREFIX,
+    generate_secret,
+)
+
+log = get_logger(__name__)
+
+JsonObject = dict[str, Any]  # raw JSON object
+
+DEFAULT_AUTH_MODE: Final = {
+    Source.EXTOLE: WebhookAuthMode.HMAC_SHA256,
+    Source.ANTAVO: WebhookAuthMode.JWT_HS256,
+}
+WEBHOOK_SECRET_GRACE: Final = timedelta(hours=24)
+LIMIT_FIELDS: Final = (
+    "track_rate_limit",
+    "track_rate_window_seconds",
+    "export_rate_limit",
+    "export_rate_window_seconds",
+    "legacy_track_limits",
+)
+# A new Braze endpoint or key is the fix for a connection whose queue is held in auth_error.
+AUTH_FIX_FIELDS: Final = frozenset({"braze.rest_endpoint", "braze.api_key"})
+
+
+class Unset(Enum):
+    """Marks a PATCH field the caller did not send (None is a value: "clear it")."""
+
+    UNSET = "unset"
+
+
+UNSET: Final = Unset.UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class NewConnection:
+    """A create request, already shape-checked by the API schema."""
+
+    name: str
+    source: Source
+    rest_endpoint: str
+    api_key: str
+    app_id: str | None = None
+    tenant_id: uuid.UUID | None = None
+    auth_mode: WebhookAuthMode | None = None
+    username: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    limits: Mapping[str, int | bool | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionChanges:
+    """A PATCH: only fields that are not UNSET change; `settings` is a JSON Merge Patch."""
+
+    name: str | Unset = UNSET
+    rest_endpoint: str | Unset = UNSET
+    api_key: str | Unset = UNSET
+    app_id: str | Unset | None = UNSET
+    auth_mode: WebhookAuthMode | Unset = UNSET
+    username: str | Unset | None = UNSET
+    settings: Mapping[str, Any] | Unset = UNSET
+    limits: Mapping[str, int | bool | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedConnection:
+    """The stored row plus the two secrets that are shown once."""
+
+    row: Connection
+    webhook_secret: str
+    content_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class RotatedSecret:
+    row: Connection
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionPage:
+    items: Sequence[Connection]
+    next_cursor: str | None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def field_error(path: str, message: str, kind: str) -> dict[str, str]:
+    """One entry of a 422's `details`, the same shape FastAPI's own validation errors get."""
+    return {"field": path, "message": message, "type": kind}
+
+
+def effective_settings(source: Source, stored: Mapping[str, Any]) -> JsonObject:
+    """Stored settings with every default filled in (defaults added since are shown too)."""
+    try:
+        return SETTINGS_MODELS[source].model_validate(stored).model_dump(mode="json")
+    except ValidationError:
+        # Stored before a stricter model shipped: show what is stored rather than fail the read.
+        return dict(stored)
+
+
+def _validated_settings(
+    source: Source, raw: Mapping[str, Any], errors: list[dict[str, str]]
+) -> JsonObject | None:
+    try:
+        return SETTINGS_MODELS[source].model_validate(raw).model_dump(mode="json")
+    except ValidationError as exc:
+        for err in exc.errors():
+            path = ".".join(["settings", *(str(part) for part in err["loc"])])
+            errors.append(field_error(path, err["msg"], err["type"]))
+        return None
+
+
+def _validated_endpoint(url: str, allow_any: bool, errors: list[dict[str, str]]) -> str | None:
+    try:
+        return normalize_rest_endpoint(url, allow_any=allow_any)
+    except InvalidBrazeEndpoint as exc:
+        errors.append(field_error("braze.rest_endpoint", str(exc), "braze_endpoint"))
+        return None
+
+
+def _webhook_auth(
+    source: Source,
+    mode: WebhookAuthMode,
+    username: str | None,
+    errors: list[dict[str, str]],
+) -> str | None:
+    """The username to store for `mode`: Basic defaults to the source name, others have none."""
+    if mode == WebhookAuthMode.BASIC:
+        return username or source.value
+    if username is not None:
+        errors.append(
+            field_error(
+                "webhook_auth.username", "only used with mode 'basic'", "username_not_allowed"
+            )
+        )
+    return None
+
+
+def _raise_if(errors: list[dict[str, str]]) -> None:
+    if errors:
+        named = ", ".join(e["field"] for e in errors[:5])
+        raise ValidationFailed(f"invalid request: {named}", details=errors)
+
+
+async def _target_tenant(
+    session: AsyncSession, principal: Principal, tenant_id: uuid.UUID | None
+) -> uuid.UUID:
+    """The tenant a new connection belongs to; another tenant's id is reported as not found."""
+    if tenant_id is None:
+        if principal.tenant_id is None:
+            raise ValidationFailed(
+                "invalid request: tenant_id",
+                details=[field_error("tenant_id", "required with an operator token", "missing")],
+            )
+        return principal.tenant_id
+    if not principal.can_see(tenant_id) or await tenant_repo.get(session, tenant_id) is None:
+        raise NotFound(
+            f"no tenant {tenant_id}",
+            details=[field_error("tenant_id", "no such tenant", "not_found")],
+        )
+    return tenant_id
+
+
+async def _visible(
+    session: AsyncSession,
+    principal: Principal,
+    connection_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+) -> Connection:
+    row = await connection_repo.get_visible(
+        session, principal, connection_id, for_update=for_update
+    )
+    if row is None:
+        raise NotFound(f"no connection {connection_id}")
+    return row
+
+
+def _touch(row: Connection, now: datetime) -> None:
+    row.version += 1
+    row.updated_at = now
+
+
+async def create_connection(
+    session: AsyncSession,
+    box: SecretBox,
+    principal: Principal,
+    new: NewConnection,
+    *,
+    allow_any_url: bool,
+) -> CreatedConnection:
+    """Validate and store a connection; its webhook secret and content token are generated."""
+    tenant_id = await _target_tenant(session, principal, new.tenant_id)
+    errors: list[dict[str, str]] = []
+    endpoint = _validated_endpoint(new.rest_endpoint, allow_any_url, errors)
+    mode = new.auth_mode or DEFAULT_AUTH_MODE[new.source]
+    username = _webhook_auth(new.source, mode, new.username, errors)
+    settings = _validated_settings(new.source, new.settings, errors)
+    _raise_if(errors)
+    assert endpoint is not None  # noqa: S101 - _raise_if raised otherwise
+    assert settings is not None  # noqa: S101
+
+    webhook_secret = generate_secret(WEBHOOK_SECRET_PREFIX)
+    content_token = generate_secret(CONTENT_TOKEN_PREFIX)
+    now = utcnow()
+    row = Connection(
+        tenant_id=tenant_id,
+        name=new.name,
+        source=new.source,
+        state=ConnectionState.ACTIVE,
+        braze_rest_endpoint=endpoint,
+        braze_api_key_enc=box.encrypt(new.api_key),
+        braze_api_key_last4=last4(new.api_key),
+        braze_app_id=new.app_id,
+        webhook_auth_mode=mode,
+        webhook_username=username,
+        webhook_secret_enc=box.encrypt(webhook_secret),
+        content_token_enc=box.encrypt(content_token),
+        settings=settings,
+        version=1,
+        created_at=now,
+        updated_at=now,
+        **{name: new.limits.get(name) for name in LIMIT_FIELDS if name in new.limits},
+    )
+    await connection_repo.add(session, row)
+    await connection_repo.record_audit(
+        session, row, actor_token_id=principal.token_id, action="create"
+    )
+    await session.commit()
+    log.info(
+        "admin.connection_created",
+        connection_id=str(row.id),
+        tenant_id=str(tenant_id),
+        source=new.source.value,
+    )
+    return CreatedConnection(row, webhook_secret, content_token)
+
+
+def encode_cursor(row: Connection) -> str:
+    raw = f"{row.created_at.isoformat()}|{row.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, ident = raw.partition("|")
+        return datetime.fromisoformat(at), uuid.UUID(ident)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ValidationFailed(
+            "invalid request: cursor",
+            details=[field_error("cursor", "not a cursor this API returned", "cursor")],
+        ) from exc
+
+
+async def list_connections(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    tenant_id: uuid.UUID | None = None,
+    source: Source | None = None,
+    state: ConnectionState | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> ConnectionPage:
+    """Oldest first; `next_cursor` is set when more may follow."""
+    rows = await connection_repo.list_visible(
+        session,
+        principal,
+        tenant_id=tenant_id,
+        source=source,
+        state=state,
+        after=decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    items = rows[:limit]
+    return ConnectionPage(items, encode_cursor(items[-1]) if len(rows) > limit else None)
+
+
+async def get_connection(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID
+) -> Connection:
+    return await _visible(session, principal, connection_id)
+
+
+def _secret_differs(box: SecretBox, ciphertext: str, plaintext: str) -> bool:
+    try:
+        return box.decrypt(ciphertext) != plaintext
+    except SecretDecryptError:
+        return True  # unreadable under today's keys: the new value is a change for sure
+
+
+async def update_connection(
+    session: AsyncSession,
+    box: SecretBox,
+    principal: Principal,
+    connection_id: uuid.UUID,
+    changes: ConnectionChanges,
+    *,
+    allow_any_url: bool,
+) -> Connection:
+    """Apply a partial update; a no-op PATCH changes nothing (no version bump, no audit)."""
+    row = await _visible(session, principal, connection_id, for_update=True)
+    errors: list[dict[str, str]] = []
+    changed: list[str] = []
+
+    if not isinstance(changes.name, Unset) and changes.name != row.name:
+        row.name = changes.name
+        changed.append("name")
+    if not isinstance(changes.rest_endpoint, Unset):
+        endpoint = _validated_endpoint(changes.rest_endpoint, allow_any_url, errors)
+        if endpoint is not None and endpoint != row.braze_rest_endpoint:
+            row.braze_rest_endpoint = endpoint
+            changed.append("braze.rest_endpoint")
+    if not isinstance(changes.api_key, Unset) and _secret_differs(
+        box, row.braze_api_key_enc, changes.api_key
+    ):
+        row.braze_api_key_enc = box.encrypt(changes.api_key)
+        row.braze_api_key_last4 = last4(changes.api_key)
+        changed.append("braze.api_key")
+    if not isinstance(changes.app_id, Unset) and changes.app_id != row.braze_app_id:
+        row.braze_app_id = changes.app_id
+        changed.append("braze.app_id")
+
+    mode = row.webhook_auth_mode if isinstance(changes.auth_mode, Unset) else changes.auth_mode
+    if isinstance(changes.username, Unset):
+        # Keep a Basic username across unrelated changes; other modes carry none.
+        requested = row.webhook_username if mode == WebhookAuthMode.BASIC else None
+    else:
+        requested = changes.username
+    username = _webhook_auth(row.source, mode, requested, errors)
+    if mode != row.webhook_auth_mode:
+        row.webhook_auth_mode = mode
+        changed.append("webhook_auth.mode")
+    if username != row.webhook_username:
+        row.webhook_username = username
+        changed.append("webhook_auth.username")
+
+    if not isinstance(changes.settings, Unset):
+        before = effective_settings(row.source, row.settings)
+        after = _validated_settings(row.source, merge_patch(before, changes.settings), errors)
+        if after is not None and after != before:
+            changed.extend(changed_paths(before, after, "settings"))
+            row.settings = after
+
+    for name, value in changes.limits.items():
+        if name in LIMIT_FIELDS and getattr(row, name) != value:
+            setattr(row, name, value)
+            changed.append(f"limits.{name}")
+
+    _raise_if(errors)
+    if not changed:
+        await session.commit()  # ends the transaction and its row lock; nothing was written
+        return row
+    if row.state == ConnectionState.AUTH_ERROR and AUTH_FIX_FIELDS.intersection(changed):
+        row.state = ConnectionState.ACTIVE
+        changed.append("state")
+    _touch(row, utcnow())
+    await connection_repo.record_audit(
+        session, row, actor_token_id=principal.token_id, action="update", fields=changed
+    )
+    await session.commit()
+    log.info("admin.connection_updated", connection_id=str(row.id), fields=changed)
+    return row
+
+
+async def delete_connection(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID
+) -> None:
+    """Soft delete: the row stays for history, every route and webhook then answers 404."""
+    row = await _visible(session, principal, connection_id, for_update=True)
+    now = utcnow()
+    row.deleted_at = now
+    _touch(row, now)
+    await connection_repo.record_audit(
+        session, row, actor_token_id=principal.token_id, action="delete"
+    )
+    await session.commit()
+    log.info("admin.connection_deleted", connection_id=str(row.id))
+
+
+async def rotate_webhook_secret(
+    session: AsyncSession,
+    box: SecretBox,
+    principal: Principal,
+    connection_id: uuid.UUID,
+    *,
+    grace: timedelta = WEBHOOK_SECRET_GRACE,
+) -> RotatedSecret:
+    """A new webhook secret; the replaced one keeps verifying for `grace` (0 ends it now).
+
+    Only the secret being replaced gets a grace period: rotating twice within 24 h retires
+    the oldest one at once.
+    """
+    row = await _visible(session, principal, connection_id, for_update=True)
+    secret = generate_secret(WEBHOOK_SECRET_PREFIX)
+    now = utcnow()
+    if grace > timedelta(0):
+        row.previous_webhook_secret_enc = row.webhook_secret_enc
+        row.previous_secret_expires_at = now + grace
+    else:
+        row.previous_webhook_secret_enc = None
+        row.previous_secret_expires_at = None
+    row.webhook_secret_enc = box.encrypt(secret)
+    _touch(row, now)
+    await connection_repo.record_audit(
+        session,
+        row,
+        actor_token_id=principal.token_id,
+        action="rotate_secret",
+        fields=["webhook_auth.secret"],
+    )
+    await session.commit()
+    log.info(
+        "admin.webhook_secret_rotated",
+        connection_id=str(row.id),
+        grace_seconds=int(grace.total_seconds()),
+    )
+    return RotatedSecret(row, secret)
+
+
+async def rotate_content_token(
+    session: AsyncSession, box: SecretBox, principal: Principal, connection_id: uuid.UUID
+) -> RotatedSecret:
+    """A new Connected Content token; the old one stops working at once."""
+    row = await _visible(session, principal, connection_id, for_update=True)
+    token = generate_secret(CONTENT_TOKEN_PREFIX)
+    row.content_token_enc = box.encrypt(token)
+    _touch(row, utcnow())
+    await connection_repo.record_audit(
+        session,
+        row,
+        actor_token_id=principal.token_id,
+        action="rotate_content_token",
+        fields=["content_token"],
+    )
+    await session.commit()
+    log.info("admin.content_token_rotated", connection_id=str(row.id))
+    return RotatedSecret(row, token)
+
+
+async def _set_state(
+    session: AsyncSession,
+    principal: Principal,
+    connection_id: uuid.UUID,
+    state: ConnectionState,
+    action: str,
+) -> Connection:
+    row = await _visible(session, principal, connection_id, for_update=True)
+    if row.state == state:
+        await session.commit()  # already there: release the row lock, write nothing
+        return row
+    row.state = state
+    _touch(row, utcnow())
+    await connection_repo.record_audit(
+        session, row, actor_token_id=principal.token_id, action=action, fields=["state"]
+    )
+    await session.commit()
+    log.info("admin.connection_state_changed", connection_id=str(row.id), state=state.value)
+    return row
+
+
+async def pause_connection(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID
+) -> Connection:
+    """Webhooks are still accepted and stored; nothing is sent until resume."""
+    return await _set_state(session, principal, connection_id, ConnectionState.PAUSED, "pause")
+
+
+async def resume_connection(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID
+) -> Connection:
+    """Back to `active`, from `paused` or from `auth_error` (delivery retries the held queue)."""
+    return await _set_state(session, principal, connection_id, ConnectionState.ACTIVE, "resume")
+
+
+async def list_audit(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID, *, limit: int = 200
+) -> Sequence[ConnectionAudit]:
+    row = await _visible(session, principal, connection_id)
+    return await connection_repo.list_audit(session, row.id, limit=limit)
+
+
+async def reactivate_after_passing_test(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID
+) -> ConnectionState:
+    """A connection held in `auth_error` goes back to `active` once every check passed."""
+    row = await _visible(session, principal, connection_id, for_update=True)
+    if row.state == ConnectionState.AUTH_ERROR:
+        row.state = ConnectionState.ACTIVE
+        _touch(row, utcnow())
+        await connection_repo.record_audit(
+            session, row, actor_token_id=principal.token_id, action="test_passed", fields=["state"]
+        )
+        log.info("admin.connection_reactivated", connection_id=str(row.id))
+    await session.commit()
+    return row.state

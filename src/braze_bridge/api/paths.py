@@ -1,0 +1,30 @@
+"""Helpers shared by the admin routers: ids in paths and declared error responses."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from braze_bridge.errors import ErrorBody, NotFound
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Missing, invalid or revoked bearer token",
+    403: "The route needs an operator token",
+    404: "No such object, or it belongs to another tenant",
+    409: "Conflicts with an existing object",
+    422: "Invalid request; `details` names each field",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the contract's error body, so /openapi.json tells the truth."""
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+def parse_id(value: str, what: str) -> uuid.UUID:
+    """A path id that is not a UUID names nothing that exists: 404, like any unknown id."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"no {what} {value}") from None

@@ -1,0 +1,354 @@
+"""Request and response bodies of /v1/connections (DESIGN section 4).
+
+Requests reject unknown fields (422 naming the field). In PATCH bodies an omitted field stays
+as it is, and an explicit `null` is a 422 unless the field can be empty (`app_id`, `username`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+
+from braze_bridge.admin import connections as service
+from braze_bridge.admin.connection_test import ConnectionCheckReport
+from braze_bridge.db.models import Connection, ConnectionAudit
+from braze_bridge.domain.statuses import ConnectionState, Source, WebhookAuthMode
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+AppId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+RestEndpoint = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    Field(
+        description="https REST endpoint of the Braze instance, e.g. https://rest.iad-01.braze.com"
+    ),
+]
+# Basic auth cannot carry a colon in the user name (RFC 7617).
+Username = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^:]+$")
+]
+RateLimit = Annotated[int, Field(ge=1, le=10_000_000)]
+RateWindow = Annotated[int, Field(ge=1, le=86_400)]
+
+
+def _clean_api_key(value: SecretStr) -> SecretStr:
+    key = value.get_secret_value().strip()
+    if len(key) < 8 or len(key) > 256:
+        raise ValueError("must be 8 to 256 characters")
+    if any(ch.isspace() or ch in "\"'" for ch in key):
+        raise ValueError("must be the key exactly as Braze shows it, without quotes or spaces")
+    return SecretStr(key)
+
+
+def _reject_null(value: object) -> object:
+    if value is None:
+        raise ValueError("cannot be null; omit the field to keep its value")
+    return value
+
+
+class BrazeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rest_endpoint: RestEndpoint
+    api_key: SecretStr = Field(description="Braze REST API key; write-only")
+    app_id: AppId | None = Field(default=None, description="Braze app identifier set on events")
+
+    _key = field_validator("api_key")(_clean_api_key)
+
+
+class BrazePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rest_endpoint: RestEndpoint | None = None
+    api_key: SecretStr | None = Field(default=None, description="Braze REST API key; write-only")
+    app_id: AppId | None = None
+
+    _not_null = field_validator("rest_endpoint", "api_key", mode="before")(_reject_null)
+
+    @field_validator("api_key")
+    @classmethod
+    def _key(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else _clean_api_key(value)
+
+
+class WebhookAuthCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: WebhookAuthMode | None = Field(
+        default=None, description="Default: hmac_sha256 for extole, jwt_hs256 for antavo"
+    )
+    username: Username | None = Field(
+        default=None, description="Basic auth user name (mode basic only); default: the source"
+    )
+
+
+class WebhookAuthPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: WebhookAuthMode | None = None
+    username: Username | None = None
+
+    _not_null = field_validator("mode", mode="before")(_reject_null)
+
+
+class Limits(BaseModel):
+    """Per-connection Braze budgets; null uses Braze's documented defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    track_rate_limit: RateLimit | None = Field(
+        default=None, description="/users/track requests per window"
+    )
+    track_rate_window_seconds: RateWindow | None = None
+    export_rate_limit: RateLimit | None = Field(
+        default=None, description="/users/export/ids requests per window"
+    )
+    export_rate_window_seconds: RateWindow | None = None
+    legacy_track_limits: bool = Field(
+        default=False, description="Cap each /users/track array at 75 (older workspaces)"
+    )
+
+
+class LimitsPatch(Limits):
+    legacy_track_limits: bool | None = None  # type: ignore[assignment]
+
+    _not_null = field_validator("legacy_track_limits", mode="before")(_reject_null)
+
+
+class ConnectionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: uuid.UUID | None = Field(
+        default=None, description="Required for operator tokens; defaults to a tenant token's own"
+    )
+    name: Name
+    source: Source
+    braze: BrazeCreate
+    webhook_auth: WebhookAuthCreate = Field(default_factory=WebhookAuthCreate)
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Extole (DESIGN 6) or Antavo (DESIGN 7) settings"
+    )
+    limits: Limits | None = None
+
+    def to_new(self) -> service.NewConnection:
+        return service.NewConnection(
+            tenant_id=self.tenant_id,
+            name=self.name,
+            source=self.source,
+            rest_endpoint=self.braze.rest_endpoint,
+            api_key=self.braze.api_key.get_secret_value(),
+            app_id=self.braze.app_id,
+            auth_mode=self.webhook_auth.mode,
+            username=self.webhook_auth.username,
+            settings=self.settings,
+            limits=self.limits.model_dump(exclude_unset=True) if self.limits else {},
+        )
+
+
+class ConnectionUpdate(BaseModel):
+    """Every field optional; `settings` is a JSON Merge Patch (RFC 7396) over the current ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    braze: BrazePatch | None = None
+    webhook_auth: WebhookAuthPatch | None = None
+    settings: dict[str, Any] | None = Field(
+        default=None, description="Merged into the current settings; null removes a member"
+    )
+    limits: LimitsPatch | None = None
+
+    _not_null = field_validator(
+        "name", "braze", "webhook_auth", "settings", "limits", mode="before"
+    )(_reject_null)
+
+    def to_changes(self) -> service.ConnectionChanges:
+        """Explicit nulls were refused above, so None here means "not sent"."""
+        unset = service.UNSET
+        braze, auth = self.braze, self.webhook_auth
+        return service.ConnectionChanges(
+            name=unset if self.name is None else self.name,
+            rest_endpoint=unset
+            if braze is None or braze.rest_endpoint is None
+            else braze.rest_endpoint,
+            api_key=unset
+            if braze is None or braze.api_key is None
+            else braze.api_key.get_secret_value(),
+            app_id=braze.app_id if braze and "app_id" in braze.model_fields_set else unset,
+            auth_mode=unset if auth is None or auth.mode is None else auth.mode,
+            username=auth.username if auth and "username" in auth.model_fields_set else unset,
+            settings=unset if self.settings is None else self.settings,
+            limits={} if self.limits is None else self.limits.model_dump(exclude_unset=True),
+        )
+
+
+class BrazeRead(BaseModel):
+    rest_endpoint: str
+    api_key_last4: str = Field(description="Last 4 characters of the stored key")
+    app_id: str | None
+
+
+class WebhookAuthRead(BaseModel):
+    mode: WebhookAuthMode
+    username: str | None
+    previous_secret_expires_at: datetime | None = Field(
+        description="Until then the secret replaced by the last rotation is still accepted"
+    )
+
+
+class ConnectionRead(BaseModel):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    source: Source
+    state: ConnectionState
+    braze: BrazeRead
+    webhook_auth: WebhookAuthRead
+    settings: dict[str, Any] = Field(description="Every setting, defaults filled in")
+    limits: Limits
+    webhook_url: str = Field(description="Where the partner posts webhooks")
+    content_url: str = Field(
+        description="Connected Content base URL; append /{external_id} (bearer: content token)"
+    )
+    last_error: str | None
+    last_error_at: datetime | None
+    version: int = Field(description="Goes up by one with every change")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Connection, base_url: str) -> ConnectionRead:
+        return cls(**_read_fields(row, base_url))
+
+
+def _read_fields(row: Connection, base_url: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "tenant_id": row.tenant_id,
+        "name": row.name,
+        "source": row.source,
+        "state": row.state,
+        "braze": BrazeRead(
+            rest_endpoint=row.braze_rest_endpoint,
+            api_key_last4=row.braze_api_key_last4,
+            app_id=row.braze_app_id,
+        ),
+        "webhook_auth": WebhookAuthRead(
+            mode=row.webhook_auth_mode,
+            username=row.webhook_username,
+            previous_secret_expires_at=(
+                row.previous_secret_expires_at if row.previous_webhook_secret_enc else None
+            ),
+        ),
+        "settings": service.effective_settings(row.source, row.settings),
+        "limits": Limits(
+            track_rate_limit=row.track_rate_limit,
+            track_rate_window_seconds=row.track_rate_window_seconds,
+            export_rate_limit=row.export_rate_limit,
+            export_rate_window_seconds=row.export_rate_window_seconds,
+            legacy_track_limits=row.legacy_track_limits,
+        ),
+        "webhook_url": f"{base_url}/v1/hooks/{row.id}",
+        "content_url": f"{base_url}/v1/content/{row.id}",
+        "last_error": row.last_error,
+        "last_error_at": row.last_error_at,
+        "version": row.version,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+class ConnectionCreated(ConnectionRead):
+    webhook_secret: str = Field(description="Shown once: give it to the partner")
+    content_token: str = Field(description="Shown once: bearer token of the content endpoint")
+
+    @classmethod
+    def of_created(cls, created: service.CreatedConnection, base_url: str) -> ConnectionCreated:
+        return cls(
+            **_read_fields(created.row, base_url),
+            webhook_secret=created.webhook_secret,
+            content_token=created.content_token,
+        )
+
+
+class ConnectionPage(BaseModel):
+    items: list[ConnectionRead]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page")
+
+
+class SecretRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: int = Field(
+        default=86_400,
+        ge=0,
+        le=86_400,
+        description="How long the replaced secret keeps working; 0 retires it at once (leak)",
+    )
+
+
+class WebhookSecretRotated(ConnectionRead):
+    webhook_secret: str = Field(description="Shown once")
+
+    @classmethod
+    def of_rotated(cls, rotated: service.RotatedSecret, base_url: str) -> WebhookSecretRotated:
+        return cls(**_read_fields(rotated.row, base_url), webhook_secret=rotated.secret)
+
+
+class ContentTokenRotated(ConnectionRead):
+    content_token: str = Field(description="Shown once; the previous token stops working now")
+
+    @classmethod
+    def of_rotated(cls, rotated: service.RotatedSecret, base_url: str) -> ContentTokenRotated:
+        return cls(**_read_fields(rotated.row, base_url), content_token=rotated.secret)
+
+
+class CheckRead(BaseModel):
+    name: str = Field(description="endpoint, api_key, or a Braze permission like users.track")
+    ok: bool
+    detail: str
+    hint: str | None = Field(default=None, description="What to fix when the check failed")
+
+
+class ConnectionTestRead(BaseModel):
+    ok: bool
+    checks: list[CheckRead]
+    state: ConnectionState = Field(description="The connection's state after the test")
+
+    @classmethod
+    def of(cls, report: ConnectionCheckReport) -> ConnectionTestRead:
+        return cls(
+            ok=report.ok,
+            checks=[
+                CheckRead(name=c.name, ok=c.ok, detail=c.detail, hint=c.hint) for c in report.checks
+            ],
+            state=report.state,
+        )
+
+
+class AuditEntry(BaseModel):
+    action: str = Field(
+        description="create, update, delete, rotate_secret, rotate_content_token, pause, "
+        "resume, test_passed"
+    )
+    fields: list[str] = Field(description="Changed field paths; values are never recorded")
+    actor_token_id: uuid.UUID | None
+    at: datetime
+
+    @classmethod
+    def of(cls, row: ConnectionAudit) -> AuditEntry:
+        return cls.model_validate(
+            {
+                "action": row.action,
+                "fields": row.fields,
+                "actor_token_id": row.actor_token_id,
+                "at": row.at,
+            }
+        )
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
