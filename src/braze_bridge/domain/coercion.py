@@ -31,8 +31,9 @@ MAX_NESTING_DEPTH: Final = 32
 MAX_YEAR: Final = 3000
 # Integers Braze can hold without losing precision on its side: signed 64-bit.
 MAX_INTEGER: Final = 2**63 - 1
-# A unix timestamp at or above this is in milliseconds (1e11 seconds is the year 5138).
-MILLIS_THRESHOLD: Final = 100_000_000_000
+# Unix time above this is milliseconds: it is 3000-01-01 in seconds (the last year Braze takes
+# as a date) and 1971-01-12 in milliseconds, so every usable value has one reading.
+MILLIS_THRESHOLD: Final = 32_503_680_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +92,14 @@ def _kind(value: Json) -> str:
     return type(value).__name__
 
 
-def _from_unix(number: float) -> datetime:
-    seconds = number / 1000 if abs(number) >= MILLIS_THRESHOLD else number
+def _from_unix(number: int | float) -> datetime:
+    # timedelta does the unit change: dividing by 1000 in floating point would lose milliseconds.
     try:
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+        if abs(number) > MILLIS_THRESHOLD:
+            delta = timedelta(milliseconds=number)
+        else:
+            delta = timedelta(seconds=number)
+        return datetime(1970, 1, 1, tzinfo=UTC) + delta
     except OverflowError as exc:
         raise _Fail(f"{number} is out of range for a unix timestamp") from exc
 
@@ -137,11 +142,11 @@ def _to_datetime(value: Json) -> datetime:
     elif isinstance(value, int | float):
         if not math.isfinite(value):
             raise _Fail(f"{value} is not a date")
-        parsed = _from_unix(float(value))
+        parsed = _from_unix(value)
     elif isinstance(value, str):
         text = value.strip()
         if _NUMERIC.match(text):
-            parsed = _from_unix(float(text))
+            parsed = _from_unix(float(text) if "." in text else int(text))
         elif _ISO_DATE.match(text):
             parsed = _parse_iso(text)
         else:
