@@ -165,7 +165,7 @@ class TestDate:
     def test_bad_dates_say_why(self, given: Any, reason: str) -> None:
         assert reason in fails(given, "date")
 
-    @given(st.datetimes(min_value=datetime(1971, 2, 1), max_value=datetime(2999, 12, 31)))
+    @given(st.datetimes(min_value=datetime(1971, 2, 1), max_value=datetime(2999, 12, 31)))  # noqa: DTZ001 - hypothesis bounds are naive
     def test_any_moment_round_trips_through_seconds_millis_and_iso(self, naive: datetime) -> None:
         moment = naive.replace(tzinfo=UTC, microsecond=naive.microsecond // 1000 * 1000)
         iso = format_datetime(moment)
