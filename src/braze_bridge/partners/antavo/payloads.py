@@ -24,7 +24,7 @@ def _id_text(value: Any) -> Any:
     return value
 
 
-Identifier = Annotated[str, BeforeValidator(_id_text), StringConstraints(max_length=1024)]
+Identifier = Annotated[str, BeforeValidator(_id_text)]
 ActionName = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 
 
