@@ -320,6 +320,55 @@ class UserValue(Base):
     attribute: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[Any] = mapped_column(JSONB)
     sent_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The operation whose acceptance recorded `value` (no foreign key: outbox rows get purged).
+    accepted_operation_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class PendingUserValue(Base):
+    """A value enqueued for Braze but not yet settled, one row per operation and attribute.
+
+    `changed_only` compares against the newest pending value (else the accepted one); settling
+    promotes the row into `user_values` (accepted) or deletes it (failed). See docs/antavo.md.
+    """
+
+    __tablename__ = "user_values_pending"
+
+    operation_id: Mapped[int] = mapped_column(
+        ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True
+    )
+    attribute: Mapped[str] = mapped_column(String(255), primary_key=True)
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE")
+    )
+    user_key: Mapped[str] = mapped_column(String(1024))
+    value: Mapped[Any] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        Index(
+            "ix_user_values_pending_user",
+            "connection_id",
+            "user_key",
+            "attribute",
+            "operation_id",
+        ),
+    )
+
+
+class DataPointSavings(Base):
+    """Attribute writes `changed_only` left out, per connection, spread over slots.
+
+    Slots (by user) keep concurrent ingest transactions from queueing on one counter row.
+    """
+
+    __tablename__ = "data_point_savings"
+
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    saved: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class ContentProfile(Base):

@@ -46,6 +46,8 @@ class Mapped:
 
     operations: list[Operation]
     notes: list[str] = field(default_factory=list)
+    # Attribute writes left out because Braze already has the value (Antavo `changed_only`).
+    data_points_saved: int = 0
 
 
 class Partner(Protocol):

@@ -1,0 +1,234 @@
+"""Antavo through `POST /v1/hooks/{id}`: JWT auth, the body shapes, changed_only wiring.
+
+The webhook route and the JWT verifier come from the Extole-ingest branch; until it is merged
+these tests skip themselves (they are the acceptance checks of the merge).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from braze_bridge.db.models import Event
+from braze_bridge.db.models import Operation as OperationRow
+from braze_bridge.domain.statuses import Source, WebhookAuthMode
+from tests.factories import MadeConnection, make_connection, make_tenant
+
+MEMBER = "280e674c"
+SETTINGS: dict[str, Any] = {
+    "field_mappings": [
+        {"loyalty_field": "score", "braze_attribute": "loyalty_points", "type": "integer"},
+        {"loyalty_field": "tier", "braze_attribute": "loyalty_tier", "type": "string"},
+    ],
+    "sync_mode": "changed_only",
+    "event_name_prefix": "antavo_",
+    "checkout_as_purchase": True,
+    "purchase": {"default_currency": "EUR"},
+}
+
+
+@pytest.fixture(autouse=True)
+def _needs_the_webhook_route(app: FastAPI) -> None:
+    paths = {getattr(route, "path", None) for route in app.routes}
+    if "/v1/hooks/{connection_id}" not in paths:
+        pytest.skip("POST /v1/hooks/{connection_id} arrives with the Extole-ingest branch")
+
+
+@pytest.fixture
+async def connection(session: AsyncSession) -> MadeConnection:
+    tenant = await make_tenant(session)
+    return await make_connection(
+        session,
+        tenant,
+        source=Source.ANTAVO,
+        auth_mode=WebhookAuthMode.JWT_HS256,
+        settings=SETTINGS,
+        braze_app_id="antavo-app",
+    )
+
+
+def token(secret: str, **claims: Any) -> str:
+    now = int(time.time())
+    return jwt.encode({"iss": "antavo", "iat": now, "exp": now + 300, **claims}, secret, "HS256")
+
+
+def unsigned_token() -> str:
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'iss': 'antavo'})}."
+
+
+async def post(
+    client: httpx.AsyncClient, connection: MadeConnection, body: Any, bearer: str | None
+) -> httpx.Response:
+    headers = {"Content-Type": "application/json"}
+    if bearer is not None:
+        headers["Authorization"] = f"Bearer {bearer}"
+    return await client.post(
+        f"/v1/hooks/{connection.id}", content=json.dumps(body), headers=headers
+    )
+
+
+async def stored_events(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Event)) or 0)
+
+
+async def payloads(session: AsyncSession, event_id: str) -> list[tuple[str, dict[str, Any]]]:
+    rows = await session.execute(
+        select(OperationRow.kind, OperationRow.payload)
+        .where(OperationRow.event_id == event_id)
+        .order_by(OperationRow.position)
+    )
+    return [(str(row.kind), row.payload) for row in rows]
+
+
+TRACK = {
+    "type": "track",
+    "event": "point_add",
+    "userId": MEMBER,
+    "timestamp": "2024-11-26T15:15:49Z",
+    "properties": {"points": 5000},
+}
+
+
+class TestJwt:
+    async def test_a_token_signed_with_the_secret_is_accepted(
+        self, client: httpx.AsyncClient, connection: MadeConnection
+    ) -> None:
+        response = await post(client, connection, TRACK, token(connection.webhook_secret))
+        assert response.status_code == 200
+        assert response.json()["status"] == "accepted"
+
+    @pytest.mark.parametrize("case", ["expired", "wrong_key", "alg_none", "missing", "garbage"])
+    async def test_bad_tokens_are_refused_and_nothing_is_stored(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        session: AsyncSession,
+        case: str,
+    ) -> None:
+        bearer = {
+            "expired": token(connection.webhook_secret, exp=int(time.time()) - 60),
+            "wrong_key": token("not-the-secret-" + connection.webhook_secret),
+            "alg_none": unsigned_token(),
+            "missing": None,
+            "garbage": "abc.def.ghi",
+        }[case]
+        response = await post(client, connection, TRACK, bearer)
+        assert response.status_code == 401
+        assert set(response.json()["error"]) == {"code", "message", "details"}
+        assert connection.webhook_secret not in response.text
+        assert await stored_events(session) == 0
+
+
+class TestBodies:
+    async def secured(
+        self, client: httpx.AsyncClient, connection: MadeConnection, body: Any
+    ) -> str:
+        response = await post(client, connection, body, token(connection.webhook_secret))
+        assert response.status_code == 200, response.text
+        return str(response.json()["event_id"])
+
+    async def test_identify_track_document_checkout_and_sync_become_braze_objects(
+        self, client: httpx.AsyncClient, connection: MadeConnection, session: AsyncSession
+    ) -> None:
+        identify = {"type": "identify", "userId": MEMBER, "traits": {"score": "1100", "x": 1}}
+        document = {
+            "_id": "ev-1",
+            "customer": MEMBER,
+            "action": "opt_in",
+            "created_at": 1732634149,
+            "data": {"channel": "web"},
+        }
+        checkout = {
+            "customer": MEMBER,
+            "action": "checkout",
+            "data": {"transaction_id": "T-1", "total": 20},
+        }
+        sync = {"type": "sync", "userId": MEMBER, "attributes": {"last_store": "Budapest"}}
+
+        assert await payloads(session, await self.secured(client, connection, identify)) == [
+            ("attributes", {"loyalty_points": 1100})
+        ]
+        assert await payloads(session, await self.secured(client, connection, TRACK)) == [
+            (
+                "events",
+                {
+                    "name": "antavo_point_add",
+                    "time": "2024-11-26T15:15:49Z",
+                    "properties": {"points": 5000},
+                    "app_id": "antavo-app",
+                },
+            )
+        ]
+        assert await payloads(session, await self.secured(client, connection, document)) == [
+            (
+                "events",
+                {
+                    "name": "antavo_opt_in",
+                    "time": "2024-11-26T15:15:49Z",
+                    "properties": {"channel": "web"},
+                    "app_id": "antavo-app",
+                },
+            )
+        ]
+        checkout_id = await self.secured(client, connection, checkout)
+        [(kind, purchase)] = await payloads(session, checkout_id)
+        assert kind == "purchases"
+        assert purchase["product_id"] == "checkout"
+        assert (purchase["currency"], purchase["price"], purchase["app_id"]) == (
+            "EUR",
+            20.0,
+            "antavo-app",
+        )
+        assert await payloads(session, await self.secured(client, connection, sync)) == [
+            ("attributes", {"last_store": "Budapest"})
+        ]
+
+    async def test_a_resent_checkout_is_a_duplicate_not_a_second_purchase(
+        self, client: httpx.AsyncClient, connection: MadeConnection
+    ) -> None:
+        checkout = {
+            "customer": MEMBER,
+            "action": "checkout",
+            "data": {"transaction_id": "T-9", "total": 20},
+        }
+        first = await post(client, connection, checkout, token(connection.webhook_secret))
+        again = await post(
+            client, connection, {**checkout, "created_at": 1}, token(connection.webhook_secret)
+        )
+        assert again.json() == {"status": "duplicate", "event_id": first.json()["event_id"]}
+
+    async def test_changed_only_does_not_resend_a_value_already_queued(
+        self, client: httpx.AsyncClient, connection: MadeConnection, session: AsyncSession
+    ) -> None:
+        first = {
+            "type": "identify",
+            "userId": MEMBER,
+            "messageId": "m1",
+            "traits": {"score": 10, "tier": "Gold"},
+        }
+        second = {**first, "messageId": "m2", "traits": {"score": 20, "tier": "Gold"}}
+        await self.secured(client, connection, first)
+        second_id = await self.secured(client, connection, second)
+        assert await payloads(session, second_id) == [("attributes", {"loyalty_points": 20})]
+
+    async def test_an_unknown_shape_is_stored_as_rejected(
+        self, client: httpx.AsyncClient, connection: MadeConnection, session: AsyncSession
+    ) -> None:
+        event_id = await self.secured(client, connection, {"hello": "world"})
+        event = await session.get(Event, event_id)
+        assert event is not None
+        assert event.status == "rejected"
+        assert event.reason is not None
+        assert event.reason.startswith("unknown body shape")
