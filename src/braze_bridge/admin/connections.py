@@ -24,6 +24,7 @@ from braze_bridge.braze.hosts import InvalidBrazeEndpoint, normalize_rest_endpoi
 from braze_bridge.db.models import Connection, ConnectionAudit
 from braze_bridge.db.repositories import connections as connection_repo
 from braze_bridge.db.repositories import tenants as tenant_repo
+from braze_bridge.db.repositories import user_values
 from braze_bridge.domain.principal import Principal
 from braze_bridge.domain.statuses import ConnectionState, Source, WebhookAuthMode
 from braze_bridge.errors import NotFound, ValidationFailed
@@ -378,6 +379,12 @@ async def update_connection(
         if after is not None and after != before:
             changed.extend(changed_paths(before, after, "settings"))
             row.settings = after
+            if (
+                before.get("sync_mode") != "changed_only"
+                and after.get("sync_mode") == "changed_only"
+            ):
+                # Values recorded before the switch may be stale: start from a full sync.
+                await user_values.forget_user_values(session, row.id)
 
     for name, value in changes.limits.items():
         if name in LIMIT_FIELDS and getattr(row, name) != value:
