@@ -113,6 +113,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         replay_runner = ReplayRunner(sessionmaker, registered_partners)
         app.state.replay_runner = replay_runner
         replay_task = asyncio.create_task(replay_runner.run(), name="replay-runner")
+        app.state.replay_task = replay_task
         log.info("app.started", embedded=runtime.embedded)
         try:
             yield
