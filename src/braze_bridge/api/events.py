@@ -104,16 +104,19 @@ async def stream_events(
     context: ContextDep,
     filters: FilterDep,
     after: Annotated[uuid.UUID | None, Query(description="resume after this event id")] = None,
+    watch: Annotated[
+        list[uuid.UUID] | None,
+        Query(max_length=200, description="ids already shown whose status changes to report"),
+    ] = None,
     last_event_id: Annotated[uuid.UUID | None, Header()] = None,
 ) -> StreamingResponse:
     """Live feed as server-sent events: `created` for each new matching event, `updated` when a
     shown event changes status. Authenticate with the Authorization header (read the stream
     with fetch(); EventSource cannot send headers, and tokens never go in URLs)."""
     feed = event_service.EventFeed(
-        context.sessionmaker, principal, filters, after=last_event_id or after
+        context.sessionmaker, principal, filters, after=last_event_id or after, watch=watch or ()
     )
-    if feed.after is None:
-        await feed.start_at_newest()
+    await feed.prime()
 
     async def messages() -> AsyncIterator[str]:
         yield f"retry: 3000\n: feed for {'operator' if principal.is_operator else 'tenant'}\n\n"

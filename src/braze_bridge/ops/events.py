@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -105,6 +105,7 @@ class EventFeed:
         filters: EventFilter,
         *,
         after: uuid.UUID | None,
+        watch: Sequence[uuid.UUID] = (),
         batch: int = 100,
     ) -> None:
         self.sessionmaker = sessionmaker
@@ -112,11 +113,22 @@ class EventFeed:
         self.filters = filters
         self.after = after
         self.batch = batch
+        self.watch = list(watch)[:FOLLOWED_LIMIT]
         self._moving: OrderedDict[uuid.UUID, EventStatus] = OrderedDict()
 
     async def start_at_newest(self) -> None:
         async with self.sessionmaker() as session:
             self.after = await event_log.newest_event_id(session, self.tenant_id)
+
+    async def prime(self) -> None:
+        """Start at the newest event unless resuming, and follow the `watch` events the client
+        already shows (e.g. a page it loaded, or an event it just replayed)."""
+        if self.after is None:
+            await self.start_at_newest()
+        if self.watch:
+            async with self.sessionmaker() as session:
+                for event in await event_log.event_statuses(session, self.tenant_id, self.watch):
+                    self._track(event)
 
     async def poll(self) -> list[FeedItem]:
         items: list[FeedItem] = []
