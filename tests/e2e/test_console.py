@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import tempfile
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -45,7 +46,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOT_DIR = Path("/tmp/braze-bridge-console")
+# Look at these to check the layout; never committed.
+SCREENSHOT_DIR = Path(tempfile.gettempdir()) / "braze-bridge-console"
 
 
 def free_port() -> int:
@@ -139,11 +141,22 @@ async def test_ops_follow_an_event_to_braze_and_replay_it(
         reason="1 of 2 objects dead after 24 h",
         operations=[
             ObjectSpec(OperationStatus.DELIVERED, payload={"name": "extole_reward_fulfilled"}),
-            ObjectSpec(OperationStatus.DEAD, payload={"name": "extole_reward_fulfilled_again"}, reason="Braze 503 for 24 h"),
+            ObjectSpec(
+                OperationStatus.DEAD,
+                payload={"name": "extole_reward_fulfilled_again"},
+                reason="Braze 503 for 24 h",
+            ),
         ],
     )
     ops = await operations_of(session, dead)
-    await make_attempt(session, tenancy.conn_a, ops, status_code=503, response_body="Service Unavailable", outcome="retry")
+    await make_attempt(
+        session,
+        tenancy.conn_a,
+        ops,
+        status_code=503,
+        response_body="Service Unavailable",
+        outcome="retry",
+    )
     theirs = await make_event(session, tenancy.conn_b, user="someone-else")
 
     page = await signed_in_page(browser, live_server, tenancy.token_a)
@@ -184,7 +197,9 @@ async def test_ops_follow_an_event_to_braze_and_replay_it(
 
     # Replay: only the dead object goes back to pending.
     await page.get_by_test_id("replay").click()
-    await expect(page.get_by_test_id("replay-result")).to_contain_text("1 Braze object queued again")
+    await expect(page.get_by_test_id("replay-result")).to_contain_text(
+        "1 Braze object queued again"
+    )
     await expect(objects.nth(1)).to_have_attribute("data-status", "pending")
     await expect(objects.nth(0)).to_have_attribute("data-status", "delivered")
     # ...the list shows the new status, and the feed follows it until it settles.
@@ -206,10 +221,17 @@ async def test_filters_and_bulk_replay_from_the_console(
     live_server: LiveServer, browser: Browser, session: AsyncSession, tenancy: Tenancy
 ) -> None:
     dead = [
-        await make_event(session, tenancy.conn_a, status=EventStatus.DEAD, operations=[OperationStatus.DEAD])
+        await make_event(
+            session, tenancy.conn_a, status=EventStatus.DEAD, operations=[OperationStatus.DEAD]
+        )
         for _ in range(3)
     ]
-    await make_event(session, tenancy.conn_a, status=EventStatus.DELIVERED, operations=[OperationStatus.DELIVERED])
+    await make_event(
+        session,
+        tenancy.conn_a,
+        status=EventStatus.DELIVERED,
+        operations=[OperationStatus.DELIVERED],
+    )
     page = await signed_in_page(browser, live_server, tenancy.token_a)
     await expect(page.get_by_test_id("event-row")).to_have_count(4)
 
@@ -220,9 +242,13 @@ async def test_filters_and_bulk_replay_from_the_console(
     page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await page.get_by_test_id("replay-matching").click()
     await expect(page.get_by_test_id("job")).to_have_attribute("data-status", "done")
-    await expect(page.get_by_test_id("job")).to_contain_text("3 of 3 events, 3 objects queued again")
+    await expect(page.get_by_test_id("job")).to_contain_text(
+        "3 of 3 events, 3 objects queued again"
+    )
     for event in dead:
-        assert [op.status for op in await operations_of(session, event)] == [OperationStatus.PENDING]
+        assert [op.status for op in await operations_of(session, event)] == [
+            OperationStatus.PENDING
+        ]
 
 
 async def test_a_wrong_token_is_refused_and_nothing_is_shown(
@@ -247,7 +273,8 @@ async def test_stream_over_http_is_tenant_scoped_and_needs_the_header(
     async with httpx.AsyncClient(base_url=live_server.base_url, timeout=15) as client:
         refused = await client.get("/v1/events/stream")
         url_token = await client.get(f"/v1/events/stream?token={tenancy.token_a}")
-        assert refused.status_code == 401 and url_token.status_code == 401
+        assert refused.status_code == 401
+        assert url_token.status_code == 401
 
         async with client.stream(
             "GET", "/v1/events/stream", headers=tenancy.headers_a()
@@ -273,7 +300,54 @@ async def test_console_assets_are_served_with_a_strict_policy(live_server: LiveS
         script = await client.get("/console/assets/app.js")
         missing = await client.get("/console/assets/../app.py")
 
-    assert page.status_code == 200 and "braze-bridge console" in page.text
+    assert page.status_code == 200
+    assert "braze-bridge console" in page.text
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert script.headers["content-type"].startswith("text/javascript")
     assert missing.status_code == 404
+
+
+async def test_cli_replays_by_filter_with_progress_and_one_event(
+    live_server: LiveServer, session: AsyncSession, tenancy: Tenancy
+) -> None:
+    from typer.testing import CliRunner
+
+    from braze_bridge.cli import app as cli
+
+    dead = [
+        await make_event(
+            session, tenancy.conn_a, status=EventStatus.DEAD, operations=[OperationStatus.DEAD]
+        )
+        for _ in range(2)
+    ]
+    single = await make_event(
+        session,
+        tenancy.conn_a,
+        status=EventStatus.PARTIALLY_DELIVERED,
+        operations=[OperationStatus.DELIVERED, OperationStatus.FAILED],
+    )
+    runner = CliRunner()
+    env = {"BRAZE_BRIDGE_TOKEN": tenancy.token_a, "BRAZE_BRIDGE_URL": live_server.base_url}
+
+    bulk = await asyncio.to_thread(runner.invoke, cli, ["replay", "--status", "dead"], env=env)
+    one = await asyncio.to_thread(runner.invoke, cli, ["replay", str(single.id)], env=env)
+    theirs = await make_event(session, tenancy.conn_b, status=EventStatus.DEAD)
+    refused = await asyncio.to_thread(runner.invoke, cli, ["replay", str(theirs.id)], env=env)
+    bad = await asyncio.to_thread(runner.invoke, cli, ["replay", "--status", "lost"], env=env)
+
+    assert bulk.exit_code == 0, bulk.output
+    assert "done: 2 event(s), 2 object(s) queued again" in bulk.output
+    for event in dead:
+        assert [op.status for op in await operations_of(session, event)] == [
+            OperationStatus.PENDING
+        ]
+    assert one.exit_code == 0, one.output
+    assert "1 Braze object(s) queued again" in one.output
+    assert [op.status for op in await operations_of(session, single)] == [
+        OperationStatus.DELIVERED,
+        OperationStatus.PENDING,
+    ]
+    assert refused.exit_code == 1
+    assert f"no event {theirs.id}" in refused.output
+    assert bad.exit_code == 1
+    assert "--status must be one of" in bad.output

@@ -118,12 +118,18 @@ class TestListEvents:
         expected: set[str],
     ) -> None:
         made = {
-            "dead-u1": await make_event(session, tenancy.conn_a, status=EventStatus.DEAD, user="u1"),
+            "dead-u1": await make_event(
+                session, tenancy.conn_a, status=EventStatus.DEAD, user="u1"
+            ),
             "shared-u2": await make_event(
                 session, tenancy.conn_a, kind="shared", status=EventStatus.DELIVERED, user="u2"
             ),
-            "queued-u2": await make_event(session, tenancy.conn_a, status=EventStatus.QUEUED, user="u2"),
-            "email-ada": await make_event(session, tenancy.conn_a, status=EventStatus.DELIVERED, user=None),
+            "queued-u2": await make_event(
+                session, tenancy.conn_a, status=EventStatus.QUEUED, user="u2"
+            ),
+            "email-ada": await make_event(
+                session, tenancy.conn_a, status=EventStatus.DELIVERED, user=None
+            ),
         }
         made["email-ada"].user_key = "email:ada@example.com"
         await session.commit()
@@ -299,7 +305,8 @@ class TestEventDetail:
             "Authorization": "[redacted]",
             "user-agent": "Extole-Webhooks/1.0",
         }
-        assert "whsec_123" not in response.text and "deadbeef" not in response.text
+        assert "whsec_123" not in response.text
+        assert "deadbeef" not in response.text
         assert [(o["status"], o["reason"]) for o in body["objects"]] == [
             ("delivered", None),
             ("failed", "Braze: 'time' is not a valid time"),
@@ -309,7 +316,9 @@ class TestEventDetail:
         assert shown["status_code"] == 201
         assert shown["duration_ms"] == 42.5
         assert shown["worker_id"] == "worker-1"
-        assert shown["request_body"] == {"events": [{"name": "extole_reward_fulfilled"}, {"name": "bad"}]}
+        assert shown["request_body"] == {
+            "events": [{"name": "extole_reward_fulfilled"}, {"name": "bad"}]
+        }
         assert "bad time" in shown["response_body"]
         assert {o["object_id"] for o in shown["objects"]} == {delivered.id, failed.id}
 
@@ -326,7 +335,11 @@ class TestEventDetail:
 
 class TestTenantIsolation:
     async def test_a_tenant_sees_only_its_own_events(
-        self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy, operator_headers: dict[str, str]
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        tenancy: Tenancy,
+        operator_headers: dict[str, str],
     ) -> None:
         mine = await make_event(session, tenancy.conn_a)
         theirs = await make_event(session, tenancy.conn_b)
@@ -354,14 +367,18 @@ class TestTenantIsolation:
         method: str,
         path: str,
     ) -> None:
-        theirs = await make_event(session, tenancy.conn_b, status=EventStatus.DEAD, operations=[OperationStatus.DEAD])
+        theirs = await make_event(
+            session, tenancy.conn_b, status=EventStatus.DEAD, operations=[OperationStatus.DEAD]
+        )
         url = path.format(event=theirs.id, connection=tenancy.conn_b.id)
 
         response = await client.request(method, url, headers=tenancy.headers_a())
 
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
-        assert str(theirs.id) not in response.text or "no event" in response.json()["error"]["message"]
+        assert (
+            str(theirs.id) not in response.text or "no event" in response.json()["error"]["message"]
+        )
         (op,) = await operations_of(session, theirs)
         assert op.status == OperationStatus.DEAD  # the refused replay changed nothing
 
@@ -399,7 +416,7 @@ class TestIndexes:
         )
         await session.execute(text("ANALYZE events"))
         plan = await session.execute(
-            text(f"EXPLAIN SELECT id FROM events WHERE {where} ORDER BY id DESC LIMIT 51"),
+            text(f"EXPLAIN SELECT id FROM events WHERE {where} ORDER BY id DESC LIMIT 51"),  # noqa: S608 - parametrized here
             {"tenant": tenancy.tenant_a.id, "connection": tenancy.conn_a.id},
         )
         lines = "\n".join(row[0] for row in plan)

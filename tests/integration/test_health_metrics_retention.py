@@ -41,10 +41,17 @@ class TestConnectionHealth:
     async def test_a_quiet_connection_is_ok(
         self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
     ) -> None:
-        await make_event(session, tenancy.conn_a, status=EventStatus.DELIVERED, operations=[OperationStatus.DELIVERED])
+        await make_event(
+            session,
+            tenancy.conn_a,
+            status=EventStatus.DELIVERED,
+            operations=[OperationStatus.DELIVERED],
+        )
         await make_event(session, tenancy.conn_a, status=EventStatus.FILTERED)
 
-        response = await client.get(f"/v1/connections/{tenancy.conn_a.id}/health", headers=tenancy.headers_a())
+        response = await client.get(
+            f"/v1/connections/{tenancy.conn_a.id}/health", headers=tenancy.headers_a()
+        )
 
         assert response.status_code == 200
         body = response.json()
@@ -58,11 +65,20 @@ class TestConnectionHealth:
         self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
     ) -> None:
         old = datetime.now(UTC) - timedelta(minutes=30)
-        await make_event(session, tenancy.conn_a, received_at=old, operations=[OperationStatus.PENDING, OperationStatus.IN_FLIGHT])
-        await make_event(session, tenancy.conn_a, operations=[OperationStatus.PENDING, OperationStatus.DELIVERED])
+        await make_event(
+            session,
+            tenancy.conn_a,
+            received_at=old,
+            operations=[OperationStatus.PENDING, OperationStatus.IN_FLIGHT],
+        )
+        await make_event(
+            session, tenancy.conn_a, operations=[OperationStatus.PENDING, OperationStatus.DELIVERED]
+        )
 
         body = (
-            await client.get(f"/v1/connections/{tenancy.conn_a.id}/health", headers=tenancy.headers_a())
+            await client.get(
+                f"/v1/connections/{tenancy.conn_a.id}/health", headers=tenancy.headers_a()
+            )
         ).json()
 
         assert body["queue_depth"] == 3
@@ -74,11 +90,23 @@ class TestConnectionHealth:
         ("values", "event_status", "expected"),
         [
             ({"state": ConnectionState.PAUSED}, None, "paused"),
-            ({"state": ConnectionState.AUTH_ERROR, "last_error": "401 from Braze: invalid key"}, None, "auth_error"),
-            ({"rate_limited_until": datetime.now(UTC) + timedelta(minutes=5)}, None, "rate_limited"),
+            (
+                {"state": ConnectionState.AUTH_ERROR, "last_error": "401 from Braze: invalid key"},
+                None,
+                "auth_error",
+            ),
+            (
+                {"rate_limited_until": datetime.now(UTC) + timedelta(minutes=5)},
+                None,
+                "rate_limited",
+            ),
             ({"rate_limited_until": datetime.now(UTC) - timedelta(minutes=5)}, None, "ok"),
             ({}, EventStatus.DEAD, "degraded"),
-            ({"last_error": "503 from Braze", "last_error_at": datetime.now(UTC)}, None, "degraded"),
+            (
+                {"last_error": "503 from Braze", "last_error_at": datetime.now(UTC)},
+                None,
+                "degraded",
+            ),
         ],
     )
     async def test_status_words(
@@ -92,10 +120,14 @@ class TestConnectionHealth:
     ) -> None:
         await set_connection(session, tenancy, **values)
         if event_status is not None:
-            await make_event(session, tenancy.conn_a, status=event_status, operations=[OperationStatus.DEAD])
+            await make_event(
+                session, tenancy.conn_a, status=event_status, operations=[OperationStatus.DEAD]
+            )
 
         body = (
-            await client.get(f"/v1/connections/{tenancy.conn_a.id}/health", headers=tenancy.headers_a())
+            await client.get(
+                f"/v1/connections/{tenancy.conn_a.id}/health", headers=tenancy.headers_a()
+            )
         ).json()
 
         assert body["status"] == expected
@@ -121,8 +153,15 @@ def sample(name: str, **labels: str) -> float:
 class TestMetrics:
     def test_helpers_move_their_collectors(self) -> None:
         before = {
-            "webhooks": sample("braze_bridge_webhooks_received_total", connection_id="c1", kind="shared", outcome="accepted"),
-            "requests": sample("braze_bridge_braze_requests_total", endpoint="/users/track", status="429"),
+            "webhooks": sample(
+                "braze_bridge_webhooks_received_total",
+                connection_id="c1",
+                kind="shared",
+                outcome="accepted",
+            ),
+            "requests": sample(
+                "braze_bridge_braze_requests_total", endpoint="/users/track", status="429"
+            ),
             "delivered": sample("braze_bridge_objects_delivered_total", connection_id="c1"),
             "dead": sample("braze_bridge_objects_dead_total", connection_id="c1"),
             "latency": sample("braze_bridge_delivery_latency_seconds_count"),
@@ -143,21 +182,42 @@ class TestMetrics:
         metrics.identity_lookup(hit=False)
         metrics.rate_limit_wait(2.5)
 
-        assert sample("braze_bridge_webhooks_received_total", connection_id="c1", kind="shared", outcome="accepted") == before["webhooks"] + 1
-        assert sample("braze_bridge_braze_requests_total", endpoint="/users/track", status="429") == before["requests"] + 1
-        assert sample("braze_bridge_objects_delivered_total", connection_id="c1") == before["delivered"] + 73
+        assert (
+            sample(
+                "braze_bridge_webhooks_received_total",
+                connection_id="c1",
+                kind="shared",
+                outcome="accepted",
+            )
+            == before["webhooks"] + 1
+        )
+        assert (
+            sample("braze_bridge_braze_requests_total", endpoint="/users/track", status="429")
+            == before["requests"] + 1
+        )
+        assert (
+            sample("braze_bridge_objects_delivered_total", connection_id="c1")
+            == before["delivered"] + 73
+        )
         assert sample("braze_bridge_objects_dead_total", connection_id="c1") == before["dead"] + 2
         assert sample("braze_bridge_delivery_latency_seconds_count") == before["latency"] + 2
-        assert sample("braze_bridge_delivery_latency_seconds_bucket", le="1.0") == before["latency_le_1"] + 1
+        assert (
+            sample("braze_bridge_delivery_latency_seconds_bucket", le="1.0")
+            == before["latency_le_1"] + 1
+        )
         assert sample("braze_bridge_identity_lookups_total", result="hit") == before["hits"] + 1
         assert sample("braze_bridge_identity_lookups_total", result="miss") == before["misses"] + 1
-        assert sample("braze_bridge_rate_limit_wait_seconds_sum") == pytest.approx(before["waits"] + 2.5)
+        assert sample("braze_bridge_rate_limit_wait_seconds_sum") == pytest.approx(
+            before["waits"] + 2.5
+        )
 
     async def test_endpoint_exposes_counters_and_queue_gauges_from_the_database(
         self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
     ) -> None:
         old = datetime.now(UTC) - timedelta(minutes=10)
-        await make_event(session, tenancy.conn_a, received_at=old, operations=[OperationStatus.PENDING] * 2)
+        await make_event(
+            session, tenancy.conn_a, received_at=old, operations=[OperationStatus.PENDING] * 2
+        )
         await make_event(session, tenancy.conn_a, operations=[OperationStatus.DELIVERED])
         before = sample("braze_bridge_replayed_objects_total")
         metrics.objects_replayed(4)
@@ -167,11 +227,18 @@ class TestMetrics:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/plain")
         text = response.text
-        assert f'braze_bridge_queue_depth_objects{{connection_id="{tenancy.conn_a.id}"}} 2.0' in text
-        assert f'braze_bridge_queue_depth_objects{{connection_id="{tenancy.conn_b.id}"}} 0.0' in text
+        assert (
+            f'braze_bridge_queue_depth_objects{{connection_id="{tenancy.conn_a.id}"}} 2.0' in text
+        )
+        assert (
+            f'braze_bridge_queue_depth_objects{{connection_id="{tenancy.conn_b.id}"}} 0.0' in text
+        )
         age_line = next(
-            line for line in text.splitlines()
-            if line.startswith(f'braze_bridge_queue_oldest_age_seconds{{connection_id="{tenancy.conn_a.id}"')
+            line
+            for line in text.splitlines()
+            if line.startswith(
+                f'braze_bridge_queue_oldest_age_seconds{{connection_id="{tenancy.conn_a.id}"'
+            )
         )
         assert 590 < float(age_line.rsplit(" ", 1)[1]) < 700
         assert f"braze_bridge_replayed_objects_total {before + 4}" in text
@@ -186,11 +253,16 @@ class TestMetrics:
             """
         )
         for _ in range(2):  # an "api" and a "worker"
-            subprocess.run([sys.executable, "-c", bump], env=env, check=True, timeout=60)
+            subprocess.run([sys.executable, "-c", bump], env=env, check=True, timeout=60)  # noqa: S603
         render = "from braze_bridge import metrics; import sys; sys.stdout.write(metrics.render_latest([]).decode())"
 
-        out = subprocess.run(
-            [sys.executable, "-c", render], env=env, check=True, timeout=60, capture_output=True, text=True
+        out = subprocess.run(  # noqa: S603
+            [sys.executable, "-c", render],
+            env=env,
+            check=True,
+            timeout=60,
+            capture_output=True,
+            text=True,
         ).stdout
 
         assert 'braze_bridge_braze_requests_total{endpoint="/users/track",status="201"} 2.0' in out
@@ -199,20 +271,31 @@ class TestMetrics:
 
 class TestRetention:
     async def test_purges_only_rows_older_than_the_retention_in_small_batches(
-        self, session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], tenancy: Tenancy
+        self,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tenancy: Tenancy,
     ) -> None:
         now = datetime.now(UTC)
         old = now - timedelta(days=31)
         recent = now - timedelta(days=29)
         old_events = [
-            await make_event(session, tenancy.conn_a, received_at=old, status=EventStatus.DELIVERED, operations=[OperationStatus.DELIVERED])
+            await make_event(
+                session,
+                tenancy.conn_a,
+                received_at=old,
+                status=EventStatus.DELIVERED,
+                operations=[OperationStatus.DELIVERED],
+            )
             for _ in range(5)
         ]
         recent_event = await make_event(
             session, tenancy.conn_a, received_at=recent, operations=[OperationStatus.DELIVERED]
         )
         for event in old_events[:3]:
-            await make_attempt(session, tenancy.conn_a, await operations_of(session, event), started_at=old)
+            await make_attempt(
+                session, tenancy.conn_a, await operations_of(session, event), started_at=old
+            )
         kept_attempt = await make_attempt(
             session, tenancy.conn_a, await operations_of(session, recent_event), started_at=recent
         )
@@ -221,7 +304,8 @@ class TestRetention:
 
         assert result.deleted == {"event_bodies": 5, "delivery_attempts": 3, "replay_jobs": 0}
         # 5 bodies → batches of 2, 2, 1; 3 attempts → 2, 1; replay jobs → 1 empty batch.
-        assert result.batches == 6 and result.complete
+        assert result.batches == 6
+        assert result.complete
         bodies = set(await session.scalars(select(EventBody.event_id)))
         assert bodies == {recent_event.id}
         attempts = list(await session.scalars(select(DeliveryAttempt.id)))
@@ -231,7 +315,10 @@ class TestRetention:
         assert await session.scalar(select(func.count()).select_from(Event)) == 6
 
     async def test_a_bounded_run_leaves_the_rest_for_the_next_call(
-        self, session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], tenancy: Tenancy
+        self,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tenancy: Tenancy,
     ) -> None:
         old = datetime.now(UTC) - timedelta(days=40)
         for _ in range(5):
@@ -243,14 +330,19 @@ class TestRetention:
         assert (first.deleted["event_bodies"], first.complete) == (4, False)
         assert (second.deleted["event_bodies"], second.complete) == (1, True)
 
-    async def test_invalid_arguments_are_refused(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    async def test_invalid_arguments_are_refused(
+        self, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
         with pytest.raises(ValueError, match="at least 1"):
             await purge_expired(sessionmaker, retention_days=0)
 
 
 class TestLiveFeed:
     async def test_feed_shows_new_events_and_status_changes_for_its_tenant_only(
-        self, session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], tenancy: Tenancy
+        self,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tenancy: Tenancy,
     ) -> None:
         feed = event_service.EventFeed(
             sessionmaker,

@@ -10,20 +10,17 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.api.events import partner_lookup
 from braze_bridge.db.models import AttemptOperation, Connection, EventBody
 from braze_bridge.db.notify import OUTBOX_CHANNEL
-from braze_bridge.domain.events import NormalizedEvent, NormalizedUser
-from braze_bridge.domain.mapping import Filtered, Mapped, MappingContext, Partner, Rejected
-from braze_bridge.domain.operations import Operation
-from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus, Source
+from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus
 from braze_bridge.ops.remap import MAPPED_VERSION_KEY
 from braze_bridge.ops.replay import run_next_replay_job
 from tests.conftest import asyncpg_dsn
+from tests.fake_partner import fake_partners
 from tests.ops_factories import (
     ObjectSpec,
     Tenancy,
@@ -35,44 +32,6 @@ from tests.ops_factories import (
 )
 
 RECEIVED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-class FakeSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    event_name: str = "extole_reward_fulfilled"
-    loyalty_attribute: str | None = None
-    enabled: bool = True
-
-
-class FakePartner:
-    """Maps `{"type", "partner_user_id", "points"}` like a real partner would."""
-
-    source = Source.EXTOLE
-    settings_model: type[BaseModel] = FakeSettings
-
-    def normalize(self, body: Any, *, received_at: datetime) -> NormalizedEvent:
-        if not body.get("partner_user_id"):
-            raise Rejected("no user identifier")
-        return NormalizedEvent(
-            kind=body["type"],
-            source_event_id=body.get("event_id"),
-            user=NormalizedUser(external_id=body["partner_user_id"]),
-        )
-
-    def map(self, event: NormalizedEvent, settings: BaseModel, context: MappingContext) -> Mapped:
-        assert isinstance(settings, FakeSettings)
-        if not settings.enabled:
-            raise Filtered(f"{event.kind} is not enabled")
-        user = event.user.ref()
-        ops = [Operation.custom_event(user, settings.event_name, time=context.received_at.isoformat())]
-        if settings.loyalty_attribute:
-            ops.append(Operation.attributes(user, {settings.loyalty_attribute: 10}))
-        return Mapped(ops)
-
-
-def fake_partners(source: Source) -> Partner | None:
-    return FakePartner() if source == Source.EXTOLE else None
 
 
 def delivered_event_payload() -> dict[str, Any]:
@@ -146,9 +105,13 @@ class TestReplayOneEvent:
             OperationStatus.IN_FLIGHT,
             OperationStatus.PENDING,
         ]
-        assert after[0].settled_at == delivered_settled_at and after[0].attempts == 1
+        assert after[0].settled_at == delivered_settled_at
+        assert after[0].attempts == 1
         assert after[3].lease_owner == "worker-1"
-        assert all(op.lease_owner is None and op.settled_at is None for op in (after[1], after[2], after[4]))
+        assert all(
+            op.lease_owner is None and op.settled_at is None
+            for op in (after[1], after[2], after[4])
+        )
         assert (await reload_event(session, event)).status == EventStatus.QUEUED
         links = await session.scalar(select(func.count()).select_from(AttemptOperation))
         assert links == 3  # attempts stay as history
@@ -167,7 +130,9 @@ class TestReplayOneEvent:
 
         assert response.json()["requeued"] == 0
         assert response.json()["status"] == "delivered"
-        assert [op.status for op in await operations_of(session, event)] == [OperationStatus.DELIVERED] * 2
+        assert [op.status for op in await operations_of(session, event)] == [
+            OperationStatus.DELIVERED
+        ] * 2
         assert (await reload_event(session, event)).status == EventStatus.DELIVERED
 
     async def test_requeue_wakes_the_workers(
@@ -227,8 +192,10 @@ class TestReplayRemaps:
             (OperationStatus.SKIPPED, {"pts": "x"}),
             (OperationStatus.PENDING, {"loyalty_points": 10}),
         ]
-        assert ops[1].reason is not None and ops[1].reason.startswith("superseded by re-map")
-        assert ops[2].user_key == "id:u-1" and ops[2].external_id == "u-1"
+        assert ops[1].reason is not None
+        assert ops[1].reason.startswith("superseded by re-map")
+        assert ops[2].user_key == "id:u-1"
+        assert ops[2].external_id == "u-1"
         refreshed = await reload_event(session, event)
         assert refreshed.status == EventStatus.QUEUED
         assert refreshed.normalized is not None
@@ -254,7 +221,8 @@ class TestReplayRemaps:
 
         second = await replay(client, tenancy, event.id)
 
-        assert second.json()["requeued"] == 1 and second.json()["remapped"] is False
+        assert second.json()["requeued"] == 1
+        assert second.json()["remapped"] is False
         assert [op.status for op in await operations_of(session, event)] == [
             OperationStatus.SKIPPED,
             OperationStatus.PENDING,
@@ -275,7 +243,8 @@ class TestReplayRemaps:
 
         response = await replay(client, tenancy, event.id)
 
-        assert response.json()["status"] == "queued" and response.json()["requeued"] == 1
+        assert response.json()["status"] == "queued"
+        assert response.json()["requeued"] == 1
         refreshed = await reload_event(session, event)
         assert (refreshed.status, refreshed.reason, refreshed.user_key) == (
             EventStatus.QUEUED,
@@ -289,7 +258,12 @@ class TestReplayRemaps:
         ("body", "new_settings", "status", "reason"),
         [
             ({"type": "shared"}, {}, "rejected", "no user identifier"),
-            ({"type": "shared", "partner_user_id": "u"}, {"enabled": False}, "filtered", "shared is not enabled"),
+            (
+                {"type": "shared", "partner_user_id": "u"},
+                {"enabled": False},
+                "filtered",
+                "shared is not enabled",
+            ),
         ],
     )
     async def test_remap_can_end_filtered_or_rejected_and_sends_nothing(
@@ -318,7 +292,9 @@ class TestReplayRemaps:
         assert response.json()["requeued"] == 0
         refreshed = await reload_event(session, event)
         assert (refreshed.status.value, refreshed.reason) == (status, reason)
-        assert [op.status for op in await operations_of(session, event)] == [OperationStatus.SKIPPED]
+        assert [op.status for op in await operations_of(session, event)] == [
+            OperationStatus.SKIPPED
+        ]
 
     async def test_remap_without_the_raw_body_is_409_and_changes_nothing(
         self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
@@ -362,7 +338,10 @@ class TestBulkReplay:
             for _ in range(3)
         ]
         delivered = await make_event(
-            session, tenancy.conn_a, status=EventStatus.DELIVERED, operations=[OperationStatus.DELIVERED]
+            session,
+            tenancy.conn_a,
+            status=EventStatus.DELIVERED,
+            operations=[OperationStatus.DELIVERED],
         )
         other_tenant = await make_event(
             session, tenancy.conn_b, status=EventStatus.DEAD, operations=[OperationStatus.DEAD]
@@ -376,7 +355,9 @@ class TestBulkReplay:
         assert (job["status"], job["done"], job["filters"]) == ("queued", 0, {"status": "dead"})
 
         assert await run_next_replay_job(sessionmaker, fake_partners, owner="t", batch_size=2)
-        progress = (await client.get(f"/v1/replays/{job['id']}", headers=tenancy.headers_a())).json()
+        progress = (
+            await client.get(f"/v1/replays/{job['id']}", headers=tenancy.headers_a())
+        ).json()
 
         assert {k: progress[k] for k in ("status", "total", "done", "requeued", "skipped")} == {
             "status": "done",
@@ -390,8 +371,12 @@ class TestBulkReplay:
                 OperationStatus.DELIVERED,
                 OperationStatus.PENDING,
             ]
-        assert [op.status for op in await operations_of(session, delivered)] == [OperationStatus.DELIVERED]
-        assert [op.status for op in await operations_of(session, other_tenant)] == [OperationStatus.DEAD]
+        assert [op.status for op in await operations_of(session, delivered)] == [
+            OperationStatus.DELIVERED
+        ]
+        assert [op.status for op in await operations_of(session, other_tenant)] == [
+            OperationStatus.DEAD
+        ]
 
     @pytest.mark.usefixtures("manual_runner")
     async def test_a_job_whose_runner_died_resumes_where_it_stopped(
@@ -402,21 +387,28 @@ class TestBulkReplay:
         tenancy: Tenancy,
     ) -> None:
         events = [
-            await make_event(session, tenancy.conn_a, status=EventStatus.DEAD, operations=[OperationStatus.DEAD])
+            await make_event(
+                session, tenancy.conn_a, status=EventStatus.DEAD, operations=[OperationStatus.DEAD]
+            )
             for _ in range(5)
         ]
-        job = (
-            await client.post("/v1/events/replay", json={}, headers=tenancy.headers_a())
-        ).json()
+        job = (await client.post("/v1/events/replay", json={}, headers=tenancy.headers_a())).json()
         now = datetime.now(UTC)
 
         # The first runner finishes one batch of two, then "dies" holding the lease.
         await run_next_replay_job(
-            sessionmaker, fake_partners, owner="dies", batch_size=2, max_batches=1, clock=lambda: now
+            sessionmaker,
+            fake_partners,
+            owner="dies",
+            batch_size=2,
+            max_batches=1,
+            clock=lambda: now,
         )
         halfway = (await client.get(f"/v1/replays/{job['id']}", headers=tenancy.headers_a())).json()
         # While the lease holds, nobody else takes the job.
-        assert not await run_next_replay_job(sessionmaker, fake_partners, owner="b", clock=lambda: now)
+        assert not await run_next_replay_job(
+            sessionmaker, fake_partners, owner="b", clock=lambda: now
+        )
         later = now + timedelta(minutes=5)
         assert await run_next_replay_job(
             sessionmaker, fake_partners, owner="b", batch_size=2, clock=lambda: later
@@ -426,7 +418,9 @@ class TestBulkReplay:
         assert (halfway["status"], halfway["done"], halfway["total"]) == ("running", 2, 5)
         assert (final["status"], final["done"], final["requeued"]) == ("done", 5, 5)
         for event in events:
-            assert [op.status for op in await operations_of(session, event)] == [OperationStatus.PENDING]
+            assert [op.status for op in await operations_of(session, event)] == [
+                OperationStatus.PENDING
+            ]
 
     async def test_the_app_runs_jobs_in_the_background(
         self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
@@ -444,13 +438,17 @@ class TestBulkReplay:
 
         progress: dict[str, Any] = {}
         for _ in range(200):  # bounded: the runner was woken by the POST
-            progress = (await client.get(f"/v1/replays/{job['id']}", headers=tenancy.headers_a())).json()
+            progress = (
+                await client.get(f"/v1/replays/{job['id']}", headers=tenancy.headers_a())
+            ).json()
             if progress["status"] == "done":
                 break
             await asyncio.sleep(0.05)
 
         assert (progress["status"], progress["done"], progress["requeued"]) == ("done", 1, 1)
-        assert [op.status for op in await operations_of(session, event)] == [OperationStatus.PENDING]
+        assert [op.status for op in await operations_of(session, event)] == [
+            OperationStatus.PENDING
+        ]
 
     @pytest.mark.parametrize(
         ("body", "field"),
@@ -487,7 +485,9 @@ class TestBulkReplay:
             json={"connection_id": str(tenancy.conn_b.id)},
             headers=tenancy.headers_a(),
         )
-        theirs = (await client.post("/v1/events/replay", json={}, headers=tenancy.headers_b())).json()
+        theirs = (
+            await client.post("/v1/events/replay", json={}, headers=tenancy.headers_b())
+        ).json()
         peek = await client.get(f"/v1/replays/{theirs['id']}", headers=tenancy.headers_a())
 
         assert refused.status_code == 404

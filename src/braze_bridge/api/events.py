@@ -31,7 +31,9 @@ from braze_bridge.ops.remap import PartnerLookup, registered_partners
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "unknown id, or another tenant's"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "unknown id, or another tenant's"}
+}
 STREAM_POLL_SECONDS = 1.0
 STREAM_HEARTBEAT_SECONDS = 15.0
 
