@@ -37,7 +37,9 @@ async def seed(dsn: str, rows: int) -> tuple[uuid.UUID, uuid.UUID]:
     try:
         tenant = uuid.uuid4()
         connection = uuid.uuid4()
-        await conn.execute("INSERT INTO tenants (id, slug, name) VALUES ($1, 'bench', 'Bench')", tenant)
+        await conn.execute(
+            "INSERT INTO tenants (id, slug, name) VALUES ($1, 'bench', 'Bench')", tenant
+        )
         await conn.execute(
             """INSERT INTO connections (id, tenant_id, name, source, state, braze_rest_endpoint,
                    braze_api_key_enc, braze_api_key_last4, webhook_auth_mode, webhook_secret_enc, settings)
@@ -104,7 +106,9 @@ async def main(rows: int) -> None:
 
                 async def keyset(before: uuid.UUID | None = cursor_id if depth else None) -> None:
                     async with sessionmaker() as session:
-                        await event_log.list_events(session, tenant, EventFilter(), before=before, limit=PAGE)
+                        await event_log.list_events(
+                            session, tenant, EventFilter(), before=before, limit=PAGE
+                        )
 
                 async def offset(skip: int = depth) -> None:
                     await raw.fetch(
@@ -120,7 +124,10 @@ async def main(rows: int) -> None:
             for label, filters in (
                 ("status=dead", EventFilter(status=EventStatus.DEAD)),
                 ("user=user-42", EventFilter(user="user-42")),
-                ("connection+status", EventFilter(connection_id=connection, status=EventStatus.DEAD)),
+                (
+                    "connection+status",
+                    EventFilter(connection_id=connection, status=EventStatus.DEAD),
+                ),
             ):
 
                 async def filtered(f: EventFilter = filters) -> None:

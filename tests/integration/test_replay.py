@@ -493,3 +493,27 @@ class TestBulkReplay:
         assert refused.status_code == 404
         assert peek.status_code == 404
         assert peek.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.usefixtures("manual_runner")
+async def test_a_stopping_runner_hands_its_job_back_for_another_to_finish(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenancy: Tenancy,
+) -> None:
+    for _ in range(3):
+        await make_event(
+            session, tenancy.conn_a, status=EventStatus.DEAD, operations=[OperationStatus.DEAD]
+        )
+    job = (await client.post("/v1/events/replay", json={}, headers=tenancy.headers_a())).json()
+    calls = iter([False, True])  # one batch, then the process is told to stop
+
+    await run_next_replay_job(
+        sessionmaker, fake_partners, owner="a", batch_size=2, stopping=lambda: next(calls)
+    )
+    # No lease to wait out: another runner takes the job straight away.
+    assert await run_next_replay_job(sessionmaker, fake_partners, owner="b", batch_size=2)
+    final = (await client.get(f"/v1/replays/{job['id']}", headers=tenancy.headers_a())).json()
+
+    assert (final["status"], final["done"], final["requeued"]) == ("done", 3, 3)

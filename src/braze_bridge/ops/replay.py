@@ -211,6 +211,7 @@ async def run_next_replay_job(
     batch_size: int = 200,
     lease_seconds: float = 60.0,
     max_batches: int | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> bool:
     """Claim one open job and work it to the end; False when there was none.
 
@@ -229,6 +230,9 @@ async def run_next_replay_job(
     batches = 0
     try:
         while max_batches is None or batches < max_batches:
+            if stopping():
+                await _release(sessionmaker, job_id, owner)
+                break
             batches += 1
             if not await _run_batch(
                 sessionmaker, partners, job_id, owner, clock, batch_size, lease_seconds
@@ -245,6 +249,18 @@ async def run_next_replay_job(
                 failed.lease_owner = None
                 failed.lease_expires_at = None
     return True
+
+
+async def _release(
+    sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, owner: str
+) -> None:
+    """Hand the job back (this process is stopping): another runner continues it at once."""
+    async with sessionmaker.begin() as session:
+        job = await replay_repo.lock_owned_job(session, job_id, owner)
+        if job is not None:
+            job.lease_owner = None
+            job.lease_expires_at = None
+    log.info("replay.job_released", job_id=str(job_id), owner=owner)
 
 
 async def _run_batch(
@@ -339,6 +355,7 @@ class ReplayRunner:
                     clock=self.clock,
                     batch_size=self.batch_size,
                     lease_seconds=self.lease_seconds,
+                    stopping=self._stop.is_set,
                 )
             except Exception:
                 # Database away: keep the API serving, try again at the next poll.
