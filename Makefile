@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint fmt migrate sandbox bench clean
+.PHONY: install run test lint fmt migrate sandbox bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ lint: $(STAMP)
 	$(BIN)/mypy src
 	$(BIN)/lint-imports
 
-test: lint
+# The console's end-to-end tests drive Debian's Chromium (no browser download: no internet).
+chromium:
+	@test -x /usr/bin/chromium || { \
+		echo "installing Debian's chromium for the console e2e tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: lint chromium
 	$(BIN)/python -m pytest -q
 
 fmt: $(STAMP)

@@ -60,6 +60,7 @@ async def make_connection(
     settings: dict[str, Any] | None = None,
     endpoint: str = SANDBOX_ENDPOINT,
     state: ConnectionState = ConnectionState.ACTIVE,
+    name: str | None = None,
     **overrides: Any,
 ) -> MadeConnection:
     api_key = f"braze-key-{uuid.uuid4().hex}"
@@ -67,7 +68,7 @@ async def make_connection(
     content_token = f"bbc_{uuid.uuid4().hex}"
     row = Connection(
         tenant_id=tenant.id,
-        name=f"{source} test",
+        name=name or f"{source} test",
         source=source,
         state=state,
         braze_rest_endpoint=endpoint,

@@ -189,6 +189,8 @@ def upgrade() -> None:
         sa.Column("total", sa.Integer(), nullable=True),
         sa.Column("done", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("requeued", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("skipped", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("last_event_id", sa.UUID(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("lease_owner", sa.String(length=128), nullable=True),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
@@ -361,6 +363,10 @@ def upgrade() -> None:
     op.create_index("ix_events_received_at", "events", ["received_at"], unique=False)
     op.create_index("ix_events_tenant_id", "events", ["tenant_id", "id"], unique=False)
     op.create_index("ix_events_user", "events", ["connection_id", "user_key", "id"], unique=False)
+    op.create_index(
+        "ix_events_tenant_status", "events", ["tenant_id", "status", "id"], unique=False
+    )
+    op.create_index("ix_events_user_key", "events", ["user_key", "id"], unique=False)
     op.create_table(
         "identities",
         sa.Column("connection_id", sa.UUID(), nullable=False),
@@ -653,6 +659,8 @@ def downgrade() -> None:
     op.drop_table("user_values")
     op.drop_table("data_point_savings")
     op.drop_table("identities")
+    op.drop_index("ix_events_user_key", table_name="events")
+    op.drop_index("ix_events_tenant_status", table_name="events")
     op.drop_index("ix_events_user", table_name="events")
     op.drop_index("ix_events_tenant_id", table_name="events")
     op.drop_index("ix_events_received_at", table_name="events")

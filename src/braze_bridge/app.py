@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -10,14 +11,20 @@ import httpx
 from fastapi import FastAPI
 
 from braze_bridge.api import connections, ops, tenants
+from braze_bridge.api import events as events_api
+from braze_bridge.api import health as health_api
+from braze_bridge.api import metrics as metrics_api
 from braze_bridge.api.deps import AppContext
 from braze_bridge.config import Settings, load_or_create_secret_key
+from braze_bridge.console import router as console
 from braze_bridge.db import migrate
 from braze_bridge.db.embedded import EmbeddedPostgres
 from braze_bridge.db.engine import create_engine, create_sessionmaker
 from braze_bridge.db.repositories import tokens
 from braze_bridge.errors import install_error_handlers
 from braze_bridge.logging import get_logger
+from braze_bridge.ops.remap import registered_partners
+from braze_bridge.ops.replay import ReplayRunner
 from braze_bridge.security.secrets import SecretBox
 from braze_bridge.security.tokens import display_prefix, hash_token
 
@@ -102,10 +109,17 @@ def create_app(runtime: Runtime) -> FastAPI:
                 await tokens.ensure_bootstrap_token(
                     session, hash_token(value), display_prefix(value)
                 )
+        # Bulk replay jobs run here under a lease (any API process may take one).
+        replay_runner = ReplayRunner(sessionmaker, registered_partners)
+        app.state.replay_runner = replay_runner
+        replay_task = asyncio.create_task(replay_runner.run(), name="replay-runner")
+        app.state.replay_task = replay_task
         log.info("app.started", embedded=runtime.embedded)
         try:
             yield
         finally:
+            replay_runner.stop()
+            await replay_task
             await http.aclose()
             await engine.dispose()
             log.info("app.stopped")
@@ -120,4 +134,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(tenants.router)
     app.include_router(connections.router)
+    app.include_router(metrics_api.router)
+    app.include_router(events_api.router)
+    app.include_router(health_api.router)
+    app.include_router(console.router)
     return app

@@ -1,4 +1,4 @@
-"""`braze-bridge` commands: serve, api, worker, migrate, tenants, tokens, rotate-key."""
+"""`braze-bridge` commands: serve, api, worker, migrate, tenants, tokens, rotate-key, replay."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from braze_bridge.db.engine import create_engine, create_sessionmaker, current_r
 from braze_bridge.db.repositories import tenants as tenant_repo
 from braze_bridge.db.repositories import tokens as token_repo
 from braze_bridge.logging import configure_logging
+from braze_bridge.replay_command import replay as replay_command
 from braze_bridge.security.tokens import display_prefix, generate_token, hash_token
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ tenants_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage admin bearer tokens.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(tokens_app, name="tokens")
+app.command("replay")(replay_command)
 
 T = TypeVar("T")
 

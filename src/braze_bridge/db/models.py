@@ -174,6 +174,10 @@ class Event(Base):
         Index("ix_events_connection_status", "connection_id", "status", "id"),
         Index("ix_events_user", "connection_id", "user_key", "id"),
         Index("ix_events_received_at", "received_at"),
+        # Event log filters without a connection (ops/event_log.py): a tenant's dead or
+        # rejected events, and "what happened to this user" across connections.
+        Index("ix_events_tenant_status", "tenant_id", "status", "id"),
+        Index("ix_events_user_key", "user_key", "id"),
     )
 
 
@@ -415,6 +419,10 @@ class ReplayJob(Base):
     total: Mapped[int | None] = mapped_column(Integer)
     done: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     requeued: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Events that could not be replayed (e.g. re-map needed but the raw body was purged).
+    skipped: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Keyset position: a job resumed after a restart continues after this event.
+    last_event_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None]

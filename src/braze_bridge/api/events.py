@@ -1,0 +1,190 @@
+"""Event log, live feed and replay routes: GET /v1/events, /v1/events/stream, /v1/events/{id},
+POST /v1/events/{id}/replay, POST /v1/events/replay, GET /v1/replays/{job_id}."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
+
+from braze_bridge.api.deps import ContextDep, PrincipalDep, SessionDep
+from braze_bridge.api.schemas.events import (
+    EventDetail,
+    EventPage,
+    EventRead,
+    ReplayFilter,
+    ReplayJobRead,
+    ReplayRead,
+)
+from braze_bridge.db.repositories.event_log import EventFilter
+from braze_bridge.domain.statuses import EventStatus
+from braze_bridge.errors import ErrorBody, ValidationFailed
+from braze_bridge.ops import events as event_service
+from braze_bridge.ops import replay as replay_service
+from braze_bridge.ops.remap import PartnerLookup, registered_partners
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "unknown id, or another tenant's"}
+}
+STREAM_POLL_SECONDS = 1.0
+STREAM_HEARTBEAT_SECONDS = 15.0
+
+
+def partner_lookup() -> PartnerLookup:
+    """The partner registry replay re-maps with (overridden in tests)."""
+    return registered_partners
+
+
+PartnersDep = Annotated[PartnerLookup, Depends(partner_lookup)]
+
+
+def event_filter(
+    connection_id: Annotated[uuid.UUID | None, Query(description="only this connection")] = None,
+    status: Annotated[EventStatus | None, Query(description="event status word")] = None,
+    kind: Annotated[str | None, Query(max_length=64, description="normalized kind")] = None,
+    user: Annotated[
+        str | None, Query(min_length=1, max_length=1024, description="external id or email")
+    ] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="received at or after (ISO 8601)")
+    ] = None,
+    until: Annotated[AwareDatetime | None, Query(description="received before (ISO 8601)")] = None,
+) -> EventFilter:
+    if since is not None and until is not None and since >= until:
+        raise ValidationFailed(
+            "invalid request: since must be before until",
+            details=[
+                {"field": "since", "message": "since must be before until", "type": "value_error"}
+            ],
+        )
+    return EventFilter(connection_id, status, kind, user, since, until)
+
+
+FilterDep = Annotated[EventFilter, Depends(event_filter)]
+
+
+@router.get("/events", response_model=EventPage, responses={400: {"model": ErrorBody}})
+async def list_events(
+    principal: PrincipalDep,
+    session: SessionDep,
+    filters: FilterDep,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="next_cursor of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=event_service.MAX_PAGE)] = 50,
+) -> EventPage:
+    """Events the token can see, newest first, one page at a time (keyset cursor)."""
+    listing = await event_service.list_events(
+        session, principal, filters, cursor=cursor, limit=limit
+    )
+    return EventPage(
+        items=[EventRead.of(e) for e in listing.items], next_cursor=listing.next_cursor
+    )
+
+
+def _sse(event: str, data: str, event_id: str | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\ndata: {data}\n\n"
+
+
+@router.get(
+    "/events/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+)
+async def stream_events(
+    request: Request,
+    principal: PrincipalDep,
+    context: ContextDep,
+    filters: FilterDep,
+    after: Annotated[uuid.UUID | None, Query(description="resume after this event id")] = None,
+    watch: Annotated[
+        list[uuid.UUID] | None,
+        Query(max_length=200, description="ids already shown whose status changes to report"),
+    ] = None,
+    last_event_id: Annotated[uuid.UUID | None, Header()] = None,
+) -> StreamingResponse:
+    """Live feed as server-sent events: `created` for each new matching event, `updated` when a
+    shown event changes status. Authenticate with the Authorization header (read the stream
+    with fetch(); EventSource cannot send headers, and tokens never go in URLs)."""
+    feed = event_service.EventFeed(
+        context.sessionmaker, principal, filters, after=last_event_id or after, watch=watch or ()
+    )
+    await feed.prime()
+
+    async def messages() -> AsyncIterator[str]:
+        yield f"retry: 3000\n: feed for {'operator' if principal.is_operator else 'tenant'}\n\n"
+        last_sent = time.monotonic()
+        while not await request.is_disconnected():
+            for item in await feed.poll():
+                data = EventRead.of(item.event).model_dump_json()
+                event_id = str(item.event.id) if item.change == "created" else None
+                yield _sse(item.change, data, event_id)
+                last_sent = time.monotonic()
+            if time.monotonic() - last_sent >= STREAM_HEARTBEAT_SECONDS:
+                yield ": keepalive\n\n"
+                last_sent = time.monotonic()
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+
+    return StreamingResponse(
+        messages(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/events/{event_id}", response_model=EventDetail, responses=NOT_FOUND)
+async def get_event(
+    event_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+) -> EventDetail:
+    """One event in full: raw body (credentials redacted), normalized event, every Braze object
+    with its status and reason, and every attempt with request, status code, response, timing."""
+    return EventDetail.of(await event_service.event_detail(session, principal, event_id))
+
+
+@router.post(
+    "/events/replay",
+    status_code=202,
+    response_model=ReplayJobRead,
+    responses={422: {"model": ErrorBody}},
+)
+async def replay_matching(
+    body: ReplayFilter, principal: PrincipalDep, session: SessionDep, request: Request
+) -> ReplayJobRead:
+    """Replay every event matching the filter, in the background; follow GET /v1/replays/{id}."""
+    filters = body.to_filter()
+    if filters.connection_id is not None:
+        await event_service.ensure_connection_visible(session, principal, filters.connection_id)
+    job = await replay_service.start_bulk_replay(session, principal, filters)
+    runner = getattr(request.app.state, "replay_runner", None)
+    if isinstance(runner, replay_service.ReplayRunner):
+        runner.wake()
+    return ReplayJobRead.of(job)
+
+
+@router.post(
+    "/events/{event_id}/replay",
+    response_model=ReplayRead,
+    responses={**NOT_FOUND, 409: {"model": ErrorBody, "description": "cannot replay now"}},
+)
+async def replay_one(
+    event_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, partners: PartnersDep
+) -> ReplayRead:
+    """Send again whatever this event's Braze objects did not deliver (never a delivered one)."""
+    return ReplayRead.of(await replay_service.replay_event(session, principal, event_id, partners))
+
+
+@router.get("/replays/{job_id}", response_model=ReplayJobRead, responses=NOT_FOUND)
+async def get_replay(
+    job_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
+) -> ReplayJobRead:
+    """Progress of a bulk replay."""
+    return ReplayJobRead.of(await replay_service.get_replay_job(session, principal, job_id))

@@ -1,0 +1,312 @@
+"""The event log as ops read it: filtered keyset pages (newest first) and one event in full.
+
+Pages are keyed on `events.id` (UUIDv7, time-ordered), never OFFSET: a page costs the same at
+row 10 as at row 10 million, and rows inserted while someone pages never shift what the next
+page holds. Every query here takes the caller's tenant scope (`tenant_id=None` = operator).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from braze_bridge.db.models import (
+    AttemptOperation,
+    Connection,
+    DeliveryAttempt,
+    Event,
+    EventBody,
+    Operation,
+)
+from braze_bridge.domain.statuses import EventStatus
+
+CURSOR_VERSION = b"e1"
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """What GET /v1/events and bulk replay select on; all given fields must match."""
+
+    connection_id: uuid.UUID | None = None
+    status: EventStatus | None = None
+    kind: str | None = None
+    user: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventSummary:
+    id: uuid.UUID
+    connection_id: uuid.UUID
+    source_event_id: str | None
+    kind: str | None
+    status: EventStatus
+    reason: str | None
+    user_key: str | None
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    items: list[EventSummary]
+    next_after: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    attempt: DeliveryAttempt
+    outcomes: list[tuple[int, str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    event: Event
+    body: EventBody | None
+    operations: list[Operation]
+    attempts: list[AttemptRecord]
+
+
+def encode_cursor(event_id: uuid.UUID) -> str:
+    """Opaque to clients: a version tag and the last id of the page, URL-safe base64."""
+    return base64.urlsafe_b64encode(CURSOR_VERSION + event_id.bytes).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    """Raise ValueError for anything `encode_cursor` did not produce."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not base64") from exc
+    if len(raw) != len(CURSOR_VERSION) + 16 or not raw.startswith(CURSOR_VERSION):
+        raise ValueError("unknown cursor format")
+    return uuid.UUID(bytes=raw[len(CURSOR_VERSION) :])
+
+
+def user_key_candidates(user: str) -> list[str]:
+    """`user=` matches the stored key however ingest prefixed it (external id or email)."""
+    value = user.strip()
+    return list(dict.fromkeys([value, f"id:{value}", f"email:{value.lower()}"]))
+
+
+def display_user(user_key: str | None) -> str | None:
+    """What ops type into `user=`: the external id or email without the key's prefix."""
+    if user_key is None:
+        return None
+    for prefix in ("id:", "email:"):
+        if user_key.startswith(prefix):
+            return user_key[len(prefix) :]
+    return user_key
+
+
+def filtered_events(tenant_id: uuid.UUID | None, filters: EventFilter) -> Select[Any]:
+    """Ids of the events visible to the tenant scope that match `filters` (no order, no limit).
+
+    Each filter lines up with an index whose last column is `id`, so newest-first pages are
+    index range scans (see tests/integration/test_event_log.py for the EXPLAIN checks).
+    """
+    stmt = select(Event.id)
+    if tenant_id is not None:
+        stmt = stmt.where(Event.tenant_id == tenant_id)
+    if filters.connection_id is not None:
+        stmt = stmt.where(Event.connection_id == filters.connection_id)
+    if filters.status is not None:
+        stmt = stmt.where(Event.status == filters.status)
+    if filters.kind is not None:
+        stmt = stmt.where(Event.kind == filters.kind)
+    if filters.user is not None:
+        stmt = stmt.where(Event.user_key.in_(user_key_candidates(filters.user)))
+    if filters.since is not None:
+        stmt = stmt.where(Event.received_at >= filters.since)
+    if filters.until is not None:
+        stmt = stmt.where(Event.received_at < filters.until)
+    return stmt
+
+
+async def list_events(
+    session: AsyncSession,
+    tenant_id: uuid.UUID | None,
+    filters: EventFilter,
+    *,
+    before: uuid.UUID | None,
+    limit: int,
+) -> EventPage:
+    """One page, newest first, strictly older than `before` (the previous page's last id)."""
+    stmt = (
+        filtered_events(tenant_id, filters)
+        .add_columns(
+            Event.connection_id,
+            Event.source_event_id,
+            Event.kind,
+            Event.status,
+            Event.reason,
+            Event.user_key,
+            Event.received_at,
+        )
+        .order_by(Event.id.desc())
+        .limit(limit + 1)
+    )
+    if before is not None:
+        stmt = stmt.where(Event.id < before)
+    rows = (await session.execute(stmt)).all()
+    items = [
+        EventSummary(
+            id=row[0],
+            connection_id=row.connection_id,
+            source_event_id=row.source_event_id,
+            kind=row.kind,
+            status=row.status,
+            reason=row.reason,
+            user_key=row.user_key,
+            received_at=row.received_at,
+        )
+        for row in rows[:limit]
+    ]
+    next_after = items[-1].id if len(rows) > limit else None
+    return EventPage(items, next_after)
+
+
+async def events_after(
+    session: AsyncSession,
+    tenant_id: uuid.UUID | None,
+    filters: EventFilter,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+) -> list[EventSummary]:
+    """Events newer than `after`, oldest first (the live feed's next batch)."""
+    stmt = (
+        filtered_events(tenant_id, filters)
+        .add_columns(
+            Event.connection_id,
+            Event.source_event_id,
+            Event.kind,
+            Event.status,
+            Event.reason,
+            Event.user_key,
+            Event.received_at,
+        )
+        .order_by(Event.id.asc())
+        .limit(limit)
+    )
+    if after is not None:
+        stmt = stmt.where(Event.id > after)
+    rows = (await session.execute(stmt)).all()
+    return [
+        EventSummary(
+            id=row[0],
+            connection_id=row.connection_id,
+            source_event_id=row.source_event_id,
+            kind=row.kind,
+            status=row.status,
+            reason=row.reason,
+            user_key=row.user_key,
+            received_at=row.received_at,
+        )
+        for row in rows
+    ]
+
+
+async def newest_event_id(session: AsyncSession, tenant_id: uuid.UUID | None) -> uuid.UUID | None:
+    stmt = select(Event.id).order_by(Event.id.desc()).limit(1)
+    if tenant_id is not None:
+        stmt = stmt.where(Event.tenant_id == tenant_id)
+    return await session.scalar(stmt)
+
+
+async def event_statuses(
+    session: AsyncSession, tenant_id: uuid.UUID | None, ids: Sequence[uuid.UUID]
+) -> list[EventSummary]:
+    """Current state of known events (the live feed re-checks the ones still in motion)."""
+    if not ids:
+        return []
+    stmt = select(
+        Event.id,
+        Event.connection_id,
+        Event.source_event_id,
+        Event.kind,
+        Event.status,
+        Event.reason,
+        Event.user_key,
+        Event.received_at,
+    ).where(Event.id.in_(list(ids)))
+    if tenant_id is not None:
+        stmt = stmt.where(Event.tenant_id == tenant_id)
+    rows = (await session.execute(stmt)).all()
+    return [
+        EventSummary(
+            id=row.id,
+            connection_id=row.connection_id,
+            source_event_id=row.source_event_id,
+            kind=row.kind,
+            status=row.status,
+            reason=row.reason,
+            user_key=row.user_key,
+            received_at=row.received_at,
+        )
+        for row in rows
+    ]
+
+
+async def get_event_record(
+    session: AsyncSession, tenant_id: uuid.UUID | None, event_id: uuid.UUID
+) -> EventRecord | None:
+    """The event with its raw body, its Braze objects and every attempt that carried them."""
+    stmt = select(Event).where(Event.id == event_id)
+    if tenant_id is not None:
+        stmt = stmt.where(Event.tenant_id == tenant_id)
+    event = await session.scalar(stmt)
+    if event is None:
+        return None
+    body = await session.get(EventBody, event_id)
+    operations = list(
+        (
+            await session.scalars(
+                select(Operation)
+                .where(Operation.event_id == event_id)
+                .order_by(Operation.position, Operation.id)
+            )
+        ).all()
+    )
+    attempts: list[AttemptRecord] = []
+    if operations:
+        links = (
+            await session.execute(
+                select(
+                    AttemptOperation.attempt_id,
+                    AttemptOperation.operation_id,
+                    AttemptOperation.outcome,
+                )
+                .where(AttemptOperation.operation_id.in_([op.id for op in operations]))
+                .order_by(AttemptOperation.attempt_id, AttemptOperation.operation_id)
+            )
+        ).all()
+        by_attempt: dict[int, list[tuple[int, str | None]]] = {}
+        for link in links:
+            by_attempt.setdefault(link.attempt_id, []).append((link.operation_id, link.outcome))
+        if by_attempt:
+            rows = await session.scalars(
+                select(DeliveryAttempt)
+                .where(DeliveryAttempt.id.in_(list(by_attempt)))
+                .order_by(DeliveryAttempt.id)
+            )
+            attempts = [AttemptRecord(row, by_attempt[row.id]) for row in rows]
+    return EventRecord(event, body, operations, attempts)
+
+
+async def connection_visible(
+    session: AsyncSession, tenant_id: uuid.UUID | None, connection_id: uuid.UUID
+) -> bool:
+    """Deleted connections count: their events stay in the log."""
+    stmt = select(Connection.id).where(Connection.id == connection_id)
+    if tenant_id is not None:
+        stmt = stmt.where(Connection.tenant_id == tenant_id)
+    return await session.scalar(stmt) is not None

@@ -1,0 +1,164 @@
+"""The event log for ops: filtered pages, one event in full, and the live feed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from braze_bridge.db.repositories import event_log
+from braze_bridge.db.repositories.event_log import EventFilter, EventRecord, EventSummary
+from braze_bridge.domain.principal import Principal
+from braze_bridge.domain.statuses import EventStatus
+from braze_bridge.errors import BadRequest, NotFound
+
+MAX_PAGE = 200
+
+# Header names (lower-case) and name fragments that carry credentials: never shown.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+SECRET_HEADER_PARTS = ("secret", "token", "signature", "api-key", "apikey", "password", "auth")
+REDACTED = "[redacted]"
+
+# Events whose status can still change; the live feed re-checks them.
+IN_MOTION = frozenset({EventStatus.RECEIVED, EventStatus.QUEUED})
+FOLLOWED_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class EventListing:
+    items: list[EventSummary]
+    next_cursor: str | None
+
+
+def redact_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Stored request headers minus anything that authenticates (values replaced, names kept)."""
+    out: dict[str, Any] = {}
+    for name, value in (headers or {}).items():
+        lowered = name.lower()
+        secret = lowered in SECRET_HEADERS or any(part in lowered for part in SECRET_HEADER_PARTS)
+        out[name] = REDACTED if secret else value
+    return out
+
+
+async def ensure_connection_visible(
+    session: AsyncSession, principal: Principal, connection_id: uuid.UUID
+) -> None:
+    """Another tenant's connection id answers 404, exactly like an unknown one."""
+    if not await event_log.connection_visible(session, principal.tenant_id, connection_id):
+        raise NotFound(f"no connection {connection_id}")
+
+
+async def list_events(
+    session: AsyncSession,
+    principal: Principal,
+    filters: EventFilter,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> EventListing:
+    if filters.connection_id is not None:
+        await ensure_connection_visible(session, principal, filters.connection_id)
+    before = None
+    if cursor:
+        try:
+            before = event_log.decode_cursor(cursor)
+        except ValueError as exc:
+            raise BadRequest(
+                "invalid cursor: pass next_cursor from the previous page unchanged",
+                details={"cursor": cursor},
+            ) from exc
+    page = await event_log.list_events(
+        session, principal.tenant_id, filters, before=before, limit=min(max(limit, 1), MAX_PAGE)
+    )
+    next_cursor = event_log.encode_cursor(page.next_after) if page.next_after else None
+    return EventListing(page.items, next_cursor)
+
+
+async def event_detail(
+    session: AsyncSession, principal: Principal, event_id: uuid.UUID
+) -> EventRecord:
+    record = await event_log.get_event_record(session, principal.tenant_id, event_id)
+    if record is None:
+        raise NotFound(f"no event {event_id}")
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    change: Literal["created", "updated"]
+    event: EventSummary
+
+
+class EventFeed:
+    """What changed since the last look: new matching events, and status changes of events
+    this feed has shown that were still in motion. One short session per poll."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        principal: Principal,
+        filters: EventFilter,
+        *,
+        after: uuid.UUID | None,
+        watch: Sequence[uuid.UUID] = (),
+        batch: int = 100,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.tenant_id = principal.tenant_id
+        self.filters = filters
+        self.after = after
+        self.batch = batch
+        self.watch = list(watch)[:FOLLOWED_LIMIT]
+        self._moving: OrderedDict[uuid.UUID, EventStatus] = OrderedDict()
+
+    async def start_at_newest(self) -> None:
+        async with self.sessionmaker() as session:
+            self.after = await event_log.newest_event_id(session, self.tenant_id)
+
+    async def prime(self) -> None:
+        """Start at the newest event unless resuming, and follow the `watch` events the client
+        already shows (e.g. a page it loaded, or an event it just replayed)."""
+        if self.after is None:
+            await self.start_at_newest()
+        if self.watch:
+            async with self.sessionmaker() as session:
+                for event in await event_log.event_statuses(session, self.tenant_id, self.watch):
+                    self._track(event)
+
+    async def poll(self) -> list[FeedItem]:
+        items: list[FeedItem] = []
+        async with self.sessionmaker() as session:
+            if self._moving:
+                current = await event_log.event_statuses(
+                    session, self.tenant_id, list(self._moving)
+                )
+                for event in current:
+                    if event.status != self._moving[event.id]:
+                        items.append(FeedItem("updated", event))
+                        self._track(event)
+            created = await event_log.events_after(
+                session, self.tenant_id, self.filters, after=self.after, limit=self.batch
+            )
+        for event in created:
+            items.append(FeedItem("created", event))
+            self._track(event)
+            self.after = event.id
+        return items
+
+    def _track(self, event: EventSummary) -> None:
+        self._moving.pop(event.id, None)
+        if event.status in IN_MOTION:
+            self._moving[event.id] = event.status
+            while len(self._moving) > FOLLOWED_LIMIT:
+                self._moving.popitem(last=False)
+
+    async def follow(self, poll_seconds: float) -> AsyncIterator[list[FeedItem]]:
+        """Yield each poll's changes (an empty list when nothing changed), forever."""
+        while True:
+            yield await self.poll()
+            await asyncio.sleep(poll_seconds)
