@@ -10,7 +10,8 @@ RUN python -m build --wheel --outdir /dist
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     BRAZE_BRIDGE_HOST=0.0.0.0 BRAZE_BRIDGE_PORT=8000
-RUN useradd --system --create-home --uid 10001 bridge
+RUN useradd --system --create-home --uid 10001 bridge \
+ && mkdir -p /var/lib/braze-bridge/metrics && chown -R bridge /var/lib/braze-bridge
 COPY --from=build /dist/*.whl /tmp/
 RUN pip install --no-cache-dir /tmp/*.whl && rm /tmp/*.whl
 USER bridge
