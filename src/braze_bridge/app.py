@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from braze_bridge.db import migrate
 from braze_bridge.db.embedded import EmbeddedPostgres
 from braze_bridge.db.engine import create_engine, create_sessionmaker
 from braze_bridge.db.repositories import tokens
+from braze_bridge.delivery.worker import DeliveryWorker, WorkerOptions, listen_dsn
 from braze_bridge.errors import install_error_handlers
 from braze_bridge.logging import get_logger
 from braze_bridge.security.secrets import SecretBox
@@ -80,8 +82,9 @@ def build_secret_box(runtime: Runtime) -> SecretBox:
     )
 
 
-def create_app(runtime: Runtime) -> FastAPI:
-    """The API app. Its lifespan owns the engine and the outbound httpx client."""
+def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
+    """The API app. Its lifespan owns the engine, the outbound httpx client and, with
+    `run_worker` (`braze-bridge serve`), one in-process delivery worker."""
     settings = runtime.settings
 
     @asynccontextmanager
@@ -102,10 +105,24 @@ def create_app(runtime: Runtime) -> FastAPI:
                 await tokens.ensure_bootstrap_token(
                     session, hash_token(value), display_prefix(value)
                 )
-        log.info("app.started", embedded=runtime.embedded)
+        worker_task: asyncio.Task[None] | None = None
+        worker: DeliveryWorker | None = None
+        if run_worker:
+            worker = DeliveryWorker(
+                sessionmaker,
+                http,
+                build_secret_box(runtime),
+                listen_dsn=listen_dsn(runtime.database_url),
+                options=WorkerOptions.from_settings(settings),
+            )
+            worker_task = asyncio.create_task(worker.run(), name="delivery-worker")
+        log.info("app.started", embedded=runtime.embedded, worker=run_worker)
         try:
             yield
         finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                await worker_task
             await http.aclose()
             await engine.dispose()
             log.info("app.stopped")

@@ -9,7 +9,6 @@ The worker turns the per-object outcomes into database state.
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
