@@ -69,7 +69,6 @@ class OpState:
 
 async def op_states(session: AsyncSession, ops: Sequence[Operation]) -> list[OpState]:
     ids = [op.id for op in ops]
-    session.expire_all()
     rows = (
         await session.execute(
             select(

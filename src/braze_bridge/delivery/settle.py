@@ -118,6 +118,9 @@ class Exchange:
 class TrackResult:
     outcomes: list[ObjectOutcome] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
+    # For each culprit found by splitting: how many exchanges had been made when it was
+    # pinned down (the confirming send of the presumed-good rest may follow).
+    isolated_after: list[int] = field(default_factory=list)
 
     @property
     def requests_sent(self) -> int:
@@ -263,8 +266,10 @@ class TrackDelivery:
 
         Invariant: `suspect + deferred` holds a bad object; everything else is settled. Each
         test sends half the suspects together with the deferred (presumed good) objects, so a
-        success delivers them all at once; one bad object among 75 is isolated in at most
-        seven requests.
+        success delivers them all at once. One bad object among 75 is pinned down after at
+        most 7 extra requests (ceil(log2 75)); when the last test failed, one more request
+        delivers the presumed-good rest and confirms the culprit (8 in the worst case, which
+        is optimal for 65-128 objects when every good object must also be delivered).
         """
         suspect, deferred = objects, list[PackedObject]()
         while len(suspect) > 1:
@@ -295,6 +300,7 @@ class TrackDelivery:
                 self._apply_stop(verdict, suspect + deferred)
                 return
         culprit = suspect[0]
+        self.result.isolated_after.append(len(self.result.exchanges))
         if not deferred:
             self._final(culprit, "failed", f"{message} (isolated by splitting the request)")
             return
