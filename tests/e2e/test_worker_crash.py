@@ -34,8 +34,17 @@ COUNT = 1500
 @pytest.fixture
 def sandbox_url() -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "braze_bridge", "sandbox", "--port", str(port), "--latency-ms", "300"],
+    process = subprocess.Popen(  # noqa: S603 - our own CLI
+        [
+            sys.executable,
+            "-m",
+            "braze_bridge",
+            "sandbox",
+            "--port",
+            str(port),
+            "--latency-ms",
+            "300",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -97,7 +106,9 @@ async def test_sigkill_mid_batch_then_a_new_worker_delivers_everything(
 
     first = start_worker(database_url)
     try:
-        await wait_for(session, lambda c: c.get("delivered", 0) >= 150 and c.get("in_flight", 0) > 0)
+        await wait_for(
+            session, lambda c: c.get("delivered", 0) >= 150 and c.get("in_flight", 0) > 0
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
@@ -105,7 +116,9 @@ async def test_sigkill_mid_batch_then_a_new_worker_delivers_everything(
             first.kill()
     in_flight = {
         row[0]
-        for row in await session.execute(text("SELECT id FROM operations WHERE status = 'in_flight'"))
+        for row in await session.execute(
+            text("SELECT id FROM operations WHERE status = 'in_flight'")
+        )
     }
     await session.commit()
     assert in_flight, "the kill should land while a batch is in flight"

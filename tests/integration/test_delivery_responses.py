@@ -58,7 +58,8 @@ async def test_2xx_with_errors_fails_only_the_indexed_objects(
         ("failed", "'time' is not valid"),
         ("delivered", None),
     ]
-    assert states[1].sent_object is not None and states[1].sent_object["external_id"] == "user-1"
+    assert states[1].sent_object is not None
+    assert states[1].sent_object["external_id"] == "user-1"
 
 
 async def test_400_on_a_single_object_fails_it_with_brazes_message(
@@ -196,7 +197,8 @@ async def test_outages_back_off_exponentially_with_jitter(
     assert first.available_at == NOW + timedelta(seconds=1.5)
     assert (second.status, second.attempts) == ("pending", 2)
     assert second.available_at == NOW + timedelta(seconds=8)
-    assert first.reason is not None and first.reason.startswith(("braze 5", "timeout", "cannot reach"))
+    assert first.reason is not None
+    assert first.reason.startswith(("braze 5", "timeout", "cannot reach"))
 
 
 async def test_past_the_retry_horizon_objects_go_dead(
@@ -265,7 +267,12 @@ async def test_email_only_users_are_resolved_once_and_unknown_ones_become_aliase
     conn = await make_connection(session, await make_tenant(session))
     known = await make_operations(session, conn, 2, external_id=None, email="Known@Example.com")
     unknown = await make_operations(
-        session, conn, 1, external_id=None, email="new@example.com", kind=ObjectKind.ATTRIBUTES,
+        session,
+        conn,
+        1,
+        external_id=None,
+        email="new@example.com",
+        kind=ObjectKind.ATTRIBUTES,
         payload={"email": "new@example.com"},
     )
     skipped = await make_operations(
@@ -276,7 +283,9 @@ async def test_email_only_users_are_resolved_once_and_unknown_ones_become_aliase
         body = json.loads(request.content)
         assert body["fields_to_export"] == ["external_id", "braze_id"]
         if body["email_address"] == "known@example.com":
-            return httpx.Response(201, json={"users": [{"external_id": "crm-7"}], "message": "success"})
+            return httpx.Response(
+                201, json={"users": [{"external_id": "crm-7"}], "message": "success"}
+            )
         return httpx.Response(201, json={"users": [], "message": "success"})
 
     with respx.mock:
@@ -286,12 +295,21 @@ async def test_email_only_users_are_resolved_once_and_unknown_ones_become_aliase
             worker = make_worker(sessionmaker, http)
             await drain(worker)
             assert lookups.call_count == 3
-            again = await make_operations(session, conn, 1, external_id=None, email="known@example.com")
+            again = await make_operations(
+                session, conn, 1, external_id=None, email="known@example.com"
+            )
             await drain(worker)
             assert lookups.call_count == 3  # answered from the Postgres cache
     states = await op_states(session, known + unknown + skipped + again)
-    assert [s.status for s in states] == ["delivered", "delivered", "delivered", "skipped", "delivered"]
-    assert states[0].sent_object is not None and states[0].sent_object["external_id"] == "crm-7"
+    assert [s.status for s in states] == [
+        "delivered",
+        "delivered",
+        "delivered",
+        "skipped",
+        "delivered",
+    ]
+    assert states[0].sent_object is not None
+    assert states[0].sent_object["external_id"] == "crm-7"
     assert states[2].sent_object == {
         "user_alias": {"alias_name": "new@example.com", "alias_label": "email"},
         "_update_existing_only": False,

@@ -47,7 +47,9 @@ async def test_one_users_attribute_objects_are_merged_in_order(
     first = await make_operations(
         session, conn, kind=ObjectKind.ATTRIBUTES, payload={"tier": "silver", "city": "Oslo"}
     )
-    second = await make_operations(session, conn, kind=ObjectKind.ATTRIBUTES, payload={"tier": "gold"})
+    second = await make_operations(
+        session, conn, kind=ObjectKind.ATTRIBUTES, payload={"tier": "gold"}
+    )
     http, sandbox = sandbox_client()
     async with http:
         await drain(make_worker(sessionmaker, http))

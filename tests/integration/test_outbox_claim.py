@@ -19,7 +19,11 @@ async def claim(
 ) -> list[int]:
     async with sessionmaker.begin() as session:
         claimed = await outbox.claim_due_operations(
-            session, owner=owner, limit=limit, lease_seconds=kw.get("lease", 60), run_cap=kw.get("run_cap", 16)
+            session,
+            owner=owner,
+            limit=limit,
+            lease_seconds=kw.get("lease", 60),
+            run_cap=kw.get("run_cap", 16),
         )
     return [op.id for op in claimed]
 

@@ -30,9 +30,15 @@ async def track(client: httpx.AsyncClient, body: Any, key: str = "any-key") -> h
 async def test_valid_objects_are_accepted_with_counts_and_rate_headers(
     sandbox: httpx.AsyncClient,
 ) -> None:
-    response = await track(sandbox, {"events": [EVENT], "attributes": [{"external_id": "u1", "tier": "gold"}]})
+    response = await track(
+        sandbox, {"events": [EVENT], "attributes": [{"external_id": "u1", "tier": "gold"}]}
+    )
     assert response.status_code == 201
-    assert response.json() == {"message": "success", "events_processed": 1, "attributes_processed": 1}
+    assert response.json() == {
+        "message": "success",
+        "events_processed": 1,
+        "attributes_processed": 1,
+    }
     assert response.headers["X-RateLimit-Limit"] == "5"
     assert response.headers["X-RateLimit-Remaining"] == "4"
     assert int(response.headers["X-RateLimit-Reset"]) > 1_000_000_000
@@ -55,7 +61,11 @@ async def test_bad_objects_are_named_by_array_and_index(sandbox: httpx.AsyncClie
         "message": "success",
         "events_processed": 1,
         "errors": [
-            {"type": "'time' is required and must be ISO 8601", "input_array": "events", "index": 1},
+            {
+                "type": "'time' is required and must be ISO 8601",
+                "input_array": "events",
+                "index": 1,
+            },
             {
                 "type": "'external_id', 'braze_id', 'user_alias', 'email' or 'phone' is required",
                 "input_array": "events",
@@ -75,7 +85,10 @@ async def test_bad_objects_are_named_by_array_and_index(sandbox: httpx.AsyncClie
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"attributes": []}, "Valid data must be provided in the 'attributes', 'events', or 'purchases' fields."),
+        (
+            {"attributes": []},
+            "Valid data must be provided in the 'attributes', 'events', or 'purchases' fields.",
+        ),
         ({}, "Valid data must be provided in the 'attributes', 'events', or 'purchases' fields."),
         ({"events": [EVENT] * 76}, "Max Input Length Exceeded"),
     ],

@@ -23,7 +23,9 @@ def test_at_most_75_objects_in_total_per_request() -> None:
 
 
 def test_legacy_accounts_take_75_per_array() -> None:
-    items = [event(i, f"u{i}") for i in range(75)] + [attrs(100 + i, f"v{i}", a=1) for i in range(75)]
+    items = [event(i, f"u{i}") for i in range(75)] + [
+        attrs(100 + i, f"v{i}", a=1) for i in range(75)
+    ]
     packing = pack_track_requests(items, PackLimits(per_array=True))
     assert [len(r.objects) for r in packing.requests] == [150]
 
@@ -48,7 +50,9 @@ def test_attribute_objects_of_one_user_merge_in_order_and_count_once() -> None:
 
 
 def test_increments_on_one_key_are_not_folded() -> None:
-    packing = pack_track_requests([attrs(1, "u", points={"inc": 5}), attrs(2, "u", points={"inc": 3})])
+    packing = pack_track_requests(
+        [attrs(1, "u", points={"inc": 5}), attrs(2, "u", points={"inc": 3})]
+    )
     assert [r.op_ids for r in packing.requests] == [[1]]
     assert packing.deferred == [2]
 
@@ -68,9 +72,8 @@ def test_one_users_objects_never_straddle_two_requests() -> None:
 
 
 def test_locate_maps_braze_error_indexes_back_to_objects() -> None:
-    (request,) = pack_track_requests(
-        [event(1, "a"), attrs(2, "b", x=1), event(3, "c")]
-    ).requests
+    (request,) = pack_track_requests([event(1, "a"), attrs(2, "b", x=1), event(3, "c")]).requests
     located = request.locate("events", 1)
-    assert located is not None and located.op_ids == (3,)
+    assert located is not None
+    assert located.op_ids == (3,)
     assert request.locate("purchases", 0) is None

@@ -76,7 +76,10 @@ async def test_a_400_that_names_the_objects_settles_them_without_splitting() -> 
     async def braze(body: str) -> BrazeReply:
         count = len(json.loads(body)["events"])
         if count == 3:
-            errors = [{"type": "'name' is required", "input_array": "events", "index": i} for i in range(3)]
+            errors = [
+                {"type": "'name' is required", "input_array": "events", "index": i}
+                for i in range(3)
+            ]
             text = json.dumps({"message": "Valid data must be provided...", "errors": errors})
             return BrazeReply(400, text, {}, 1.0)
         raise AssertionError("no second request expected")

@@ -64,5 +64,7 @@ EPOCH = NOW.timestamp()
         ({}, None),
     ],
 )
-def test_retry_after_reads_every_braze_header_form(headers: dict[str, str], wait: float | None) -> None:
+def test_retry_after_reads_every_braze_header_form(
+    headers: dict[str, str], wait: float | None
+) -> None:
     assert retry_after_seconds(headers, now_epoch=EPOCH) == wait

@@ -88,6 +88,10 @@ def object_json(identifier_json: str, payload_json: str) -> str:
     return "{" + identifier_json + "," + body[1:]
 
 
+def _byte_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
 def _is_operation(value: Any) -> bool:
     """Increments, array add/remove, nested objects: not plain assignments, not foldable."""
     return isinstance(value, dict | list)
@@ -149,7 +153,7 @@ def _user_segment(run: Sequence[Outgoing], limits: PackLimits) -> _Segment:
                 merged.update(json.loads(item.payload_json))
             text = object_json(taken[0].identifier_json, json.dumps(merged, ensure_ascii=False))
         objects.append(
-            PackedObject("attributes", text, tuple(i.op_id for i in taken), len(text.encode()))
+            PackedObject("attributes", text, tuple(i.op_id for i in taken), _byte_size(text))
         )
         if leftover:
             # A fold stopped early: the rest of the run waits for the next round.
@@ -161,7 +165,7 @@ def _user_segment(run: Sequence[Outgoing], limits: PackLimits) -> _Segment:
         if len(objects) >= limits.max_objects:
             break
         text = object_json(item.identifier_json, item.payload_json)
-        objects.append(PackedObject(item.array, text, (item.op_id,), len(text.encode())))
+        objects.append(PackedObject(item.array, text, (item.op_id,), _byte_size(text)))
         index += 1
     return _Segment(objects, [i.op_id for i in run[index:]])
 
