@@ -46,6 +46,8 @@ class ClaimedOperation:
 #   due (a retry scheduled later) so nothing jumps the queue.
 # * Held connections (paused, auth_error, rate limited after a 429) are skipped here, so their
 #   work stays `pending` untouched.
+# * The final UPDATE takes its ids as one array (an InitPlan evaluated once), so a fresh table
+#   without statistics cannot talk the planner into re-running the CTEs per row.
 # * Expired leases (a killed worker) go back to `pending` in the same statement and are claimable
 #   on the next call; SKIP LOCKED keeps two recovering workers from waiting on each other.
 CLAIM_SQL = text(
@@ -76,7 +78,7 @@ heads AS (
     LIMIT :limit
     FOR UPDATE OF o SKIP LOCKED
 ),
-followers AS (
+followers AS MATERIALIZED (
     SELECT f.id
     FROM heads h
     CROSS JOIN LATERAL (
@@ -94,8 +96,8 @@ followers AS (
 UPDATE operations o
 SET status = 'in_flight', lease_owner = :owner,
     lease_expires_at = now() + make_interval(secs => :lease_seconds)
-FROM (SELECT id FROM heads UNION ALL SELECT id FROM followers) picked
-WHERE o.id = picked.id AND o.status = 'pending'
+WHERE o.id = ANY(ARRAY(SELECT id FROM heads UNION ALL SELECT id FROM followers))
+  AND o.status = 'pending'
 RETURNING o.id, o.event_id, o.tenant_id, o.connection_id, o.kind, o.user_key, o.external_id,
           o.email, o.unknown_user, o.payload::text AS payload_json, o.attempts
 """
