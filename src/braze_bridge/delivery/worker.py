@@ -523,6 +523,17 @@ class DeliveryWorker:
             settlement.retries.append((op, answer.reason, 0.0, "lookup_failed", None))
 
     async def _settle(self, connection: DeliveryConnection, settlement: _Settlement) -> None:
+        await self._settle_in_transaction(connection, settlement)
+        if settlement.auth_error is not None:
+            log.warning(
+                "worker.connection_held",
+                connection_id=str(connection.id),
+                reason=settlement.auth_error,
+            )
+
+    async def _settle_in_transaction(
+        self, connection: DeliveryConnection, settlement: _Settlement
+    ) -> None:
         now = self._clock()
         rows = list(settlement.rows)
         dead: set[int] = set()
@@ -587,11 +598,6 @@ class DeliveryWorker:
             await outbox.roll_up_events(session, events)
             if settlement.auth_error is not None:
                 await outbox.hold_connection_for_auth(session, connection.id, settlement.auth_error)
-                log.warning(
-                    "worker.connection_held",
-                    connection_id=str(connection.id),
-                    reason=settlement.auth_error,
-                )
             if settlement.rate_limited_until is not None:
                 await outbox.hold_connection_until(
                     session, connection.id, settlement.rate_limited_until, "braze 429: rate limited"
