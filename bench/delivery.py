@@ -49,6 +49,15 @@ def with_db(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -69,6 +78,9 @@ class Run:
     rss_start: float
     rss_peak: float
     rss_end: float
+    cpu_workers: float
+    cpu_postgres: float
+    cpu_sandbox: float
 
     @property
     def objects_per_second(self) -> float:
@@ -186,13 +198,14 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
             p.kill()
 
 
-async def drain(server_url: str, sandbox: str, objects: int, workers: int) -> Run:
+async def drain(server_url: str, sandbox: str, sandbox_pid: int, objects: int, workers: int) -> Run:
     url = await create_database(server_url)
     db = await asyncpg.connect(url)
     try:
         httpx.post(f"{sandbox}/_sandbox/reset")
         tenant, connection = await make_connection(db, sandbox)
         await load_backlog(db, tenant, connection, objects)
+        sandbox_cpu = cpu_seconds(sandbox_pid)
         processes = start_workers(url, workers)
         started = time.perf_counter()
         rss_start = rss_peak = 0.0
@@ -217,10 +230,29 @@ async def drain(server_url: str, sandbox: str, objects: int, workers: int) -> Ru
                 raise SystemExit(f"timed out with {delivered} delivered")
         seconds = time.perf_counter() - started
         rss_end = sum(rss_mb(p.pid) for p in processes)
+        cpu_workers = sum(cpu_seconds(p.pid) for p in processes)
+        backends = await db.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        cpu_postgres = sum(cpu_seconds(row["pid"]) for row in backends)
+        cpu_sandbox = cpu_seconds(sandbox_pid) - sandbox_cpu
         stop(processes)
         requests = await db.fetchval("SELECT count(*) FROM delivery_attempts")
         steady = (last_mark or seconds) - (first_mark or 0.0)
-        return Run(workers, objects, seconds, steady, requests, rss_start, rss_peak, rss_end)
+        return Run(
+            workers,
+            objects,
+            seconds,
+            steady,
+            requests,
+            rss_start,
+            rss_peak,
+            rss_end,
+            cpu_workers,
+            cpu_postgres,
+            cpu_sandbox,
+        )
     finally:
         await db.close()
         await drop_database(server_url, url)
@@ -310,7 +342,8 @@ async def main() -> None:
             except httpx.TransportError:
                 time.sleep(0.1)
         runs = [
-            await drain(server_url, sandbox, args.objects, int(n)) for n in args.workers.split(",")
+            await drain(server_url, sandbox, sandbox_process.pid, args.objects, int(n))
+            for n in args.workers.split(",")
         ]
         base = runs[0]
         print(
@@ -325,6 +358,16 @@ async def main() -> None:
                 f"{run.steady_objects_per_second:12.0f}  {run.requests / run.seconds:10.0f}  "
                 f"{run.objects_per_request:11.1f}  {run.rss_start:6.0f}/{run.rss_peak:.0f}/{run.rss_end:.0f}"
                 f"{'':>10}x{run.objects_per_second / base.objects_per_second:.2f}"
+            )
+        print(
+            "CPU µs per object: workers / postgres backends / sandbox  (machine: "
+            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})"
+        )
+        for run in runs:
+            per = 1e6 / run.objects
+            print(
+                f"{run.workers:>7}  {run.cpu_workers * per:6.0f} / {run.cpu_postgres * per:6.0f} / "
+                f"{run.cpu_sandbox * per:6.0f}"
             )
         if args.emails:
             calls, total, seconds = await identity(server_url, sandbox, args.emails)

@@ -116,6 +116,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
                 options=WorkerOptions.from_settings(settings),
             )
             worker_task = asyncio.create_task(worker.run(), name="delivery-worker")
+        app.state.worker = worker
         log.info("app.started", embedded=runtime.embedded, worker=run_worker)
         try:
             yield

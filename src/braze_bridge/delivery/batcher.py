@@ -121,19 +121,23 @@ def _merge_attributes(items: Sequence[Outgoing]) -> tuple[list[Outgoing], list[O
 class _Segment:
     objects: list[PackedObject]
     deferred: list[int]
+    size: int = 0
 
-    def count(self, array: str | None = None) -> int:
-        return sum(1 for o in self.objects if array is None or o.array == array)
+    def __post_init__(self) -> None:
+        self.size = sum(o.size for o in self.objects) + len(self.objects)  # + commas
 
-    @property
-    def size(self) -> int:
-        return sum(o.size for o in self.objects)
+    def count(self, array: str) -> int:
+        return sum(1 for o in self.objects if o.array == array)
 
 
 def _user_segment(run: Sequence[Outgoing], limits: PackLimits) -> _Segment:
     """What of one user's run goes in this round: leading attributes (merged), then the
     events/purchases after them, stopping at an attribute object that follows an event
     (Braze applies a request's attributes before its events, so that one must wait)."""
+    if len(run) == 1:  # the common case: one object for this user in this round
+        item = run[0]
+        text = object_json(item.identifier_json, item.payload_json)
+        return _Segment([PackedObject(item.array, text, (item.op_id,), _byte_size(text))], [])
     lead = 0
     while lead < len(run) and run[lead].array == "attributes":
         lead += 1
@@ -185,7 +189,7 @@ def pack_track_requests(items: Iterable[Outgoing], limits: PackLimits | None = N
     size = _BODY_OVERHEAD
 
     def fits(segment: _Segment) -> bool:
-        if size + segment.size + len(segment.objects) > limits.max_bytes:
+        if size + segment.size > limits.max_bytes:
             return False
         if limits.per_array:
             return all(counts[a] + segment.count(a) <= limits.max_objects for a in TRACK_ARRAYS)
@@ -208,7 +212,7 @@ def pack_track_requests(items: Iterable[Outgoing], limits: PackLimits | None = N
         for obj in segment.objects:
             counts[obj.array] += 1
         total += len(segment.objects)
-        size += segment.size + len(segment.objects)
+        size += segment.size
     if current:
         requests.append(TrackRequest(tuple(current)))
     return Packing(requests, deferred)
