@@ -53,6 +53,7 @@ class SandboxConfig:
     latency_ms: float = 0.0
     legacy_limits: bool = False
     max_logged_requests: int = 2000
+    max_logged_bytes: int = 64 * 1024 * 1024
     max_users: int = 1_000_000
     seed: int | None = None
 
@@ -91,6 +92,7 @@ class SandboxState:
     config: SandboxConfig
     rng: random.Random
     received: deque[dict[str, Any]] = field(default_factory=deque)
+    logged_bytes: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     windows: dict[tuple[str, str], _Window] = field(default_factory=dict)
     users: OrderedDict[str, _User] = field(default_factory=OrderedDict)  # braze_id → user
@@ -101,6 +103,7 @@ class SandboxState:
 
     def reset(self) -> None:
         self.received.clear()
+        self.logged_bytes = 0
         self.counts.clear()
         self.windows.clear()
         self.users.clear()
@@ -165,11 +168,16 @@ class SandboxState:
                 items = body.get(array)
                 if isinstance(items, list):
                     self.counts[f"objects.{array}"] += len(items)
+        size = len(json.dumps(body)) if body is not None else 0
         self.received.append(
-            {"at": time.time(), "endpoint": endpoint, "status": status, "body": body}
+            {"at": time.time(), "endpoint": endpoint, "status": status, "body": body, "bytes": size}
         )
-        while len(self.received) > self.config.max_logged_requests:
-            self.received.popleft()
+        self.logged_bytes += size
+        while self.received and (
+            len(self.received) > self.config.max_logged_requests
+            or self.logged_bytes > self.config.max_logged_bytes
+        ):
+            self.logged_bytes -= self.received.popleft()["bytes"]
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
