@@ -8,9 +8,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from braze_bridge.db.models import Connection, Tenant
+from braze_bridge.db.models import Connection, Event, Operation, Tenant
 from braze_bridge.db.repositories import tenants, tokens
-from braze_bridge.domain.statuses import ConnectionState, Source, WebhookAuthMode
+from braze_bridge.domain.statuses import (
+    ConnectionState,
+    EventStatus,
+    ObjectKind,
+    Source,
+    WebhookAuthMode,
+)
 from braze_bridge.security.secrets import SecretBox, last4
 from braze_bridge.security.tokens import display_prefix, generate_token, hash_token
 from tests.conftest import TEST_SECRET_KEY
@@ -84,3 +90,63 @@ async def make_connection(
     session.add(row)
     await session.commit()
     return MadeConnection(row, api_key, secret, content_token)
+
+
+def default_payload(kind: ObjectKind, n: int) -> dict[str, Any]:
+    if kind == ObjectKind.EVENTS:
+        return {"name": "test_event", "time": "2026-01-01T00:00:00Z", "properties": {"n": n}}
+    if kind == ObjectKind.PURCHASES:
+        return {"product_id": "p1", "currency": "USD", "price": 1.5, "time": "2026-01-01T00:00:00Z"}
+    return {"test_counter": n}
+
+
+async def make_operations(
+    session: AsyncSession,
+    connection: MadeConnection,
+    count: int = 1,
+    *,
+    kind: ObjectKind = ObjectKind.EVENTS,
+    external_id: str | None = "user-1",
+    email: str | None = None,
+    users: int | None = None,
+    payload: dict[str, Any] | None = None,
+    unknown_user: str = "alias",
+    per_event: int = 1,
+) -> list[Operation]:
+    """`count` outbox rows for `connection`, `per_event` per event (status queued).
+
+    `users=N` spreads them round-robin over external ids `user-0..N-1` instead of one user.
+    """
+    rows: list[Operation] = []
+    event: Event | None = None
+    for n in range(count):
+        if n % per_event == 0:
+            event = Event(
+                tenant_id=connection.row.tenant_id,
+                connection_id=connection.id,
+                dedupe_key=f"test-{uuid.uuid4().hex}",
+                status=EventStatus.QUEUED,
+                kind="test",
+            )
+            session.add(event)
+            await session.flush()
+        assert event is not None
+        ext = f"user-{n % users}" if users else external_id
+        user_key = f"id:{ext}" if ext else f"email:{(email or '').lower()}"
+        rows.append(
+            Operation(
+                event_id=event.id,
+                tenant_id=connection.row.tenant_id,
+                connection_id=connection.id,
+                position=n % per_event,
+                kind=kind,
+                user_key=user_key,
+                external_id=ext,
+                email=email,
+                unknown_user=unknown_user,
+                payload=payload if payload is not None else default_payload(kind, n),
+            )
+        )
+    session.add_all(rows)
+    await session.commit()
+    return rows

@@ -21,6 +21,7 @@ from braze_bridge.db import migrate
 from braze_bridge.db.embedded import EmbeddedPostgres
 from braze_bridge.db.engine import create_engine, create_sessionmaker
 from braze_bridge.db.repositories import tokens
+from braze_bridge.delivery.worker import DeliveryWorker, WorkerOptions, listen_dsn
 from braze_bridge.errors import install_error_handlers
 from braze_bridge.logging import get_logger
 from braze_bridge.ops.remap import registered_partners
@@ -87,8 +88,9 @@ def build_secret_box(runtime: Runtime) -> SecretBox:
     )
 
 
-def create_app(runtime: Runtime) -> FastAPI:
-    """The API app. Its lifespan owns the engine and the outbound httpx client."""
+def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
+    """The API app. Its lifespan owns the engine, the outbound httpx client and, with
+    `run_worker` (`braze-bridge serve`), one in-process delivery worker."""
     settings = runtime.settings
 
     @asynccontextmanager
@@ -114,10 +116,25 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.state.replay_runner = replay_runner
         replay_task = asyncio.create_task(replay_runner.run(), name="replay-runner")
         app.state.replay_task = replay_task
-        log.info("app.started", embedded=runtime.embedded)
+        worker_task: asyncio.Task[None] | None = None
+        worker: DeliveryWorker | None = None
+        if run_worker:
+            worker = DeliveryWorker(
+                sessionmaker,
+                http,
+                build_secret_box(runtime),
+                listen_dsn=listen_dsn(runtime.database_url),
+                options=WorkerOptions.from_settings(settings),
+            )
+            worker_task = asyncio.create_task(worker.run(), name="delivery-worker")
+        app.state.worker = worker
+        log.info("app.started", embedded=runtime.embedded, worker=run_worker)
         try:
             yield
         finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                await worker_task
             replay_runner.stop()
             await replay_task
             await http.aclose()

@@ -77,7 +77,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def _serve_api(runtime: Runtime) -> None:
+def _serve_api(runtime: Runtime, *, run_worker: bool = False) -> None:
     settings = runtime.settings
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(
@@ -86,7 +86,7 @@ def _serve_api(runtime: Runtime) -> None:
         err=True,
     )
     uvicorn.run(
-        create_app(runtime),
+        create_app(runtime, run_worker=run_worker),
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -102,7 +102,7 @@ def serve(
 ) -> None:
     """API and one delivery worker in one process (quick start; embedded Postgres if no URL)."""
     settings = load_settings(host=host, port=port)
-    with_database(settings, _serve_api)
+    with_database(settings, lambda runtime: _serve_api(runtime, run_worker=True))
 
 
 @app.command()
@@ -126,6 +126,42 @@ def worker() -> None:
         run_async(run_worker_process(runtime.database_url, runtime.settings, runtime.secret_key))
 
     with_database(settings, run)
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Bind port")] = 9000,
+    rate_limit_per_3s: Annotated[
+        int, typer.Option(help="/users/track requests per 3 s per key before 429")
+    ] = 3000,
+    export_rate_limit_per_minute: Annotated[
+        int, typer.Option(help="/users/export/ids requests per minute per key before 429")
+    ] = 250,
+    fail_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of requests answered 500/503")
+    ] = 0.0,
+    latency_ms: Annotated[float, typer.Option(min=0.0, help="Delay added to every answer")] = 0.0,
+    legacy_limits: Annotated[
+        bool, typer.Option(help="Allow 75 objects per array instead of 75 in total")
+    ] = False,
+    seed: Annotated[int | None, typer.Option(help="Seed for injected failures")] = None,
+) -> None:
+    """A local Braze stand-in: point a connection at http://HOST:PORT (needs
+    BRAZE_BRIDGE_ALLOW_ANY_BRAZE_URL=1); see GET /_sandbox/received."""
+    from braze_bridge.sandbox.app import SandboxConfig, create_sandbox_app
+
+    configure_logging("info")
+    config = SandboxConfig(
+        track_limit_per_3s=rate_limit_per_3s,
+        export_limit_per_minute=export_rate_limit_per_minute,
+        fail_rate=fail_rate,
+        latency_ms=latency_ms,
+        legacy_limits=legacy_limits,
+        seed=seed,
+    )
+    typer.echo(f"Braze sandbox on http://{host}:{port} (received: /_sandbox/received)", err=True)
+    uvicorn.run(create_sandbox_app(config), host=host, port=port, log_config=None, access_log=False)
 
 
 @app.command()

@@ -66,6 +66,12 @@ class BrazeClient:
         content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         return await self._send("POST", path, content, deadline_s)
 
+    async def post_encoded(
+        self, path: str, content: bytes, *, deadline_s: float | None = None
+    ) -> BrazeReply:
+        """POST an already serialized JSON body (the delivery hot path builds it once)."""
+        return await self._send("POST", path, content, deadline_s)
+
     async def get(self, path: str, *, deadline_s: float | None = None) -> BrazeReply:
         return await self._send("GET", path, None, deadline_s)
 

@@ -1,0 +1,121 @@
+"""Braze wire format: `/users/track` arrays, per-object errors, export/ids answers, rate headers.
+
+Shared by the delivery engine (which reads Braze's answers) and the sandbox (which writes them),
+so both sides agree on one spelling of Braze's JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+TrackArray = Literal["attributes", "events", "purchases"]
+TRACK_ARRAYS: Final[tuple[TrackArray, ...]] = ("attributes", "events", "purchases")
+
+# Braze: "Each /users/track request can contain up to 75 total objects combined" (legacy
+# accounts: 75 per array); request bodies up to 4 MB (research/braze-api.md 1.1, 1.2).
+MAX_TRACK_OBJECTS: Final = 75
+MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+
+NO_VALID_DATA_MESSAGE: Final = (
+    "Valid data must be provided in the 'attributes', 'events', or 'purchases' fields."
+)
+MAX_INPUT_LENGTH_MESSAGE: Final = "Max Input Length Exceeded"
+
+# Values above this are UTC epoch seconds, below it a number of seconds to wait (Braze documents
+# X-RateLimit-Reset both ways; research/braze-api.md section 2).
+EPOCH_THRESHOLD: Final = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class TrackObjectError:
+    """One entry of Braze's `errors[]`: which object of which array, and why."""
+
+    input_array: str
+    index: int
+    type: str
+
+
+def parse_track_errors(body: Any) -> list[TrackObjectError]:
+    """The `errors[]` entries that name an object (`input_array` + `index`); others are ignored."""
+    if not isinstance(body, Mapping):
+        return []
+    raw = body.get("errors")
+    if not isinstance(raw, list):
+        return []
+    found: list[TrackObjectError] = []
+    for item in raw:
+        if not isinstance(item, Mapping):
+            continue
+        array, index = item.get("input_array"), item.get("index")
+        if array in TRACK_ARRAYS and isinstance(index, int) and not isinstance(index, bool):
+            found.append(TrackObjectError(array, index, str(item.get("type") or "unknown error")))
+    return found
+
+
+def reply_message(body: Any, fallback: str) -> str:
+    """Braze's top-level `message`, else `fallback` (non-JSON bodies, proxies, HTML pages)."""
+    if isinstance(body, Mapping) and isinstance(body.get("message"), str) and body["message"]:
+        return str(body["message"])
+    return fallback
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedUser:
+    """What export/ids says about one profile (only the identifiers we ask for)."""
+
+    external_id: str | None
+    braze_id: str | None
+
+
+def parse_export_users(body: Any) -> list[ExportedUser]:
+    """Profiles in an export/ids answer; an unknown user is simply absent from `users`."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("users"), list):
+        return []
+    users: list[ExportedUser] = []
+    for item in body["users"]:
+        if not isinstance(item, Mapping):
+            continue
+        external_id = item.get("external_id")
+        braze_id = item.get("braze_id")
+        users.append(
+            ExportedUser(
+                external_id if isinstance(external_id, str) and external_id else None,
+                braze_id if isinstance(braze_id, str) and braze_id else None,
+            )
+        )
+    return users
+
+
+def retry_after_seconds(headers: Mapping[str, str], *, now_epoch: float) -> float | None:
+    """Seconds to wait before calling again, from Braze's rate-limit headers (None if absent).
+
+    `Retry-After` and `X-Ratelimit-Retry-After` are seconds (an HTTP-date Retry-After is not
+    sent by Braze and is ignored); `X-RateLimit-Reset` is epoch seconds or a delta, told apart
+    by size. The longest wait wins: waking early only earns another 429.
+    """
+    lowered = {key.lower(): value for key, value in headers.items()}
+    waits: list[float] = []
+    for name in ("retry-after", "x-ratelimit-retry-after"):
+        value = _number(lowered.get(name))
+        if value is not None:
+            waits.append(value)
+    reset = _number(lowered.get("x-ratelimit-reset"))
+    if reset is not None:
+        waits.append(reset - now_epoch if reset > EPOCH_THRESHOLD else reset)
+    if not waits:
+        return None
+    return max(0.0, max(waits))
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    if number != number or number in (float("inf"), float("-inf")):  # NaN / inf
+        return None
+    return number

@@ -1,0 +1,227 @@
+"""Who an email-only operation is in Braze: Postgres cache, then `/users/export/ids`.
+
+DESIGN 6: a found profile is addressed by its `external_id` (or `braze_id` when it has none);
+a missing one becomes an alias-only profile `{"alias_name": <email>, "alias_label": "email"}`
+(or is skipped, per the connection's `unknown_user`). Answers, "not found" included, are cached
+per connection; concurrent lookups of one email in this process share one Braze call, and the
+Postgres cache spares other processes the call once the answer is in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from braze_bridge.braze.client import EXPORT_IDS_PATH, BrazeClient, BrazeReply
+from braze_bridge.braze.errors import Unreachable
+from braze_bridge.braze.models import parse_export_users, reply_message, retry_after_seconds
+from braze_bridge.db.repositories import attempts as attempt_repo
+from braze_bridge.db.repositories import identities as identity_repo
+from braze_bridge.db.repositories.identities import KnownIdentity
+from braze_bridge.db.repositories.outbox import DeliveryConnection
+from braze_bridge.delivery.ratelimit import Bucket, RateLimiter
+from braze_bridge.domain.statuses import IdentityStatus
+
+EXPORT_FIELDS = ["external_id", "braze_id"]
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    external_id: str | None
+    braze_id: str | None
+
+    def identifier(self) -> dict[str, str]:
+        if self.external_id:
+            return {"external_id": self.external_id}
+        return {"braze_id": self.braze_id or ""}
+
+
+@dataclass(frozen=True, slots=True)
+class NotFound:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Unresolved:
+    """No answer this time. `auth`: the key cannot export (hold the connection);
+    `wait_seconds`: rate limited, ask again then; otherwise a transient failure (retry)."""
+
+    reason: str
+    auth: bool = False
+    wait_seconds: float | None = None
+
+
+Resolution = Found | NotFound | Unresolved
+
+
+def alias_identifier(email: str) -> dict[str, object]:
+    """DESIGN 6: alias-only profile keyed by the email; created if absent."""
+    return {
+        "user_alias": {"alias_name": email, "alias_label": "email"},
+        "_update_existing_only": False,
+    }
+
+
+class IdentityResolver:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        limiter: RateLimiter,
+        *,
+        worker_id: str,
+        clock: Callable[[], datetime],
+        found_ttl_seconds: float = 86_400.0,
+        missing_ttl_seconds: float = 300.0,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._limiter = limiter
+        self._worker_id = worker_id
+        self._clock = clock
+        self._found_ttl = found_ttl_seconds
+        self._missing_ttl = missing_ttl_seconds
+        self._inflight: dict[tuple[uuid.UUID, str], asyncio.Future[Resolution]] = {}
+        self.lookups = 0  # Braze export/ids calls made by this process (benchmarks, tests)
+
+    async def resolve_emails(
+        self,
+        connection: DeliveryConnection,
+        client: BrazeClient,
+        bucket: Bucket,
+        emails: dict[str, list[int]],
+    ) -> dict[str, Resolution]:
+        """Resolve every email (lower-cased) to a Resolution; `emails` maps to operation ids."""
+        async with self._sessionmaker() as session:
+            cached = await identity_repo.get_cached_identities(session, connection.id, list(emails))
+        answers: dict[str, Resolution] = {}
+        for email, known in cached.items():
+            answers[email] = (
+                Found(known.external_id, known.braze_id)
+                if known.status == IdentityStatus.FOUND
+                else NotFound()
+            )
+        missing = [email for email in emails if email not in answers]
+        if missing:
+            results = await asyncio.gather(
+                *(
+                    self._coalesced(connection, client, bucket, email, emails[email])
+                    for email in missing
+                )
+            )
+            answers.update(zip(missing, results, strict=True))
+        return answers
+
+    async def _coalesced(
+        self,
+        connection: DeliveryConnection,
+        client: BrazeClient,
+        bucket: Bucket,
+        email: str,
+        op_ids: list[int],
+    ) -> Resolution:
+        key = (connection.id, email)
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Resolution] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await self._lookup(connection, client, bucket, email, op_ids)
+        except BaseException as exc:
+            future.set_exception(exc)
+            # Nobody else may be waiting; mark the exception as retrieved.
+            future.exception()
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._inflight[key]
+
+    async def _lookup(
+        self,
+        connection: DeliveryConnection,
+        client: BrazeClient,
+        bucket: Bucket,
+        email: str,
+        op_ids: Sequence[int],
+    ) -> Resolution:
+        permit = await self._limiter.acquire(bucket, 1)
+        if permit.granted < 1:
+            return Unresolved("export/ids rate limit reached", wait_seconds=permit.retry_in)
+        body: dict[str, object] = {"email_address": email, "fields_to_export": EXPORT_FIELDS}
+        started = self._clock()
+        self.lookups += 1
+        try:
+            reply = await client.export_ids_by_email(email, EXPORT_FIELDS)
+        except Unreachable as exc:
+            await self._record(connection, body, started, None, str(exc), op_ids, "lookup_failed")
+            return Unresolved(f"export/ids: {exc}")
+        parsed = reply.json()
+        resolution: Resolution
+        outcome = "lookup_failed"
+        if reply.ok:
+            users = parse_export_users(parsed)
+            # Braze itself prefers a profile with an external_id when an email has several.
+            chosen = next((u for u in users if u.external_id), users[0] if users else None)
+            if chosen is None or not (chosen.external_id or chosen.braze_id):
+                resolution, outcome = NotFound(), "not_found"
+                known = KnownIdentity(email, IdentityStatus.NOT_FOUND, None, None)
+                ttl = self._missing_ttl
+            else:
+                resolution, outcome = Found(chosen.external_id, chosen.braze_id), "found"
+                known = KnownIdentity(
+                    email, IdentityStatus.FOUND, chosen.external_id, chosen.braze_id
+                )
+                ttl = self._found_ttl
+            async with self._sessionmaker.begin() as session:
+                await identity_repo.store_identity(session, connection.id, known, ttl_seconds=ttl)
+        elif reply.status_code in (401, 403, 404):
+            message = reply_message(parsed, "refused")
+            resolution = Unresolved(
+                f"braze {reply.status_code} on /users/export/ids: {message} (the API key needs "
+                "the users.export.ids permission to resolve email-only users)",
+                auth=True,
+            )
+        elif reply.status_code == 429:
+            wait = retry_after_seconds(reply.headers, now_epoch=self._clock().timestamp())
+            resolution = Unresolved("braze 429 on /users/export/ids", wait_seconds=wait or 60.0)
+            outcome = "rate_limited"
+        else:
+            resolution = Unresolved(
+                f"braze {reply.status_code} on /users/export/ids: {reply_message(parsed, 'error')}"
+            )
+        await self._record(connection, body, started, reply, None, op_ids, outcome)
+        return resolution
+
+    async def _record(
+        self,
+        connection: DeliveryConnection,
+        body: dict[str, object],
+        started: datetime,
+        answer: BrazeReply | None,
+        error: str | None,
+        op_ids: Sequence[int],
+        outcome: str,
+    ) -> None:
+        record = attempt_repo.AttemptRecord(
+            tenant_id=connection.tenant_id,
+            connection_id=connection.id,
+            endpoint=EXPORT_IDS_PATH,
+            worker_id=self._worker_id,
+            request_json=json.dumps(body),
+            status_code=answer.status_code if answer else None,
+            response_body=answer.text if answer else None,
+            response_headers=answer.headers if answer else None,
+            error=error,
+            duration_ms=answer.duration_ms if answer else 0.0,
+            started_at=started,
+            operations=[(op_id, outcome) for op_id in op_ids],
+        )
+        async with self._sessionmaker.begin() as session:
+            await attempt_repo.record_attempts(session, [record])

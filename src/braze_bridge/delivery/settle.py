@@ -1,0 +1,336 @@
+"""What Braze's answer to a `/users/track` request means for each object it carried.
+
+`classify_track_reply` turns one HTTP answer into a verdict; `deliver_track_request` sends a
+packed request and, when Braze refuses the whole of a multi-object request with a 400 that
+names no object, splits it to isolate the bad object(s) while still delivering the good ones.
+The worker turns the per-object outcomes into database state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from braze_bridge.braze.client import BrazeReply
+from braze_bridge.braze.errors import Unreachable
+from braze_bridge.braze.models import (
+    TrackObjectError,
+    parse_track_errors,
+    reply_message,
+    retry_after_seconds,
+)
+from braze_bridge.delivery.batcher import PackedObject, TrackRequest
+
+AUTH_STATUSES = frozenset({401, 403, 404})
+# A 4 MB+ body answers 413; like a 400 it is about this request's content, so it is split.
+REJECT_STATUSES = frozenset({400, 413})
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """2xx: queued by Braze, except the objects named in `errors[]`."""
+
+    errors: list[TrackObjectError]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """400/413: nothing in the request was applied."""
+
+    message: str
+    errors: list[TrackObjectError]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailed:
+    """401/403/404: the key, its permissions or the endpoint are wrong; no object is at fault."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimited:
+    message: str
+    wait_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Transient:
+    """5xx, timeouts, connection errors, unexpected 4xx: try again later."""
+
+    message: str
+
+
+Verdict = Accepted | Rejected | AuthFailed | RateLimited | Transient
+
+
+def classify_track_reply(reply: BrazeReply, *, now_epoch: float) -> Verdict:
+    status = reply.status_code
+    if 200 <= status < 300:
+        return Accepted(parse_track_errors(reply.json()))
+    body = reply.json()
+    if status in REJECT_STATUSES:
+        return Rejected(
+            f"braze {status}: {reply_message(body, 'request refused')}", parse_track_errors(body)
+        )
+    if status in AUTH_STATUSES:
+        hint = {
+            401: "API key invalid, revoked or for another instance",
+            403: "API key lacks the users.track permission, or the account is inactive",
+            404: "REST endpoint URL is wrong",
+        }[status]
+        return AuthFailed(f"braze {status}: {reply_message(body, hint)} ({hint})")
+    if status == 429:
+        return RateLimited(
+            f"braze 429: {reply_message(body, 'rate limited')}",
+            retry_after_seconds(reply.headers, now_epoch=now_epoch),
+        )
+    return Transient(f"braze {status}: {reply_message(body, 'unexpected answer')}")
+
+
+OutcomeKind = Literal["delivered", "failed", "retry", "rate_limited", "held"]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectOutcome:
+    kind: OutcomeKind
+    obj: PackedObject
+    reason: str | None = None
+    wait_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One HTTP exchange, for the attempt log. `outcomes` maps operation id → outcome word."""
+
+    body_json: str
+    reply: BrazeReply | None
+    error: str | None
+    started_at: datetime
+    duration_ms: float
+    outcomes: dict[int, str]
+
+
+@dataclass(slots=True)
+class TrackResult:
+    outcomes: list[ObjectOutcome] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)
+    # For each culprit found by splitting: how many exchanges had been made when it was
+    # pinned down (the confirming send of the presumed-good rest may follow).
+    isolated_after: list[int] = field(default_factory=list)
+
+    @property
+    def requests_sent(self) -> int:
+        return len(self.exchanges)
+
+
+SendTrack = Callable[[str], Awaitable[BrazeReply]]
+
+
+class _Stop(Exception):
+    """A verdict that ends the whole request (auth, rate limit, outage) was applied."""
+
+
+class TrackDelivery:
+    """Sends one packed request, bisecting opaque 400s; collects outcomes and exchanges."""
+
+    def __init__(
+        self,
+        send: SendTrack,
+        clock: Callable[[], datetime],
+        before_extra_request: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._send = send
+        self._clock = clock
+        self._before_extra = before_extra_request
+        self.result = TrackResult()
+        self._settled: set[int] = set()  # id() of objects with a final outcome
+        self._carried: set[int] = set()  # operation ids in the latest exchange
+
+    async def run(self, request: TrackRequest) -> TrackResult:
+        with contextlib.suppress(_Stop):
+            await self._send_all(list(request.objects), first=True)
+        return self.result
+
+    # -- one exchange -------------------------------------------------------------------------
+
+    async def _exchange(self, objects: Sequence[PackedObject], *, first: bool = False) -> Verdict:
+        if not first and self._before_extra is not None:
+            await self._before_extra()
+        request = TrackRequest(tuple(objects))
+        self._carried = set(request.op_ids)
+        body = request.body_json()
+        started = self._clock()
+        try:
+            reply = await self._send(body)
+        except Unreachable as exc:
+            verdict: Verdict = Transient(str(exc))
+            self.result.exchanges.append(Exchange(body, None, str(exc), started, 0.0, {}))
+        else:
+            verdict = classify_track_reply(reply, now_epoch=self._clock().timestamp())
+            self.result.exchanges.append(
+                Exchange(body, reply, None, started, reply.duration_ms, {})
+            )
+        self._request = request
+        return verdict
+
+    def _note(self, obj: PackedObject, word: str) -> None:
+        """Record `word` for `obj` on the latest exchange that carried it."""
+        for exchange in reversed(self.result.exchanges):
+            if obj.op_ids[0] in exchange.outcomes or (
+                exchange is self.result.exchanges[-1] and obj.op_ids[0] in self._carried
+            ):
+                for op_id in obj.op_ids:
+                    exchange.outcomes[op_id] = word
+                return
+
+    def _final(
+        self,
+        obj: PackedObject,
+        kind: OutcomeKind,
+        reason: str | None = None,
+        wait: float | None = None,
+    ) -> None:
+        self.result.outcomes.append(ObjectOutcome(kind, obj, reason, wait))
+        self._settled.add(id(obj))
+        self._note(obj, kind)
+
+    def _apply_stop(self, verdict: Verdict, objects: Sequence[PackedObject]) -> None:
+        """Auth failure, 429 or outage: every object not yet settled shares the verdict."""
+        if isinstance(verdict, AuthFailed):
+            kind: OutcomeKind = "held"
+            reason, wait = verdict.message, None
+        elif isinstance(verdict, RateLimited):
+            kind, reason, wait = "rate_limited", verdict.message, verdict.wait_seconds
+        else:
+            assert isinstance(verdict, Transient)  # noqa: S101 - the only verdict left
+            kind, reason, wait = "retry", verdict.message, None
+        for obj in objects:
+            if id(obj) not in self._settled:
+                self._final(obj, kind, reason, wait)
+        raise _Stop
+
+    def _apply_accepted(self, verdict: Accepted, request: TrackRequest) -> None:
+        failed: dict[int, str] = {}
+        for error in verdict.errors:
+            obj = request.locate(error.input_array, error.index)
+            if obj is not None:
+                failed[id(obj)] = error.type
+        for obj in request.objects:
+            if id(obj) in failed:
+                self._final(obj, "failed", failed[id(obj)])
+            else:
+                self._final(obj, "delivered")
+
+    # -- the algorithm -----------------------------------------------------------------------
+
+    async def _send_all(self, objects: list[PackedObject], *, first: bool = False) -> None:
+        verdict = await self._exchange(objects, first=first)
+        request = self._request
+        if isinstance(verdict, Accepted):
+            self._apply_accepted(verdict, request)
+            return
+        if not isinstance(verdict, Rejected):
+            self._apply_stop(verdict, objects)
+            return
+        named = self._fail_named(verdict, request)
+        rest = [obj for obj in objects if id(obj) not in named]
+        if named:
+            for obj in rest:
+                self._note(obj, "bisect")
+            if rest:
+                await self._send_all(rest)
+            return
+        if len(objects) == 1:
+            self._final(objects[0], "failed", verdict.message)
+            return
+        for obj in objects:
+            self._note(obj, "bisect")
+        await self._isolate(objects, verdict.message)
+
+    def _fail_named(self, verdict: Rejected, request: TrackRequest) -> set[int]:
+        named: dict[int, tuple[PackedObject, str]] = {}
+        for error in verdict.errors:
+            obj = request.locate(error.input_array, error.index)
+            if obj is not None:
+                named[id(obj)] = (obj, error.type)
+        for obj, why in named.values():
+            self._final(obj, "failed", why)
+        return set(named)
+
+    async def _isolate(self, objects: list[PackedObject], message: str) -> None:
+        """`objects` went out together and got an opaque 400: find the culprit(s).
+
+        Invariant: `suspect + deferred` holds a bad object; everything else is settled. Each
+        test sends half the suspects together with the deferred (presumed good) objects, so a
+        success delivers them all at once. One bad object among 75 is pinned down after at
+        most 7 extra requests (ceil(log2 75)); when the last test failed, one more request
+        delivers the presumed-good rest and confirms the culprit (8 in the worst case, which
+        is optimal for 65-128 objects when every good object must also be delivered).
+        """
+        suspect, deferred = objects, list[PackedObject]()
+        while len(suspect) > 1:
+            half = len(suspect) // 2
+            left, right = suspect[:half], suspect[half:]
+            test = left + deferred
+            verdict = await self._exchange(test)
+            request = self._request
+            if isinstance(verdict, Accepted):
+                self._apply_accepted(verdict, request)
+                suspect, deferred = right, []
+            elif isinstance(verdict, Rejected):
+                named = self._fail_named(verdict, request)
+                if named:
+                    # Braze named the culprits after all: resend everything else plainly.
+                    for obj in test:
+                        if id(obj) not in named:
+                            self._note(obj, "bisect")
+                    remaining = [o for o in test + right if id(o) not in named]
+                    if remaining:
+                        await self._send_all(remaining)
+                    return
+                for obj in test:
+                    self._note(obj, "bisect")
+                message = verdict.message
+                suspect, deferred = left, deferred + right
+            else:
+                self._apply_stop(verdict, suspect + deferred)
+                return
+        culprit = suspect[0]
+        self.result.isolated_after.append(len(self.result.exchanges))
+        if not deferred:
+            self._final(culprit, "failed", f"{message} (isolated by splitting the request)")
+            return
+        verdict = await self._exchange(deferred)
+        request = self._request
+        if isinstance(verdict, Accepted):
+            self._apply_accepted(verdict, request)
+            self._final(culprit, "failed", f"{message} (isolated by splitting the request)")
+        elif isinstance(verdict, Rejected):
+            for obj in deferred:
+                self._note(obj, "bisect")
+            if len(deferred) == 1:
+                self._final(deferred[0], "failed", verdict.message)
+            else:
+                named = self._fail_named(verdict, request)
+                rest = [o for o in deferred if id(o) not in named]
+                if len(rest) > 1 and not named:
+                    await self._isolate(rest, verdict.message)
+                elif rest:
+                    await self._send_all(rest)
+            await self._send_all([culprit])
+        else:
+            self._apply_stop(verdict, [*deferred, culprit])
+
+
+async def deliver_track_request(
+    request: TrackRequest,
+    send: SendTrack,
+    clock: Callable[[], datetime],
+    before_extra_request: Callable[[], Awaitable[None]] | None = None,
+) -> TrackResult:
+    """Send `request`; every object ends with exactly one outcome."""
+    return await TrackDelivery(send, clock, before_extra_request).run(request)
