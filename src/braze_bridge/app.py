@@ -26,6 +26,7 @@ from braze_bridge.errors import install_error_handlers
 from braze_bridge.logging import get_logger
 from braze_bridge.ops.remap import registered_partners
 from braze_bridge.ops.replay import ReplayRunner
+from braze_bridge.ops.retention import purge_expired
 from braze_bridge.security.secrets import SecretBox
 from braze_bridge.security.tokens import display_prefix, hash_token
 
@@ -125,6 +126,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
                 build_secret_box(runtime),
                 listen_dsn=listen_dsn(runtime.database_url),
                 options=WorkerOptions.from_settings(settings),
+                housekeeping=lambda: purge_expired(sessionmaker, settings.retention_days),
             )
             worker_task = asyncio.create_task(worker.run(), name="delivery-worker")
         app.state.worker = worker

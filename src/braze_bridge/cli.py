@@ -21,6 +21,7 @@ from braze_bridge.db.engine import create_engine, create_sessionmaker, current_r
 from braze_bridge.db.repositories import tenants as tenant_repo
 from braze_bridge.db.repositories import tokens as token_repo
 from braze_bridge.logging import configure_logging
+from braze_bridge.ops.retention import purge_expired
 from braze_bridge.replay_command import replay as replay_command
 from braze_bridge.security.tokens import display_prefix, generate_token, hash_token
 
@@ -123,7 +124,15 @@ def worker() -> None:
     def run(runtime: Runtime) -> None:
         from braze_bridge.delivery.worker import run_worker_process
 
-        run_async(run_worker_process(runtime.database_url, runtime.settings, runtime.secret_key))
+        days = runtime.settings.retention_days
+        run_async(
+            run_worker_process(
+                runtime.database_url,
+                runtime.settings,
+                runtime.secret_key,
+                housekeeping=lambda sessionmaker: purge_expired(sessionmaker, days),
+            )
+        )
 
     with_database(settings, run)
 

@@ -105,7 +105,7 @@ async def test_an_expired_lease_is_recovered_by_the_next_claim(
         touched = await outbox.settle_operations(
             s, owner="dead-worker", rows=[SettleRow(ops[0].id, OperationStatus.DELIVERED)]
         )
-    assert touched == set()
+    assert touched.event_ids == set()
 
 
 @pytest.mark.parametrize("state", [ConnectionState.PAUSED, ConnectionState.AUTH_ERROR])
@@ -158,8 +158,8 @@ async def test_event_status_rolls_up_once_every_object_is_settled(
             for name, statuses in cases.items()
             for op, status in zip(made[name], statuses, strict=True)
         ]
-        events = await outbox.settle_operations(s, owner="w1", rows=rows)
-        await outbox.roll_up_events(s, events)
+        settled = await outbox.settle_operations(s, owner="w1", rows=rows)
+        await outbox.roll_up_events(s, settled.event_ids)
     for name, ops in made.items():
         status, reason = (
             await session.execute(

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from braze_bridge import metrics
 from braze_bridge.braze.client import EXPORT_IDS_PATH, BrazeClient, BrazeReply
 from braze_bridge.braze.errors import Unreachable
 from braze_bridge.braze.models import parse_export_users, reply_message, retry_after_seconds
@@ -106,6 +107,10 @@ class IdentityResolver:
                 else NotFound()
             )
         missing = [email for email in emails if email not in answers]
+        for _ in answers:
+            metrics.identity_lookup(hit=True)
+        for _ in missing:
+            metrics.identity_lookup(hit=False)
         if missing:
             results = await asyncio.gather(
                 *(
@@ -209,6 +214,7 @@ class IdentityResolver:
         op_ids: Sequence[int],
         outcome: str,
     ) -> None:
+        metrics.braze_request(EXPORT_IDS_PATH, answer.status_code if answer else "error")
         record = attempt_repo.AttemptRecord(
             tenant_id=connection.tenant_id,
             connection_id=connection.id,

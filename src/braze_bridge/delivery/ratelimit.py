@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from braze_bridge import metrics
 from braze_bridge.db.repositories import rate_buckets
 from braze_bridge.db.repositories.outbox import DeliveryConnection
 
@@ -102,6 +103,7 @@ class RateLimiter:
                 return Permit(granted, 0.0)
             if permit.retry_in > self.max_inline_wait or (stop is not None and stop.is_set()):
                 return Permit(granted, permit.retry_in)
+            metrics.rate_limit_wait(permit.retry_in)
             await asyncio.sleep(max(permit.retry_in, 0.001))
 
     async def block(self, bucket: Bucket, until: datetime) -> None:

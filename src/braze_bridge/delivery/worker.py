@@ -19,7 +19,7 @@ import secrets
 import signal
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
@@ -28,13 +28,14 @@ import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from braze_bridge import metrics
 from braze_bridge.braze.client import TRACK_PATH, BrazeClient, BrazeReply
 from braze_bridge.braze.models import TRACK_ARRAYS, TrackArray
 from braze_bridge.config import Settings
 from braze_bridge.db.engine import create_engine, create_sessionmaker
 from braze_bridge.db.notify import OUTBOX_CHANNEL
 from braze_bridge.db.repositories import attempts as attempt_repo
-from braze_bridge.db.repositories import outbox
+from braze_bridge.db.repositories import outbox, user_values
 from braze_bridge.db.repositories.attempts import AttemptRecord
 from braze_bridge.db.repositories.outbox import ClaimedOperation, DeliveryConnection, SettleRow
 from braze_bridge.delivery.batcher import Outgoing, PackLimits, pack_track_requests
@@ -76,6 +77,7 @@ class WorkerOptions:
     shutdown_grace_seconds: float = 20.0
     found_ttl_seconds: float = 86_400.0
     missing_ttl_seconds: float = 300.0
+    housekeeping_interval_seconds: float = 600.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
@@ -161,8 +163,11 @@ class DeliveryWorker:
         worker_id: str | None = None,
         clock: Clock = utcnow,
         jitter: Callable[[], float] = random.random,
+        housekeeping: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.options = options or WorkerOptions()
+        # Periodic upkeep injected by the process wiring (retention purge); never fatal.
+        self._housekeeping = housekeeping
         self.worker_id = worker_id or (
             f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         )
@@ -204,6 +209,8 @@ class DeliveryWorker:
         side = [asyncio.create_task(self._renew_leases(), name="lease-renewer")]
         if self._listen_dsn:
             side.append(asyncio.create_task(self._listen(self._listen_dsn), name="listener"))
+        if self._housekeeping is not None:
+            side.append(asyncio.create_task(self._housekeep(self._housekeeping), name="upkeep"))
         lanes = [
             asyncio.create_task(self._lane(), name=f"lane-{i}") for i in range(self.options.lanes)
         ]
@@ -437,6 +444,7 @@ class DeliveryWorker:
                         wait = outcome.wait_seconds or self.options.retry.backoff_seconds(
                             by_id[obj.op_ids[0]].attempts + 1, self._jitter()
                         )
+                        metrics.rate_limit_wait(wait)
                         until = self._clock() + timedelta(seconds=wait)
                         if (
                             settlement.rate_limited_until is None
@@ -607,16 +615,34 @@ class DeliveryWorker:
                 for exchange in result.exchanges
             ]
             await attempt_repo.record_attempts(session, records)
-            events = await outbox.settle_operations(session, owner=self.worker_id, rows=rows)
-            await outbox.roll_up_events(session, events)
+            settled = await outbox.settle_operations(session, owner=self.worker_id, rows=rows)
+            await outbox.roll_up_events(session, settled.event_ids)
+            # Antavo `changed_only`: a value counts as sent only once Braze accepted it.
+            await user_values.record_accepted(session, settled.ids_with("delivered"))
+            await user_values.record_failed(session, settled.ids_with("failed", "dead", "skipped"))
             if settlement.auth_error is not None:
                 await outbox.hold_connection_for_auth(session, connection.id, settlement.auth_error)
             if settlement.rate_limited_until is not None:
                 await outbox.hold_connection_until(
                     session, connection.id, settlement.rate_limited_until, "braze 429: rate limited"
                 )
+        for record in records:
+            metrics.braze_request(record.endpoint, record.status_code or "error")
+        for status in ("delivered", "failed", "dead"):
+            metrics.objects_settled(str(connection.id), status, len(settled.ids_with(status)))
+        for age in settled.delivered_ages:
+            metrics.delivery_latency(age)
 
     # -- side tasks --------------------------------------------------------------------------
+
+    async def _housekeep(self, task: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            try:
+                result = await task()
+                log.info("worker.housekeeping_done", result=repr(result))
+            except Exception:
+                log.exception("worker.housekeeping_failed")
+            await asyncio.sleep(self.options.housekeeping_interval_seconds)
 
     async def _renew_leases(self) -> None:
         interval = max(0.5, self.options.lease_seconds / 3)
@@ -699,17 +725,24 @@ def create_http_client() -> httpx.AsyncClient:
     )
 
 
-async def run_worker_process(database_url: str, settings: Settings, secret_key: str) -> None:
+async def run_worker_process(
+    database_url: str,
+    settings: Settings,
+    secret_key: str,
+    housekeeping: Callable[[async_sessionmaker[AsyncSession]], Awaitable[object]] | None = None,
+) -> None:
     """`braze-bridge worker`: run one worker until SIGTERM/SIGINT, then stop gracefully."""
     engine = create_engine(database_url)
     http = create_http_client()
     box = SecretBox(secret_key, [key.get_secret_value() for key in settings.old_secret_keys])
+    sessionmaker = create_sessionmaker(engine)
     worker = DeliveryWorker(
-        create_sessionmaker(engine),
+        sessionmaker,
         http,
         box,
         listen_dsn=listen_dsn(database_url),
         options=WorkerOptions.from_settings(settings),
+        housekeeping=(lambda: housekeeping(sessionmaker)) if housekeeping else None,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -85,3 +85,6 @@ SETTLED_OPERATION_STATUSES = frozenset(
     }
 )
 UNSETTLED_OPERATION_STATUSES = frozenset({OperationStatus.PENDING, OperationStatus.IN_FLIGHT})
+
+# Reason of an object a replay re-mapped away; it no longer counts towards its event's status.
+SUPERSEDED_REASON = "superseded by re-map"

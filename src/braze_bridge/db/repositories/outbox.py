@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from braze_bridge.domain.statuses import ConnectionState, OperationStatus
+from braze_bridge.domain.statuses import SUPERSEDED_REASON, ConnectionState, OperationStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,21 +154,34 @@ FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:reasons AS 
             CAST(:sent AS text[]), CAST(:available AS timestamptz[]), CAST(:bumps AS int[]))
      AS v(id, status, reason, sent, available_at, bump)
 WHERE o.id = v.id AND o.status = 'in_flight' AND o.lease_owner = :owner
-RETURNING o.event_id
+RETURNING o.event_id, o.id, o.status, extract(epoch FROM now() - o.created_at)::float8
 """
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What a settle statement changed: events touched, and each operation's new status."""
+
+    event_ids: set[uuid.UUID]
+    statuses: dict[int, str]
+    # Seconds from receipt (operation insert) to now, for operations settled as delivered.
+    delivered_ages: list[float]
+
+    def ids_with(self, *statuses: str) -> list[int]:
+        return [op_id for op_id, status in self.statuses.items() if status in statuses]
+
+
 async def settle_operations(
     session: AsyncSession, *, owner: str, rows: Sequence[SettleRow]
-) -> set[uuid.UUID]:
-    """Apply `rows` to operations this worker still leases; returns the events touched.
+) -> Settled:
+    """Apply `rows` to operations this worker still leases.
 
     Rows whose lease was lost (expired and taken by another worker) are left alone: the new
     owner decides their fate.
     """
     if not rows:
-        return set()
+        return Settled(set(), {}, [])
     result = await session.execute(
         SETTLE_SQL,
         {
@@ -181,7 +194,12 @@ async def settle_operations(
             "bumps": [r.bump for r in rows],
         },
     )
-    return {row[0] for row in result.all()}
+    returned = result.all()
+    return Settled(
+        {row[0] for row in returned},
+        {row[1]: row[2] for row in returned},
+        [row[3] for row in returned if row[2] == OperationStatus.DELIVERED.value],
+    )
 
 
 # Event roll-up once every operation of the event is settled:
@@ -203,6 +221,8 @@ WITH tally AS (
            min(o.reason) FILTER (WHERE o.status IN ('failed', 'dead', 'skipped')) AS why
     FROM operations o
     WHERE o.event_id = ANY(CAST(:event_ids AS uuid[]))
+      -- objects a replay re-mapped away no longer count towards the event's outcome
+      AND NOT (o.status = 'skipped' AND coalesce(o.reason, '') LIKE :superseded)
     GROUP BY o.event_id
 )
 UPDATE events e
@@ -227,7 +247,9 @@ WHERE e.id = t.event_id AND t.open = 0
 async def roll_up_events(session: AsyncSession, event_ids: set[uuid.UUID]) -> None:
     """Give each event whose operations are all settled its final status."""
     if event_ids:
-        await session.execute(ROLL_UP_SQL, {"event_ids": list(event_ids)})
+        await session.execute(
+            ROLL_UP_SQL, {"event_ids": list(event_ids), "superseded": SUPERSEDED_REASON + "%"}
+        )
 
 
 RELEASE_OWNER_SQL = text(

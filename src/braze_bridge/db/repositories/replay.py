@@ -20,11 +20,15 @@ from braze_bridge.db.models import Connection, Event, EventBody, Operation, Repl
 from braze_bridge.db.notify import OUTBOX_CHANNEL
 from braze_bridge.db.repositories.event_log import EventFilter, filtered_events
 from braze_bridge.domain.operations import Operation as BrazeOperation
-from braze_bridge.domain.statuses import EventStatus, OperationStatus, ReplayStatus
+from braze_bridge.domain.statuses import (
+    SUPERSEDED_REASON,
+    EventStatus,
+    OperationStatus,
+    ReplayStatus,
+)
 
 # Objects replaced by a re-map are kept (with their attempts) as `skipped` with this reason
 # prefix; a later replay must not bring them back, and event status ignores them.
-SUPERSEDED_REASON = "superseded by re-map"
 
 REPLAYABLE_STATUSES = (OperationStatus.FAILED, OperationStatus.DEAD, OperationStatus.SKIPPED)
 
