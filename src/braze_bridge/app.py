@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 from fastapi import FastAPI
 
-from braze_bridge.api import ops
+from braze_bridge.api import content, hooks, ops, preview
 from braze_bridge.api.deps import AppContext
 from braze_bridge.config import Settings, load_or_create_secret_key
 from braze_bridge.db import migrate
@@ -17,6 +17,7 @@ from braze_bridge.db.embedded import EmbeddedPostgres
 from braze_bridge.db.engine import create_engine, create_sessionmaker
 from braze_bridge.db.repositories import tokens
 from braze_bridge.errors import install_error_handlers
+from braze_bridge.ingest.group_commit import GroupCommitter
 from braze_bridge.logging import get_logger
 from braze_bridge.security.secrets import SecretBox
 from braze_bridge.security.tokens import display_prefix, hash_token
@@ -102,10 +103,15 @@ def create_app(runtime: Runtime) -> FastAPI:
                 await tokens.ensure_bootstrap_token(
                     session, hash_token(value), display_prefix(value)
                 )
+        # Webhook writes share transactions (ingest/group_commit.py); stopped before the engine.
+        event_store = GroupCommitter(engine)
+        await event_store.start()
+        app.state.event_store = event_store
         log.info("app.started", embedded=runtime.embedded)
         try:
             yield
         finally:
+            await event_store.stop()
             await http.aclose()
             await engine.dispose()
             log.info("app.stopped")
@@ -118,4 +124,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(ops.router)
+    app.include_router(hooks.router)
+    app.include_router(content.router)
+    app.include_router(preview.router)
     return app

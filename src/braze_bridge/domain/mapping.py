@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from braze_bridge.domain.content import ContentUpdate
 from braze_bridge.domain.events import NormalizedEvent
 from braze_bridge.domain.operations import Operation
 from braze_bridge.domain.statuses import Source
@@ -46,6 +47,8 @@ class Mapped:
 
     operations: list[Operation]
     notes: list[str] = field(default_factory=list)
+    # Connected Content projection change (Extole share links and rewards); None for most events.
+    content: ContentUpdate | None = None
 
 
 class Partner(Protocol):
