@@ -191,7 +191,9 @@ class TestDedupe:
         first = (await post_signed(client, extole, body)).json()
         # Same reward and state, bytes differ (a field Extole re-rendered): still a duplicate.
         second = (await post_signed(client, extole, {**body, "message": "again"})).json()
-        other_state = (await post_signed(client, extole, {**body, "type": "reward_redeemed"})).json()
+        other_state = (
+            await post_signed(client, extole, {**body, "type": "reward_redeemed"})
+        ).json()
 
         assert second == {"status": "duplicate", "event_id": first["event_id"]}
         assert other_state["status"] == "accepted"
@@ -300,7 +302,9 @@ class TestRefusals:
         assert streamed.status_code == 413
         assert await count_rows(session) == (0, 0, 0)
 
-    @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
+    @pytest.mark.parametrize(
+        "content_type", ["text/plain", "application/x-www-form-urlencoded", ""]
+    )
     async def test_non_json_content_type_is_415(
         self,
         client: httpx.AsyncClient,
@@ -383,7 +387,9 @@ class TestAuthModes:
         url = f"/v1/hooks/{connection.id}"
         json_type = {"Content-Type": "application/json"}
         bad = await client.post(
-            url, content=body, headers={**json_type, **headers("whsec_wrong-0123456789abcdef0123456789")}
+            url,
+            content=body,
+            headers={**json_type, **headers("whsec_wrong-0123456789abcdef0123456789")},
         )
         good = await client.post(
             url, content=body, headers={**json_type, **headers(connection.webhook_secret)}
@@ -419,15 +425,29 @@ class TestAuthModes:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(
-            ["event", "type", "name", "email", "partner_user_id", "reward_id", "data", "value",
-             "event_id", "face_value", "share_link", "event_time"]
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "event",
+                    "type",
+                    "name",
+                    "email",
+                    "partner_user_id",
+                    "reward_id",
+                    "data",
+                    "value",
+                    "event_id",
+                    "face_value",
+                    "share_link",
+                    "event_time",
+                ]
+            )
+            | st.text(max_size=8),
+            children,
+            max_size=6,
         )
-        | st.text(max_size=8),
-        children,
-        max_size=6,
     ),
     max_leaves=20,
 )
@@ -474,7 +494,9 @@ class TestArbitraryBodies:
     async def test_nul_characters_and_lone_surrogates_are_stored(
         self, client: httpx.AsyncClient, session: AsyncSession, extole: MadeConnection
     ) -> None:
-        content = b'{"event": "conv\\u0000erted", "partner_user_id": "u\\ud800", "x\\u0000": "\\u0000"}'
+        content = (
+            b'{"event": "conv\\u0000erted", "partner_user_id": "u\\ud800", "x\\u0000": "\\u0000"}'
+        )
         response = await post_signed(client, extole, content)
         assert response.status_code == 200
         event = await stored_event(session, response.json()["event_id"])

@@ -401,7 +401,7 @@ class TestSettings:
 
     def test_no_identifier_at_all_is_rejected(self) -> None:
         body = {"event": "shared", "first_name": "Nobody"}
-        with pytest.raises(Rejected, match="^no_user_identifier$"):
+        with pytest.raises(Rejected, match=r"^no_user_identifier$"):
             mapped(body)
 
 

@@ -107,7 +107,9 @@ class TestJwt:
     def test_none_algorithm_and_other_algorithms_are_refused(self) -> None:
         unsigned = jwt.encode({"sub": "x"}, key=None, algorithm="none")
         assert not check(self.jwt_creds, {"authorization": f"Bearer {unsigned}"})
-        hs512 = jwt.encode({"sub": "x"}, SECRET + "-long-enough-for-hs512-keys!!!", algorithm="HS512")
+        hs512 = jwt.encode(
+            {"sub": "x"}, SECRET + "-long-enough-for-hs512-keys!!!", algorithm="HS512"
+        )
         assert not check(
             creds(WebhookAuthMode.JWT_HS256, SECRET + "-long-enough-for-hs512-keys!!!"),
             {"authorization": f"Bearer {hs512}"},
