@@ -33,7 +33,7 @@ class _Pending:
 class GroupCommitter:
     """An EventStore that batches concurrent `store()` calls into shared transactions."""
 
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, committers: int = 2) -> None:
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, committers: int = 1) -> None:
         self._engine = engine
         self._direct = DirectStore(engine)
         self._max_batch = max_batch
@@ -96,6 +96,7 @@ class GroupCommitter:
             return
         self.batches += 1
         self.records += len(batch)
+        log.debug("ingest.batch_committed", size=len(batch))
         for pending, result in zip(batch, results, strict=True):
             if not pending.done.done():
                 pending.done.set_result(result)

@@ -8,13 +8,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from braze_bridge.db.models import ContentProfile
 from braze_bridge.db.repositories.events import clean_text, jsonb_safe
 from braze_bridge.domain.content import ContentUpdate, merge_rewards
+
+# One cached statement run as executemany for every profile a batch touched.
+_UPDATE_PROFILE = (
+    update(ContentProfile)
+    .where(
+        ContentProfile.connection_id == bindparam("key_connection_id"),
+        ContentProfile.external_id == bindparam("key_external_id"),
+    )
+    .values(
+        share_link=bindparam("share_link"),
+        share_code=bindparam("share_code"),
+        rewards=bindparam("rewards", type_=ContentProfile.__table__.c.rewards.type),
+        updated_at=func.now(),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +55,8 @@ async def apply_content_updates(
         key=lambda k: (str(k[0]), k[1]),
     )
     await conn.execute(
-        insert(ContentProfile)
-        .values([{"connection_id": c, "external_id": e, "rewards": []} for c, e in keys])
-        .on_conflict_do_nothing()
+        insert(ContentProfile).on_conflict_do_nothing(),
+        [{"connection_id": c, "external_id": e, "rewards": []} for c, e in keys],
     )
     rows = await conn.execute(
         select(ContentProfile)
@@ -66,22 +80,21 @@ async def apply_content_updates(
             profile["share_code"] = change.share_code
         if change.reward is not None:
             profile["rewards"] = merge_rewards(profile["rewards"], change.reward)
-    for (connection_id, external_id), profile in profiles.items():
-        await conn.execute(
-            update(ContentProfile)
-            .where(
-                ContentProfile.connection_id == connection_id,
-                ContentProfile.external_id == external_id,
-            )
-            .values(
-                share_link=jsonb_safe(profile["share_link"]),
-                share_code=(
+    await conn.execute(
+        _UPDATE_PROFILE,
+        [
+            {
+                "key_connection_id": connection_id,
+                "key_external_id": external_id,
+                "share_link": jsonb_safe(profile["share_link"]),
+                "share_code": (
                     clean_text(profile["share_code"], 255) if profile["share_code"] else None
                 ),
-                rewards=jsonb_safe(profile["rewards"]),
-                updated_at=func.now(),
-            )
-        )
+                "rewards": jsonb_safe(profile["rewards"]),
+            }
+            for (connection_id, external_id), profile in profiles.items()
+        ],
+    )
 
 
 async def get_content(

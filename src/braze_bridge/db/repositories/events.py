@@ -27,8 +27,11 @@ from braze_bridge.domain.events import NormalizedEvent
 from braze_bridge.domain.operations import Operation
 from braze_bridge.domain.statuses import EventStatus, OperationStatus
 
-# Postgres limits bind parameters per statement to 65535; operations have 12 columns.
-_ROWS_PER_STATEMENT = 2000
+_INSERT_EVENTS = (
+    insert(Event)
+    .on_conflict_do_nothing(index_elements=[Event.connection_id, Event.dedupe_key])
+    .returning(Event.id, Event.connection_id, Event.dedupe_key)
+)
 
 
 @dataclass(slots=True)
@@ -149,11 +152,6 @@ def _operation_rows(record: EventRecord) -> list[dict[str, Any]]:
     return rows
 
 
-def _chunks(rows: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
 async def store_events(conn: AsyncConnection, records: Sequence[EventRecord]) -> list[StoreResult]:
     """Insert new events with their bodies and operations; report duplicates. One result each.
 
@@ -168,13 +166,11 @@ async def store_events(conn: AsyncConnection, records: Sequence[EventRecord]) ->
 
     inserted: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
     if ordered:
-        statement = (
-            insert(Event)
-            .values([_event_row(r) for r in ordered])
-            .on_conflict_do_nothing(index_elements=[Event.connection_id, Event.dedupe_key])
-            .returning(Event.id, Event.connection_id, Event.dedupe_key)
-        )
-        for row in await conn.execute(statement):
+        # executemany of one fixed statement: SQLAlchemy compiles it once and caches it, then
+        # packs the rows into multi-row INSERTs ("insertmanyvalues"); a statement built with
+        # .values([...]) would be compiled anew for every batch size.
+        rows = await conn.execute(_INSERT_EVENTS, [_event_row(r) for r in ordered])
+        for row in rows:
             inserted[(row.connection_id, row.dedupe_key)] = row.id
 
     new_records = [r for r in ordered if inserted.get(r.identity) == r.id]
@@ -183,10 +179,10 @@ async def store_events(conn: AsyncConnection, records: Sequence[EventRecord]) ->
     )
 
     if new_records:
-        await conn.execute(insert(EventBody).values([_body_row(r) for r in new_records]))
+        await conn.execute(insert(EventBody), [_body_row(r) for r in new_records])
         operation_rows = [row for r in new_records for row in _operation_rows(r)]
-        for chunk in _chunks(operation_rows, _ROWS_PER_STATEMENT):
-            await conn.execute(insert(OperationRow).values(chunk))
+        if operation_rows:
+            await conn.execute(insert(OperationRow), operation_rows)
 
     results = []
     for record in records:
