@@ -18,6 +18,7 @@ from braze_bridge.db.engine import create_engine, create_sessionmaker
 from braze_bridge.db.repositories import tokens
 from braze_bridge.errors import install_error_handlers
 from braze_bridge.ingest.group_commit import GroupCommitter
+from braze_bridge.ingest.lookup import ConnectionLookup
 from braze_bridge.logging import get_logger
 from braze_bridge.security.secrets import SecretBox
 from braze_bridge.security.tokens import display_prefix, hash_token
@@ -107,6 +108,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         event_store = GroupCommitter(engine)
         await event_store.start()
         app.state.event_store = event_store
+        app.state.connection_lookup = ConnectionLookup(engine)
         log.info("app.started", embedded=runtime.embedded)
         try:
             yield

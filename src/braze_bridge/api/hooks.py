@@ -66,7 +66,9 @@ async def receive_webhook(
 ) -> WebhookReply:
     """Store one partner webhook durably, then acknowledge it (duplicates answer `duplicate`)."""
     connection = await service.find_connection(
-        context.engine, service.parse_connection_id(connection_id)
+        context.engine,
+        service.parse_connection_id(connection_id),
+        getattr(request.app.state, "connection_lookup", None),
     )
     body = await read_body_limited(request, context.settings.max_body_bytes)
     ack = await service.accept_webhook(

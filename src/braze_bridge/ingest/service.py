@@ -31,6 +31,7 @@ from braze_bridge.domain.mapping import Filtered, MappingContext, Partner, Rejec
 from braze_bridge.domain.operations import Operation, UserRef
 from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.errors import InvalidJson, NotFound, Unauthorized, UnsupportedMediaType
+from braze_bridge.ingest.lookup import ConnectionLookup
 from braze_bridge.ingest.store import EventStore
 from braze_bridge.logging import get_logger
 from braze_bridge.partners import PARTNERS
@@ -82,10 +83,15 @@ def parse_connection_id(raw: str) -> uuid.UUID:
         raise NotFound("unknown connection", details={"connection_id": raw[:100]}) from None
 
 
-async def find_connection(engine: AsyncEngine, connection_id: uuid.UUID) -> LiveConnection:
+async def find_connection(
+    engine: AsyncEngine, connection_id: uuid.UUID, lookup: ConnectionLookup | None = None
+) -> LiveConnection:
     """The live connection or 404 (never created, or deleted)."""
-    async with engine.connect() as conn:
-        connection = await get_live_connection(conn, connection_id)
+    if lookup is not None:
+        connection = await lookup.get(connection_id)
+    else:
+        async with engine.connect() as conn:
+            connection = await get_live_connection(conn, connection_id)
     if connection is None:
         raise NotFound("unknown connection", details={"connection_id": str(connection_id)})
     return connection
