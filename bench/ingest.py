@@ -34,8 +34,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRET_KEY = "bench-secret-key"
-WEBHOOK_SECRET = "whsec_bench-0123456789abcdef0123456789abcdef"
+SECRET_KEY = "bench-secret-key"  # noqa: S105 - a throwaway database
+WEBHOOK_SECRET = "whsec_bench-0123456789abcdef0123456789abcdef"  # noqa: S105
 
 
 def with_database(url: str, name: str) -> str:

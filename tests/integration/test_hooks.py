@@ -424,7 +424,11 @@ class TestAuthModes:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda children: (
         st.lists(children, max_size=4)
         | st.dictionaries(
@@ -460,7 +464,7 @@ extole_like = st.fixed_dictionaries(
         "email": st.text(max_size=20) | st.just("a@b.co"),
         "partner_user_id": st.text(max_size=12) | st.integers(),
         "reward_id": st.text(max_size=8),
-        "face_value": st.floats(allow_nan=False) | st.text(max_size=6),
+        "face_value": st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=6),
         "event_time": st.text(max_size=30),
         "data": json_values,
     },
