@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import httpx
 from fastapi import FastAPI
 
-from braze_bridge.api import connections, ops, tenants
+from braze_bridge.api import connections, content, hooks, ops, preview, tenants
 from braze_bridge.api import events as events_api
 from braze_bridge.api import health as health_api
 from braze_bridge.api import metrics as metrics_api
@@ -23,6 +23,8 @@ from braze_bridge.db.engine import create_engine, create_sessionmaker
 from braze_bridge.db.repositories import tokens
 from braze_bridge.delivery.worker import DeliveryWorker, WorkerOptions, listen_dsn
 from braze_bridge.errors import install_error_handlers
+from braze_bridge.ingest.group_commit import GroupCommitter
+from braze_bridge.ingest.lookup import ConnectionLookup
 from braze_bridge.logging import get_logger
 from braze_bridge.ops.remap import registered_partners
 from braze_bridge.ops.replay import ReplayRunner
@@ -112,6 +114,11 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
                 await tokens.ensure_bootstrap_token(
                     session, hash_token(value), display_prefix(value)
                 )
+        # Webhook writes share transactions (ingest/group_commit.py); stopped before the engine.
+        event_store = GroupCommitter(engine)
+        await event_store.start()
+        app.state.event_store = event_store
+        app.state.connection_lookup = ConnectionLookup(engine)
         # Bulk replay jobs run here under a lease (any API process may take one).
         replay_runner = ReplayRunner(sessionmaker, registered_partners)
         app.state.replay_runner = replay_runner
@@ -139,6 +146,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
                 await worker_task
             replay_runner.stop()
             await replay_task
+            await event_store.stop()
             await http.aclose()
             await engine.dispose()
             log.info("app.stopped")
@@ -157,4 +165,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.include_router(events_api.router)
     app.include_router(health_api.router)
     app.include_router(console.router)
+    app.include_router(hooks.router)
+    app.include_router(content.router)
+    app.include_router(preview.router)
     return app

@@ -33,8 +33,9 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 WEBHOOKS_RECEIVED = Counter(
     "braze_bridge_webhooks_received_total",
-    "Webhooks received, by connection, normalized kind and outcome "
-    "(accepted, duplicate, rejected, filtered, unauthorized, too_large, invalid).",
+    "Webhooks received, by connection, normalized kind and outcome: accepted (queued for "
+    "Braze), duplicate, filtered, rejected, or the error code of a refusal (unauthorized, "
+    "payload_too_large, unsupported_media_type, invalid_json).",
     ["connection_id", "kind", "outcome"],
 )
 BRAZE_REQUESTS = Counter(

@@ -208,7 +208,8 @@ async def test_ops_follow_an_event_to_braze_and_replay_it(
     settled = await reload_event(session, dead)
     settled.status = EventStatus.DELIVERED
     await session.commit()
-    await expect(row).to_have_attribute("data-status", "delivered")
+    # The feed polls once a second; allow for a loaded CI machine.
+    await expect(row).to_have_attribute("data-status", "delivered", timeout=20_000)
     assert [op.status for op in await operations_of(session, dead)] == [
         OperationStatus.DELIVERED,
         OperationStatus.PENDING,

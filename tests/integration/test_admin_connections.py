@@ -115,14 +115,16 @@ class TestCreate:
 
         assert body["webhook_auth"]["mode"] == "jwt_hs256"
         assert body["braze"]["app_id"] == "app-123"
-        assert body["settings"] == {
-            "field_mappings": [
-                {"loyalty_field": "score", "braze_attribute": "loyalty_points", "type": "integer"}
-            ],
-            "sync_mode": "all_mapped",
-            "event_name_prefix": "",
-            "events": ["*"],
-        }
+        settings = body["settings"]
+        assert settings["field_mappings"] == [
+            {"loyalty_field": "score", "braze_attribute": "loyalty_points", "type": "integer"}
+        ]
+        assert (settings["sync_mode"], settings["event_name_prefix"], settings["events"]) == (
+            "all_mapped",
+            "",
+            ["*"],
+        )
+        assert settings["checkout_as_purchase"] is False
 
     async def test_basic_auth_username_defaults_to_the_source(
         self, client: httpx.AsyncClient, tenant_a: TenantWithToken

@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict
 
 from braze_bridge.domain.operations import UserRef
 
+# Key under which the event log keeps the settings version an event was mapped with; a replay
+# re-maps from the raw body when the connection's version has moved on since.
+MAPPED_VERSION_KEY = "mapped_connection_version"
+
 
 class NormalizedUser(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

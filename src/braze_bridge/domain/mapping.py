@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from braze_bridge.domain.content import ContentUpdate
 from braze_bridge.domain.events import NormalizedEvent
 from braze_bridge.domain.operations import Operation
 from braze_bridge.domain.statuses import Source
@@ -48,6 +49,8 @@ class Mapped:
     notes: list[str] = field(default_factory=list)
     # Attribute writes left out because Braze already has the value (Antavo `changed_only`).
     data_points_saved: int = 0
+    # Connected Content projection change (Extole share links and rewards); None for most events.
+    content: ContentUpdate | None = None
 
 
 class Partner(Protocol):
@@ -60,4 +63,8 @@ class Partner(Protocol):
 
     def map(self, event: NormalizedEvent, settings: BaseModel, context: MappingContext) -> Mapped:
         """Typed event + the connection's settings → Braze operations; raises Filtered/Rejected."""
+        ...
+
+    def tracks_user_values(self, settings: BaseModel) -> bool:
+        """Whether ingest must load known values and record enqueued ones (Antavo `changed_only`)."""
         ...

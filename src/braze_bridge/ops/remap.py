@@ -16,19 +16,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from braze_bridge import partners as partner_package
+from braze_bridge.domain.events import MAPPED_VERSION_KEY
 from braze_bridge.domain.mapping import (
-    Filtered,
     MappingContext,
     Partner,
-    Rejected,
 )
 from braze_bridge.domain.operations import Operation
 from braze_bridge.domain.statuses import EventStatus, Source
+from braze_bridge.partners import PARTNERS
+from braze_bridge.partners.evaluate import evaluate_body
 
 # Where the connection settings version an event was mapped with is kept, inside
 # `events.normalized`. Ingest writes it; replay compares it with `connections.version`.
-MAPPED_VERSION_KEY = "mapped_connection_version"
 
 PartnerLookup = Callable[[Source], Partner | None]
 
@@ -51,9 +50,8 @@ class RemapOutcome:
 
 
 def registered_partners(source: Source) -> Partner | None:
-    """The application's partner registry (`braze_bridge.partners.PARTNERS`), when present."""
-    registry: Mapping[Source, Partner] = getattr(partner_package, "PARTNERS", {})
-    return registry.get(source)
+    """The application's partner registry."""
+    return PARTNERS.get(source)
 
 
 def mapped_version(normalized: Mapping[str, Any] | None) -> int | None:
@@ -85,9 +83,9 @@ def remap_event(
     *,
     connection_version: int,
 ) -> RemapOutcome:
-    """Raw body → normalized event → Braze objects, as ingest would do it today."""
+    """Raw body → normalized event → Braze objects, through the very function ingest uses."""
     try:
-        typed_settings = partner.settings_model.model_validate(dict(settings))
+        partner.settings_model.model_validate(dict(settings))
     except ValidationError as exc:
         raise RemapImpossible(f"the connection's settings are invalid: {exc.errors()[:3]}") from exc
     try:
@@ -96,50 +94,39 @@ def remap_event(
         return RemapOutcome(
             EventStatus.REJECTED, f"body is not valid JSON: {exc}", None, None, None, None
         )
-    try:
-        event = partner.normalize(document, received_at=context.received_at)
-    except Rejected as outcome:
-        return RemapOutcome(EventStatus.REJECTED, outcome.reason, None, None, None, None)
+    evaluation = evaluate_body(
+        partner,
+        settings,
+        document,
+        received_at=context.received_at,
+        app_id=context.app_id,
+        known_values=context.known_values,
+    )
+    event = evaluation.normalized
+    if event is None:
+        return RemapOutcome(evaluation.status, evaluation.reason, None, None, None, None)
     normalized = {**event.as_json(), MAPPED_VERSION_KEY: connection_version}
-    user_key = event.user.ref().key
-    try:
-        mapped = partner.map(event, typed_settings, context)
-    except Filtered as outcome:
-        return RemapOutcome(
-            EventStatus.FILTERED,
-            outcome.reason,
-            event.kind,
-            user_key,
-            normalized,
-            event.occurred_at,
-        )
-    except Rejected as outcome:
-        return RemapOutcome(
-            EventStatus.REJECTED,
-            outcome.reason,
-            event.kind,
-            user_key,
-            normalized,
-            event.occurred_at,
-        )
-    unaddressed = [op for op in mapped.operations if op.user.key is None]
-    if unaddressed:
-        return RemapOutcome(
-            EventStatus.REJECTED,
-            "no user identifier for a Braze object",
-            event.kind,
-            user_key,
-            normalized,
-            event.occurred_at,
-        )
+    user = evaluation.user
+    reason = evaluation.reason
+    if evaluation.status == EventStatus.QUEUED:
+        reason = "; ".join(evaluation.notes) or None
+        if any(op.user.key is None for op in evaluation.operations):
+            return RemapOutcome(
+                EventStatus.REJECTED,
+                "no user identifier for a Braze object",
+                event.kind,
+                user.key if user else None,
+                normalized,
+                event.occurred_at,
+            )
     return RemapOutcome(
-        EventStatus.QUEUED,
-        "; ".join(mapped.notes) or None,
+        evaluation.status,
+        reason,
         event.kind,
-        user_key,
+        user.key if user else None,
         normalized,
         event.occurred_at,
-        list(mapped.operations),
+        list(evaluation.operations),
     )
 
 

@@ -1,0 +1,77 @@
+"""Read one live (not deleted) connection as the ingest, content and preview paths need it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from braze_bridge.db.models import Connection
+from braze_bridge.domain.statuses import ConnectionState, Source, WebhookAuthMode
+
+
+@dataclass(frozen=True, slots=True)
+class LiveConnection:
+    """A snapshot of the columns the hot paths read; secrets are still ciphertexts."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    source: Source
+    state: ConnectionState
+    braze_app_id: str | None
+    webhook_auth_mode: WebhookAuthMode
+    webhook_username: str | None
+    webhook_secret_enc: str
+    previous_webhook_secret_enc: str | None
+    previous_secret_expires_at: datetime | None
+    content_token_enc: str | None
+    settings: dict[str, Any]
+    version: int
+
+
+_COLUMNS = (
+    Connection.id,
+    Connection.tenant_id,
+    Connection.source,
+    Connection.state,
+    Connection.braze_app_id,
+    Connection.webhook_auth_mode,
+    Connection.webhook_username,
+    Connection.webhook_secret_enc,
+    Connection.previous_webhook_secret_enc,
+    Connection.previous_secret_expires_at,
+    Connection.content_token_enc,
+    Connection.settings,
+    Connection.version,
+)
+
+
+async def get_live_connection(
+    conn: AsyncConnection, connection_id: uuid.UUID
+) -> LiveConnection | None:
+    row = (
+        await conn.execute(
+            select(*_COLUMNS).where(Connection.id == connection_id, Connection.deleted_at.is_(None))
+        )
+    ).first()
+    if row is None:
+        return None
+    return LiveConnection(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        source=row.source,
+        state=row.state,
+        braze_app_id=row.braze_app_id,
+        webhook_auth_mode=row.webhook_auth_mode,
+        webhook_username=row.webhook_username,
+        webhook_secret_enc=row.webhook_secret_enc,
+        previous_webhook_secret_enc=row.previous_webhook_secret_enc,
+        previous_secret_expires_at=row.previous_secret_expires_at,
+        content_token_enc=row.content_token_enc,
+        settings=dict(row.settings or {}),
+        version=row.version,
+    )

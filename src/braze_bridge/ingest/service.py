@@ -1,0 +1,290 @@
+"""accept_webhook(): verify, parse, dedupe, normalize, map, store and enqueue — then acknowledge.
+
+The checks run in this order (DESIGN section 5; docs/extole.md explains why):
+404 unknown connection → 413 too large (by header, then while reading; the route does both) →
+401 auth over the raw bytes → 415 not JSON → 400 invalid JSON → store. Storing is one
+transaction holding the event, its raw body, its operations, the Connected Content projection and
+the outbox NOTIFY; the caller answers only after that transaction committed.
+
+The path is source-agnostic: the partner comes from `PARTNERS[connection.source]`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from braze_bridge.db.repositories import events as events_repo
+from braze_bridge.db.repositories import user_values
+from braze_bridge.db.repositories.events import EventRecord, StoreResult, safe_dedupe_key
+from braze_bridge.db.repositories.live_connections import LiveConnection, get_live_connection
+from braze_bridge.domain.events import NormalizedEvent
+from braze_bridge.domain.ids import uuid7
+from braze_bridge.domain.mapping import Partner
+from braze_bridge.errors import InvalidJson, NotFound, Unauthorized, UnsupportedMediaType
+from braze_bridge.ingest.lookup import ConnectionLookup
+from braze_bridge.ingest.store import EventStore, write_batch
+from braze_bridge.logging import get_logger
+from braze_bridge.partners import PARTNERS
+from braze_bridge.partners.evaluate import Evaluation, evaluate_body
+from braze_bridge.security.secrets import SecretBox
+from braze_bridge.security.webhook_auth import (
+    WebhookCredentials,
+    secrets_valid_at,
+    verify_webhook,
+)
+
+log = get_logger(__name__)
+
+# Never stored with the raw body: credentials and the signature (it proves nothing later on).
+REDACTED_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-extole-signature", "cookie", "set-cookie"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAck:
+    status: Literal["accepted", "duplicate"]
+    event_id: uuid.UUID
+    # What became of the event (queued, filtered, rejected, or duplicate); for metrics and logs.
+    outcome: str
+    normalized: NormalizedEvent | None = None
+
+
+def parse_connection_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("unknown connection", details={"connection_id": raw[:100]}) from None
+
+
+async def find_connection(
+    engine: AsyncEngine, connection_id: uuid.UUID, lookup: ConnectionLookup | None = None
+) -> LiveConnection:
+    """The live connection or 404 (never created, or deleted)."""
+    if lookup is not None:
+        connection = await lookup.get(connection_id)
+    else:
+        async with engine.connect() as conn:
+            connection = await get_live_connection(conn, connection_id)
+    if connection is None:
+        raise NotFound("unknown connection", details={"connection_id": str(connection_id)})
+    return connection
+
+
+def webhook_credentials(
+    connection: LiveConnection, box: SecretBox, now: datetime
+) -> WebhookCredentials:
+    previous = (
+        box.decrypt(connection.previous_webhook_secret_enc)
+        if connection.previous_webhook_secret_enc
+        and connection.previous_secret_expires_at is not None
+        and now < connection.previous_secret_expires_at
+        else None
+    )
+    return WebhookCredentials(
+        mode=connection.webhook_auth_mode,
+        secrets=secrets_valid_at(
+            box.decrypt(connection.webhook_secret_enc),
+            previous,
+            connection.previous_secret_expires_at,
+            now,
+        ),
+        username=connection.webhook_username,
+    )
+
+
+def is_json_content_type(content_type: str | None) -> bool:
+    """`application/json` or any `…/…+json`, parameters (charset) ignored."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return bool(kind) and (media == "application/json" or subtype.endswith("+json"))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _position(text: str, pos: int) -> dict[str, int]:
+    line = text.count("\n", 0, pos) + 1
+    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return {"line": line, "column": column, "position": pos}
+
+
+def parse_json_body(body: bytes) -> Any:
+    """Strict JSON (UTF-8, optional BOM; no NaN/Infinity); InvalidJson names the position."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        prefix = body[: exc.start].decode("utf-8", errors="replace")
+        raise InvalidJson(
+            "body is not valid UTF-8", details=_position(prefix, len(prefix))
+        ) from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidJson(
+            f"body is not valid JSON: {exc.msg}",
+            details={"line": exc.lineno, "column": exc.colno, "position": exc.pos},
+        ) from None
+    except RecursionError:
+        raise InvalidJson("body is not valid JSON: nested too deeply", details=None) from None
+    except ValueError as exc:  # NaN/Infinity, integers longer than Python parses
+        raise InvalidJson(f"body is not valid JSON: {exc}", details=None) from None
+
+
+def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower() not in REDACTED_HEADERS}
+
+
+def dedupe_key_for(evaluation: Evaluation, body: bytes) -> str:
+    """DESIGN section 5: the partner's key (event id, reward id + state), else the body's hash."""
+    if evaluation.normalized is not None and evaluation.normalized.dedupe_key:
+        return safe_dedupe_key(evaluation.normalized.dedupe_key)
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+async def accept_webhook(
+    *,
+    engine: AsyncEngine,
+    store: EventStore,
+    box: SecretBox,
+    connection: LiveConnection,
+    body: bytes,
+    headers: Mapping[str, str],
+    now: datetime | None = None,
+) -> WebhookAck:
+    """Authenticate, parse, evaluate and durably store one webhook (body already size-checked).
+
+    `headers` must have lower-case keys. Returns after the COMMIT holding the event.
+    """
+    received_at = now or datetime.now(UTC)
+    verdict = verify_webhook(webhook_credentials(connection, box, received_at), headers, body)
+    if not verdict.ok:
+        raise Unauthorized(verdict.reason)
+    content_type = headers.get("content-type")
+    if not is_json_content_type(content_type):
+        raise UnsupportedMediaType(
+            "webhook bodies must be JSON (Content-Type: application/json)",
+            details={"content_type": content_type},
+        )
+    parsed = parse_json_body(body)
+
+    partner = PARTNERS.get(connection.source)
+    if partner is not None and tracks_user_values(partner, connection.settings):
+        result, evaluation = await store_with_user_values(
+            engine, partner, connection, parsed, body, headers, received_at
+        )
+    else:
+        evaluation = evaluate_body(
+            partner,
+            connection.settings,
+            parsed,
+            received_at=received_at,
+            app_id=connection.braze_app_id,
+        )
+        result = await store.store(event_record(connection, evaluation, body, headers, received_at))
+    if result.duplicate:
+        log.debug(
+            "ingest.duplicate", connection_id=str(connection.id), event_id=str(result.event_id)
+        )
+        return WebhookAck("duplicate", result.event_id, "duplicate", evaluation.normalized)
+    log.debug(
+        "ingest.accepted",
+        connection_id=str(connection.id),
+        event_id=str(result.event_id),
+        status=evaluation.status.value,
+    )
+    return WebhookAck("accepted", result.event_id, evaluation.status.value, evaluation.normalized)
+
+
+def tracks_user_values(partner: Partner, settings: Mapping[str, Any]) -> bool:
+    """True when the mapping compares against stored per-user values (Antavo `changed_only`)."""
+    try:
+        parsed = partner.settings_model.model_validate(settings)
+    except ValidationError:
+        return False  # evaluate_body records the invalid settings as the event's reason
+    return partner.tracks_user_values(parsed)
+
+
+async def store_with_user_values(
+    engine: AsyncEngine,
+    partner: Partner,
+    connection: LiveConnection,
+    parsed: Any,
+    body: bytes,
+    headers: Mapping[str, str],
+    received_at: datetime,
+) -> tuple[StoreResult, Evaluation]:
+    """One transaction of its own: lock the member, compare with what Braze has or will have,
+    store, remember what was enqueued. Two webhooks for one member go one after the other."""
+    try:
+        normalized: NormalizedEvent | None = partner.normalize(parsed, received_at=received_at)
+    except Exception:  # evaluate_body normalizes again and records why
+        normalized = None
+    user_key = normalized.user.ref().key if normalized is not None else None
+    async with engine.begin() as conn, AsyncSession(bind=conn) as session:
+        known: Mapping[str, Any] = {}
+        if user_key is not None:
+            known = await user_values.load_known_values(session, connection.id, user_key)
+        evaluation = evaluate_body(
+            partner,
+            connection.settings,
+            parsed,
+            received_at=received_at,
+            app_id=connection.braze_app_id,
+            known_values=known,
+            normalized=normalized,
+        )
+        record = event_record(connection, evaluation, body, headers, received_at)
+        [result] = await write_batch(conn, [record])
+        if not result.duplicate and user_key is not None:
+            enqueued = await events_repo.attribute_operations(conn, result.event_id)
+            await user_values.record_enqueued(
+                session,
+                connection.id,
+                user_key,
+                enqueued,
+                data_points_saved=evaluation.data_points_saved,
+            )
+    return result, evaluation
+
+
+def event_record(
+    connection: LiveConnection,
+    evaluation: Evaluation,
+    body: bytes,
+    headers: Mapping[str, str],
+    received_at: datetime,
+) -> EventRecord:
+    user = evaluation.user
+    return EventRecord(
+        id=uuid7(),
+        tenant_id=connection.tenant_id,
+        connection_id=connection.id,
+        dedupe_key=dedupe_key_for(evaluation, body),
+        status=evaluation.status,
+        received_at=received_at,
+        body=body,
+        headers=stored_headers(headers),
+        content_type=headers.get("content-type"),
+        source_event_id=evaluation.normalized.source_event_id if evaluation.normalized else None,
+        kind=evaluation.normalized.kind if evaluation.normalized else None,
+        reason=evaluation.reason,
+        user_key=user.key if user else None,
+        normalized=evaluation.normalized,
+        occurred_at=evaluation.normalized.occurred_at if evaluation.normalized else None,
+        operations=evaluation.operations,
+        content=evaluation.content,
+        mapped_version=connection.version,
+    )

@@ -1,0 +1,45 @@
+"""Writing accepted webhooks: one transaction per batch (event, body, operations, projection, NOTIFY).
+
+`EventStore.store()` returns only after the COMMIT that holds the record's rows, so the route can
+acknowledge right away. `DirectStore` uses one transaction per request; `GroupCommitter`
+(group_commit.py) shares one transaction among concurrent requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from braze_bridge.db.repositories import content as content_repo
+from braze_bridge.db.repositories import events as events_repo
+from braze_bridge.db.repositories.events import EventRecord, StoreResult
+
+
+class EventStore(Protocol):
+    async def store(self, record: EventRecord) -> StoreResult:
+        """Durably store `record` (or find its original); return after COMMIT."""
+        ...
+
+
+async def write_batch(conn: AsyncConnection, records: Sequence[EventRecord]) -> list[StoreResult]:
+    """Every write of a batch of accepted webhooks, inside the caller's transaction."""
+    results = await events_repo.store_events(conn, records)
+    new = [r for r, result in zip(records, results, strict=True) if not result.duplicate]
+    updates = [(r.connection_id, r.content) for r in new if r.content is not None]
+    await content_repo.apply_content_updates(conn, updates)
+    await events_repo.notify_outbox(conn, [r.connection_id for r in new if r.operations])
+    return results
+
+
+class DirectStore:
+    """One transaction per request: the simple path (tests, tools, the group committer's fallback)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def store(self, record: EventRecord) -> StoreResult:
+        async with self._engine.begin() as conn:
+            [result] = await write_batch(conn, [record])
+        return result

@@ -1,0 +1,106 @@
+"""Normalize + map one parsed body with a connection's settings: the single path that ingest,
+preview and replay's re-map all take, so what a preview shows is what ingest stores."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from braze_bridge.domain.content import ContentUpdate
+from braze_bridge.domain.events import NormalizedEvent
+from braze_bridge.domain.mapping import Filtered, MappingContext, Partner, Rejected
+from braze_bridge.domain.operations import Operation, UserRef
+from braze_bridge.domain.statuses import EventStatus
+from braze_bridge.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """What normalize + map made of one body; the same for ingest, preview and replays."""
+
+    status: EventStatus
+    normalized: NormalizedEvent | None = None
+    reason: str | None = None
+    operations: list[Operation] = field(default_factory=list)
+    content: ContentUpdate | None = None
+    notes: list[str] = field(default_factory=list)
+    data_points_saved: int = 0
+
+    @property
+    def user(self) -> UserRef | None:
+        if self.operations:
+            return self.operations[0].user
+        if self.normalized is not None:
+            return self.normalized.user.ref()
+        return None
+
+
+def evaluate_body(
+    partner: Partner | None,
+    settings: Mapping[str, Any],
+    body: Any,
+    *,
+    received_at: datetime,
+    app_id: str | None,
+    known_values: Mapping[str, Any] | None = None,
+    normalized: NormalizedEvent | None = None,
+) -> Evaluation:
+    """Normalize and map one parsed body with a connection's settings. Pure; never raises.
+
+    Preview calls exactly this; so does ingest. Anything unexpected from a partner is caught and
+    recorded as `rejected` (`mapping_error`) so the body is still stored and can be replayed.
+    """
+    if partner is None:
+        return Evaluation(EventStatus.REJECTED, reason="source_not_supported")
+    try:
+        event = normalized or partner.normalize(body, received_at=received_at)
+    except Rejected as outcome:
+        return Evaluation(EventStatus.REJECTED, reason=outcome.reason)
+    except Exception as exc:  # a partner bug must not lose the body: stored as rejected
+        log.exception("ingest.normalize_failed", source=partner.source.value)
+        return Evaluation(EventStatus.REJECTED, reason=f"mapping_error: {type(exc).__name__}")
+    try:
+        parsed_settings: BaseModel = partner.settings_model.model_validate(settings)
+    except ValidationError as exc:
+        return Evaluation(
+            EventStatus.REJECTED,
+            normalized=event,
+            reason=f"invalid_settings: {exc.error_count()} error(s) in the connection settings",
+        )
+    context = MappingContext(
+        received_at=received_at, app_id=app_id, known_values=dict(known_values or {})
+    )
+    try:
+        mapped = partner.map(event, parsed_settings, context)
+    except Filtered as outcome:
+        return Evaluation(EventStatus.FILTERED, normalized=event, reason=outcome.reason)
+    except Rejected as outcome:
+        return Evaluation(EventStatus.REJECTED, normalized=event, reason=outcome.reason)
+    except Exception as exc:
+        log.exception("ingest.map_failed", source=partner.source.value)
+        return Evaluation(
+            EventStatus.REJECTED, normalized=event, reason=f"mapping_error: {type(exc).__name__}"
+        )
+    if not mapped.operations:
+        return Evaluation(
+            EventStatus.FILTERED,
+            normalized=event,
+            reason="; ".join(mapped.notes) or "nothing_to_send",
+            content=mapped.content,
+            notes=list(mapped.notes),
+            data_points_saved=mapped.data_points_saved,
+        )
+    return Evaluation(
+        EventStatus.QUEUED,
+        normalized=event,
+        operations=list(mapped.operations),
+        content=mapped.content,
+        notes=list(mapped.notes),
+        data_points_saved=mapped.data_points_saved,
+    )

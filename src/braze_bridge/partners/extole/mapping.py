@@ -1,0 +1,199 @@
+"""Typed Extole event + connection settings → Braze operations (DESIGN section 6). Pure.
+
+Each kind yields its attributes object first (so a Canvas triggered by the event can already read
+the new attributes), then its custom event. Identity follows `external_id_source`; without an
+external id the operations carry only the email and the worker resolves it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from braze_bridge.domain.content import ContentUpdate, RewardSnapshot
+from braze_bridge.domain.mapping import Filtered, Mapped, MappingContext, Rejected
+from braze_bridge.domain.operations import Operation, UserRef
+from braze_bridge.domain.properties import attribute_values, clip_string, event_properties
+from braze_bridge.partners.extole.events import (
+    ExtoleEvent,
+    Outcome,
+    Reward,
+    Shared,
+    ShareLinkCreated,
+    Subscribed,
+    Unsubscribed,
+)
+from braze_bridge.partners.extole.normalize import step_name
+from braze_bridge.partners.extole.settings import ExtoleSettings
+
+PARTNER = "Extole"
+MAX_IDENTIFIER_LENGTH = 512
+# Coupon codes of rewards taken back must not reach a message.
+NO_COUPON_STATES = frozenset({"CANCELED", "REVOKED"})
+
+
+def braze_time(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds, e.g. `2024-03-15T10:30:00.000Z`."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def user_for(event: ExtoleEvent, settings: ExtoleSettings) -> UserRef:
+    """The identifier the worker will use; raises Rejected(`no_user_identifier`) with none."""
+    if settings.external_id_source == "email_address":
+        external_id = event.email
+    else:
+        external_id = event.user.external_id
+    email = event.email
+    for value, what in ((external_id, "external id"), (email, "email")):
+        if value is not None and len(value) > MAX_IDENTIFIER_LENGTH:
+            raise Rejected(
+                f"invalid_user_identifier: {what} is longer than {MAX_IDENTIFIER_LENGTH} characters"
+            )
+    if external_id:
+        return UserRef(external_id=external_id, unknown_user=settings.unknown_user)
+    if email:
+        return UserRef(email=email, unknown_user=settings.unknown_user)
+    raise Rejected("no_user_identifier")
+
+
+def check_enabled(event: ExtoleEvent, settings: ExtoleSettings) -> None:
+    """Raise Filtered when the settings do not forward this kind or reward state."""
+    events = settings.events
+    if isinstance(event, Reward):
+        if event.state not in settings.reward_states:
+            raise Filtered(f"reward_state_not_enabled: {event.state}")
+        return
+    if isinstance(event, Outcome):
+        enabled = {step_name(name) for name in events.outcomes}
+        if "*" not in enabled and event.step not in enabled:
+            raise Filtered(f"outcome_not_enabled: {event.step}")
+        return
+    enabled_flag = {
+        ShareLinkCreated: events.share_link_created,
+        Shared: events.shared,
+        Subscribed: events.subscribed,
+        Unsubscribed: events.unsubscribed,
+    }.get(type(event), True)
+    if not enabled_flag:
+        raise Filtered(f"kind_not_enabled: {event.kind}")
+
+
+def _subscription_groups(settings: ExtoleSettings, state: str) -> list[dict[str, str]] | None:
+    if settings.subscription_group_id is None:
+        return None
+    return [{"subscription_group_id": settings.subscription_group_id, "subscription_state": state}]
+
+
+def _operations(
+    user: UserRef,
+    attributes: dict[str, Any],
+    event_name: str | None,
+    time: str,
+    properties: dict[str, Any],
+) -> list[Operation]:
+    operations = []
+    values = attribute_values(attributes)
+    if values:
+        operations.append(Operation.attributes(user, values))
+    if event_name is not None:
+        operations.append(
+            Operation.custom_event(
+                user, event_name, time=time, properties=event_properties(properties)
+            )
+        )
+    return operations
+
+
+def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingContext) -> Mapped:
+    check_enabled(event, settings)
+    user = user_for(event, settings)
+    at = event.occurred_at or context.received_at
+    time = braze_time(at)
+    names: dict[str, Any] = {
+        "email": event.email,
+        "first_name": event.first_name,
+        "last_name": event.last_name,
+    }
+    base: dict[str, Any] = {"partner": PARTNER, "funnel": event.funnel, "program": event.program}
+    content: ContentUpdate | None = None
+    attributes: dict[str, Any]
+    properties: dict[str, Any]
+
+    if isinstance(event, ShareLinkCreated):
+        name = settings.event_name("extole_created_share_link", "share_link_created")
+        attributes = {
+            "email": event.email,
+            "extole_share_link": event.share_link,
+            "extole_share_code": event.share_code,
+        }
+        operations = _operations(user, attributes, name, time, base)
+        if user.external_id and (event.share_link or event.share_code):
+            content = ContentUpdate(
+                user.external_id, at, share_link=event.share_link, share_code=event.share_code
+            )
+    elif isinstance(event, Shared):
+        name = settings.event_name("extole_shared", "shared")
+        properties = {
+            **base,
+            "external_id": user.external_id,
+            "share_channel": event.share_channel,
+        }
+        operations = _operations(user, names, name, time, properties)
+        if user.external_id and event.share_link:
+            content = ContentUpdate(user.external_id, at, share_link=event.share_link)
+    elif isinstance(event, Outcome):
+        default = clip_string(f"extole_{event.step}")
+        name = settings.event_name(default, event.step)
+        properties = {**base}
+        for key, value in event.fields.items():
+            properties.setdefault(key, value)
+        operations = _operations(user, names, name, time, properties)
+    elif isinstance(event, Subscribed):
+        attributes = {
+            "email": event.email,
+            "email_subscribe": "opted_in",
+            "extole_list_type": event.list_type,
+            "subscription_groups": _subscription_groups(settings, "subscribed"),
+        }
+        operations = _operations(user, attributes, None, time, {})
+    elif isinstance(event, Unsubscribed):
+        name = settings.event_name("extole_unsubscribed", "unsubscribed")
+        attributes = {
+            "email_subscribe": "unsubscribed",
+            "extole_list_type": event.list_type,
+            "subscription_groups": _subscription_groups(settings, "unsubscribed"),
+        }
+        properties = {
+            "email": event.email,
+            "external_id": user.external_id,
+            "subscription_state": "unsubscribed",
+            "subscription_group_id": settings.subscription_group_id,
+        }
+        operations = _operations(user, attributes, name, time, properties)
+    elif isinstance(event, Reward):
+        state = event.state.lower()
+        name = settings.event_name(f"extole_reward_{state}", f"reward_{state}", event.reward_type)
+        coupon = None if event.state in NO_COUPON_STATES else event.coupon_code
+        properties = {
+            "email": event.email,
+            "face_value": event.face_value,
+            "face_value_type": event.face_value_type,
+            "coupon_code": coupon,
+            "reward_id": event.reward_id,
+            "reward_supplier_type": event.reward_supplier_type,
+        }
+        operations = _operations(user, names, name, time, properties)
+        if user.external_id and event.reward_id:
+            snapshot = RewardSnapshot(
+                reward_id=event.reward_id,
+                state=event.state,
+                face_value=event.face_value,
+                face_value_type=event.face_value_type,
+                coupon_code=coupon,
+                updated_at=at,
+            )
+            content = ContentUpdate(user.external_id, at, reward=snapshot)
+    else:  # pragma: no cover - every ExtoleEvent subclass is handled above
+        raise Rejected(f"unknown_shape: no mapping for kind {event.kind}")
+    return Mapped(operations=operations, content=content)

@@ -1,0 +1,207 @@
+"""Raw Extole JSON → one typed event: kind recognition, dedupe key, user, time.
+
+Kinds are recognised from `event`, `event_name`, `name` and `type` (in that order), compared
+case-insensitively with spaces and dashes read as underscores. A name that is none of the known
+kinds is an outcome step, unless it is an envelope word such as `STEP`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from typing import Any, get_args
+
+from braze_bridge.domain.events import NormalizedUser
+from braze_bridge.domain.mapping import Rejected
+from braze_bridge.partners.extole.events import (
+    AnyExtoleEvent,
+    Outcome,
+    Reward,
+    RewardState,
+    Shared,
+    ShareLinkCreated,
+    Subscribed,
+    Unsubscribed,
+)
+from braze_bridge.partners.extole.payloads import ExtoleFields, flatten_body, scalar_fields
+
+SHARE_LINK_CREATED = frozenset(
+    {
+        "share_link_created",
+        "advocate_code_created",
+        "extole_share_link_created",
+        "extole_created_share_link",
+    }
+)
+SHARED = frozenset({"shared", "extole_shared"})
+SUBSCRIBED = frozenset({"opted_in", "subscribed", "extole_subscribed"})
+UNSUBSCRIBED = frozenset({"opted_out", "unsubscribed", "extole_unsubscribed"})
+REWARD_TYPES: dict[str, RewardState] = {
+    "reward_earned": "EARNED",
+    "reward_fulfilled": "FULFILLED",
+    "reward_sent": "SENT",
+    "reward_redeemed": "REDEEMED",
+    "reward_failed": "FAILED",
+    "reward_fulfillment_failed": "FAILED",
+    "reward_canceled": "CANCELED",
+    "reward_cancelled": "CANCELED",
+    "reward_revoked": "REVOKED",
+}
+# Extole's runtime reward object names the state alone (`"type": "FULFILLED"`) beside a reward_id.
+BARE_REWARD_STATES: dict[str, RewardState] = {
+    **{state.lower(): state for state in get_args(RewardState)},
+    "failed_fulfillment": "FAILED",
+    "fulfill_failed": "FAILED",
+    "cancelled": "CANCELED",
+}
+# Envelope `type` values that say what the object is, not which step happened.
+ENVELOPE_TYPES = frozenset(
+    {"step", "input", "client", "consumer", "generic", "partner", "reward", "event", "webhook"}
+)
+# Keys that name the kind or the time; outcome properties carry every other scalar.
+NON_PROPERTY_KEYS = frozenset(
+    {"event", "event_name", "name", "type", "event_time", "timestamp", "time", "funnel", "program"}
+)
+MAX_ID_LENGTH = 200
+
+_SEPARATORS = re.compile(r"[\s\-]+")
+
+
+def canonical_name(name: str) -> str:
+    """`"Share Link Created"` → `share_link_created`; `extole-Shared` → `extole_shared`."""
+    return _SEPARATORS.sub("_", name.strip().lower())
+
+
+def step_name(name: str) -> str:
+    """An outcome's step without Extole's `extole_` prefix: `extole_converted` → `converted`."""
+    canonical = canonical_name(name)
+    return canonical.removeprefix("extole_") or canonical
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """ISO 8601 (with `Z` or an offset; naive means UTC) or Unix seconds/milliseconds."""
+    if value is None:
+        return None
+    try:
+        if re.fullmatch(r"\d{9,13}(\.\d+)?", value):
+            seconds = float(value)
+            return datetime.fromtimestamp(seconds / 1000 if seconds > 1e11 else seconds, UTC)
+        parsed = datetime.fromisoformat(value)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _bounded(prefix: str, value: str) -> str:
+    """Dedupe keys fit the column: very long ids are hashed rather than cut (no false matches)."""
+    if len(value) <= MAX_ID_LENGTH:
+        return f"{prefix}:{value}"
+    return f"{prefix}-sha256:{hashlib.sha256(value.encode(errors='replace')).hexdigest()}"
+
+
+def _share_link(link: str | None) -> str | None:
+    """Extole's extension sends `share.brand.com/alex01`; Braze messages need a full URL."""
+    if link is None:
+        return None
+    return link if "://" in link else f"https://{link}"
+
+
+def _recognise(fields: ExtoleFields) -> tuple[str, str] | None:
+    """(kind, the name as sent) for the first recognised name, else the outcome step if any."""
+    names = fields.kind_names
+    for name in names:
+        canonical = canonical_name(name)
+        if canonical in SHARE_LINK_CREATED:
+            return "share_link_created", name
+        if canonical in SHARED:
+            return "shared", name
+        if canonical in SUBSCRIBED:
+            return "subscribed", name
+        if canonical in UNSUBSCRIBED:
+            return "unsubscribed", name
+        if canonical in REWARD_TYPES:
+            return "reward", name
+        if fields.reward_id is not None and canonical in BARE_REWARD_STATES:
+            return "reward", name
+    for name in names:
+        if canonical_name(name) not in ENVELOPE_TYPES:
+            return "outcome", name
+    return None
+
+
+def normalize_extole(body: Any, *, received_at: datetime) -> AnyExtoleEvent:
+    """Read one Extole webhook body; raises Rejected (`unknown_shape: …`) when it has no kind."""
+    del received_at  # the event time falls back to receipt time in the mapping, not here
+    if not isinstance(body, dict):
+        raise Rejected(f"unknown_shape: body is a JSON {_json_type(body)}, expected an object")
+    flat = flatten_body(body)
+    fields = ExtoleFields.read(flat)
+    recognised = _recognise(fields)
+    if recognised is None:
+        if fields.reward_id is not None:
+            raise Rejected("unknown_shape: reward body without a type, its state is unknown")
+        raise Rejected("unknown_shape: no event, event_name, name or type field names the kind")
+    kind, sent_name = recognised
+
+    dedupe_key = _bounded("event", fields.event_id) if fields.event_id else None
+    common: dict[str, Any] = {
+        "source_event_id": fields.event_id[:255] if fields.event_id else None,
+        "dedupe_key": dedupe_key,
+        "user": NormalizedUser(external_id=fields.best_user_id, email=fields.best_email),
+        "occurred_at": parse_time(fields.event_time or fields.timestamp),
+        "email": fields.best_email,
+        "first_name": fields.first_name,
+        "last_name": fields.last_name,
+        "funnel": fields.best_funnel,
+        "program": fields.best_program,
+    }
+    if kind == "share_link_created":
+        return ShareLinkCreated(
+            **common,
+            share_link=_share_link(fields.share_link),
+            share_code=fields.share_code or fields.advocate_code,
+        )
+    if kind == "shared":
+        return Shared(
+            **common,
+            share_channel=fields.share_channel or fields.channel,
+            share_link=_share_link(fields.share_link),
+        )
+    if kind == "subscribed":
+        return Subscribed(**common, list_type=fields.list_type)
+    if kind == "unsubscribed":
+        return Unsubscribed(**common, list_type=fields.list_type)
+    if kind == "reward":
+        canonical = canonical_name(sent_name)
+        state = REWARD_TYPES.get(canonical) or BARE_REWARD_STATES[canonical]
+        if dedupe_key is None and fields.reward_id is not None:
+            # Each state change of a reward fires one webhook (research section 2d).
+            common["dedupe_key"] = _bounded("reward", f"{fields.reward_id}:{canonical}")
+        return Reward(
+            **common,
+            state=state,
+            reward_type=canonical,
+            reward_id=fields.reward_id,
+            face_value=fields.face_value,
+            face_value_type=fields.face_value_type,
+            coupon_code=fields.partner_reward_id,
+            reward_supplier_type=fields.reward_supplier_type,
+        )
+    return Outcome(
+        **common,
+        step=step_name(sent_name),
+        fields=scalar_fields(flat, NON_PROPERTY_KEYS),
+    )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"

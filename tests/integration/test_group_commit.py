@@ -1,0 +1,78 @@
+"""The group committer: one transaction for concurrent requests, exact per-request outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from braze_bridge.db.models import Event
+from braze_bridge.db.repositories.events import EventRecord, StoreResult
+from braze_bridge.domain.ids import uuid7
+from braze_bridge.domain.operations import Operation, UserRef
+from braze_bridge.domain.statuses import EventStatus
+from braze_bridge.ingest.group_commit import GroupCommitter
+from tests.factories import make_connection, make_tenant
+
+
+def record(tenant_id: uuid.UUID, connection_id: uuid.UUID, key: str) -> EventRecord:
+    user = UserRef(external_id="u1")
+    return EventRecord(
+        id=uuid7(),
+        tenant_id=tenant_id,
+        connection_id=connection_id,
+        dedupe_key=key,
+        status=EventStatus.QUEUED,
+        received_at=datetime.now(UTC),
+        body=b"{}",
+        headers={},
+        content_type="application/json",
+        user_key=user.key,
+        operations=[Operation.attributes(user, {"email": "a@b.co"})],
+    )
+
+
+async def test_one_batch_resolves_duplicates_and_isolates_a_bad_row(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    tenant = await make_tenant(session)
+    connection = await make_connection(session, tenant)
+    good = [record(tenant.id, connection.id, f"event:{n}") for n in range(5)]
+    twin = record(tenant.id, connection.id, "event:0")  # same key as good[0], same batch
+    orphan = record(tenant.id, uuid.uuid4(), "event:orphan")  # no such connection: FK fails
+
+    committer = GroupCommitter(engine, committers=1)
+    await committer.start()
+    try:
+        results = await asyncio.gather(
+            *(committer.store(r) for r in [*good, twin, orphan]), return_exceptions=True
+        )
+    finally:
+        await committer.stop()
+
+    *good_results, twin_result, orphan_result = results
+    assert [getattr(r, "duplicate", None) for r in good_results] == [False] * 5
+    assert twin_result == StoreResult(event_id=good[0].id, duplicate=True)
+    assert isinstance(orphan_result, Exception)
+    stored = await session.scalar(select(func.count()).select_from(Event))
+    assert stored == 5
+
+
+async def test_concurrent_stores_share_transactions(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    tenant = await make_tenant(session)
+    connection = await make_connection(session, tenant)
+    committer = GroupCommitter(engine, committers=1)
+    await committer.start()
+    try:
+        await asyncio.gather(
+            *(committer.store(record(tenant.id, connection.id, f"k{n}")) for n in range(50))
+        )
+    finally:
+        await committer.stop()
+    assert committer.records == 50
+    assert committer.batches < 50

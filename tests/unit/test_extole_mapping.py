@@ -1,0 +1,459 @@
+"""Each documented Extole body → the exact Braze objects; filters, identity, overrides, limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from braze_bridge.domain.content import RewardSnapshot
+from braze_bridge.domain.mapping import Filtered, Mapped, MappingContext, Rejected
+from braze_bridge.domain.operations import UserRef
+from braze_bridge.domain.statuses import Source
+from braze_bridge.partners import PARTNERS
+from braze_bridge.partners.extole.settings import ExtoleSettings
+from tests import extole_bodies as bodies
+
+RECEIVED = datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+ALL_STATES = ["EARNED", "FULFILLED", "SENT", "REDEEMED", "FAILED", "CANCELED", "REVOKED"]
+EXTOLE = PARTNERS[Source.EXTOLE]
+
+
+def mapped(body: Any, **settings: Any) -> Mapped:
+    event = EXTOLE.normalize(body, received_at=RECEIVED)
+    return EXTOLE.map(
+        event, ExtoleSettings.model_validate(settings), MappingContext(received_at=RECEIVED)
+    )
+
+
+def objects(body: Any, **settings: Any) -> list[tuple[str, UserRef, dict[str, Any]]]:
+    return [(op.kind.value, op.user, op.payload) for op in mapped(body, **settings).operations]
+
+
+def by_id(external_id: str) -> UserRef:
+    return UserRef(external_id=external_id)
+
+
+class TestDocumentedBodies:
+    def test_share_link_created_sets_link_attributes_then_sends_the_event(self) -> None:
+        assert objects(bodies.SHARE_LINK_CREATED) == [
+            (
+                "attributes",
+                by_id("USER-12345"),
+                {
+                    "email": "alex@example.com",
+                    "extole_share_link": "https://share.yourbrand.com/alex01",
+                    "extole_share_code": "alex01",
+                },
+            ),
+            (
+                "events",
+                by_id("USER-12345"),
+                {
+                    "name": "extole_created_share_link",
+                    "time": "2024-03-15T10:30:00.000Z",
+                    "properties": {"partner": "Extole"},
+                },
+            ),
+        ]
+
+    def test_shared(self) -> None:
+        assert objects(bodies.SHARED) == [
+            (
+                "attributes",
+                by_id("019mr8mf4r"),
+                {"email": "april@example.com", "first_name": "April", "last_name": "Spring"},
+            ),
+            (
+                "events",
+                by_id("019mr8mf4r"),
+                {
+                    "name": "extole_shared",
+                    "time": "2024-12-20T15:31:28.853Z",
+                    "properties": {
+                        "partner": "Extole",
+                        "funnel": "ADVOCATE",
+                        "program": "refer-a-friend",
+                        "external_id": "019mr8mf4r",
+                        "share_channel": "EMAIL",
+                    },
+                },
+            ),
+        ]
+
+    def test_outcome_carries_every_other_scalar_field(self) -> None:
+        assert objects(bodies.CONVERTED) == [
+            (
+                "attributes",
+                by_id("056tf9eqw24"),
+                {"email": "summer@example.com", "first_name": "Summer", "last_name": "Doe"},
+            ),
+            (
+                "events",
+                by_id("056tf9eqw24"),
+                {
+                    "name": "extole_converted",
+                    "time": "2024-12-21T09:02:11.120Z",
+                    "properties": {
+                        "partner": "Extole",
+                        "funnel": "FRIEND",
+                        "event_id": "7450517099912345678",
+                        "partner_user_id": "056tf9eqw24",
+                        "email": "summer@example.com",
+                        "first_name": "Summer",
+                        "last_name": "Doe",
+                        "cart_value": "99.99",
+                        "partner_conversion_id": "991nss7712n317has-128sa1",
+                        "coupon_code": "FR1921882NY",
+                        "advocate_user_id": "019mr8mf4r",
+                    },
+                },
+            ),
+        ]
+
+    def test_reward_earned_takes_email_and_funnel_from_data(self) -> None:
+        assert objects(bodies.REWARD_EARNED, reward_states=ALL_STATES) == [
+            ("attributes", by_id("1036950000"), {"email": "april@advocate.com"}),
+            (
+                "events",
+                by_id("1036950000"),
+                {
+                    "name": "extole_reward_earned",
+                    "time": "2020-05-29T14:14:18.548Z",
+                    "properties": {
+                        "email": "april@advocate.com",
+                        "face_value": 50,
+                        "face_value_type": "USD",
+                        "reward_id": "bf67905b4e1b41daf39c30f0",
+                        "reward_supplier_type": "CUSTOM_REWARD",
+                    },
+                },
+            ),
+        ]
+
+    @pytest.mark.parametrize(
+        ("body", "name", "time"),
+        [
+            (bodies.REWARD_FULFILLED, "extole_reward_fulfilled", "2020-05-29T14:15:02.001Z"),
+            (bodies.REWARD_SENT, "extole_reward_sent", "2020-05-29T14:16:40.300Z"),
+        ],
+    )
+    def test_coupon_rewards_carry_the_coupon_code(
+        self, body: dict[str, Any], name: str, time: str
+    ) -> None:
+        assert objects(body, reward_states=ALL_STATES) == [
+            ("attributes", by_id("1036950001"), {"email": "summer@example.com"}),
+            (
+                "events",
+                by_id("1036950001"),
+                {
+                    "name": name,
+                    "time": time,
+                    "properties": {
+                        "email": "summer@example.com",
+                        "face_value": 20,
+                        "face_value_type": "PERCENT_OFF",
+                        "coupon_code": "RAF12345",
+                        "reward_id": "bf67905b4e1b41daf39c30f1",
+                        "reward_supplier_type": "MANUAL_COUPON",
+                    },
+                },
+            ),
+        ]
+
+    def test_redeemed_reward_without_email_sends_only_the_event(self) -> None:
+        assert objects(bodies.REWARD_REDEEMED, reward_states=ALL_STATES) == [
+            (
+                "events",
+                by_id("1036950001"),
+                {
+                    "name": "extole_reward_redeemed",
+                    "time": "2020-06-02T10:00:00.000Z",
+                    "properties": {
+                        "face_value": 20,
+                        "face_value_type": "PERCENT_OFF",
+                        "coupon_code": "RAF12345",
+                        "reward_id": "bf67905b4e1b41daf39c30f1",
+                        "reward_supplier_type": "MANUAL_COUPON",
+                    },
+                },
+            )
+        ]
+
+    @pytest.mark.parametrize(
+        ("reward_type", "name"),
+        [
+            ("reward_canceled", "extole_reward_canceled"),
+            ("reward_revoked", "extole_reward_revoked"),
+        ],
+    )
+    def test_canceled_and_revoked_rewards_never_carry_a_coupon(
+        self, reward_type: str, name: str
+    ) -> None:
+        body = bodies.reward(
+            bodies.REWARD_CANCELED_RAW, type=reward_type, partner_reward_id="STILL-HERE"
+        )
+        [event] = [o for o in objects(body, reward_states=ALL_STATES) if o[0] == "events"]
+        assert event[2]["name"] == name
+        assert "coupon_code" not in event[2]["properties"]
+        assert "email" not in event[2]["properties"]  # this body has no email anywhere
+
+    @pytest.mark.parametrize("reward_type", ["reward_failed", "reward_fulfillment_failed"])
+    def test_both_failure_types_are_the_failed_state(self, reward_type: str) -> None:
+        body = bodies.reward(bodies.REWARD_FULFILLED_RAW, type=reward_type)
+        [event] = objects(body, reward_states=["FAILED"])[1:]
+        assert event[2]["name"] == "extole_reward_failed"
+        assert event[2]["properties"]["coupon_code"] == "RAF12345"
+
+    def test_subscribed_sets_email_subscribe_and_sends_no_event(self) -> None:
+        assert objects(bodies.SUBSCRIBED) == [
+            (
+                "attributes",
+                by_id("019mr8mf4r"),
+                {"email": "april@example.com", "email_subscribe": "opted_in"},
+            )
+        ]
+
+    def test_subscribed_with_group_and_list_type(self) -> None:
+        body = {**bodies.SUBSCRIBED, "list_type": "newsletter"}
+        [(_, _, attributes)] = objects(body, subscription_group_id="sg-1")
+        assert attributes == {
+            "email": "april@example.com",
+            "email_subscribe": "opted_in",
+            "extole_list_type": "newsletter",
+            "subscription_groups": [
+                {"subscription_group_id": "sg-1", "subscription_state": "subscribed"}
+            ],
+        }
+
+    def test_unsubscribed(self) -> None:
+        assert objects(bodies.UNSUBSCRIBED, subscription_group_id="sg-1") == [
+            (
+                "attributes",
+                by_id("019mr8mf4r"),
+                {
+                    "email_subscribe": "unsubscribed",
+                    "subscription_groups": [
+                        {"subscription_group_id": "sg-1", "subscription_state": "unsubscribed"}
+                    ],
+                },
+            ),
+            (
+                "events",
+                by_id("019mr8mf4r"),
+                {
+                    "name": "extole_unsubscribed",
+                    "time": "2024-12-22T11:05:00.000Z",
+                    "properties": {
+                        "email": "april@example.com",
+                        "external_id": "019mr8mf4r",
+                        "subscription_state": "unsubscribed",
+                        "subscription_group_id": "sg-1",
+                    },
+                },
+            ),
+        ]
+
+    def test_entire_object_envelope_with_value_wrappers(self) -> None:
+        assert objects(bodies.ENVELOPE_SHARED) == [
+            ("attributes", by_id("019mr8mf4r"), {"email": "april@example.com"}),
+            (
+                "events",
+                by_id("019mr8mf4r"),
+                {
+                    "name": "extole_shared",
+                    "time": "2024-12-20T15:31:28.853Z",
+                    "properties": {
+                        "partner": "Extole",
+                        "funnel": "ADVOCATE",
+                        "program": "refer-a-friend",
+                        "external_id": "019mr8mf4r",
+                        "share_channel": "EMAIL",
+                    },
+                },
+            ),
+        ]
+
+
+class TestRecognition:
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "share_link_created",
+            "advocate_code_created",
+            "extole_share_link_created",
+            "extole_created_share_link",
+            "Share Link Created",
+            "SHARE-LINK-CREATED",
+        ],
+    )
+    def test_share_link_names(self, name: str) -> None:
+        event = EXTOLE.normalize({"event": name, "email": "a@b.co"}, received_at=RECEIVED)
+        assert event.kind == "share_link_created"
+
+    @pytest.mark.parametrize(
+        ("field", "name", "kind"),
+        [
+            ("event", "opted_in", "subscribed"),
+            ("name", "subscribed", "subscribed"),
+            ("type", "Extole Subscribed", "subscribed"),
+            ("event", "opted_out", "unsubscribed"),
+            ("event_name", "unsubscribed", "unsubscribed"),
+            ("event", "extole_unsubscribed", "unsubscribed"),
+            ("event", "shared", "shared"),
+            ("event", "shipped", "outcome"),
+        ],
+    )
+    def test_kind_from_any_name_field(self, field: str, name: str, kind: str) -> None:
+        event = EXTOLE.normalize({field: name, "email": "a@b.co"}, received_at=RECEIVED)
+        assert event.kind == kind
+
+    def test_face_value_sent_as_text_becomes_a_number(self) -> None:
+        body = bodies.reward(bodies.REWARD_FULFILLED_RAW, face_value="12.50")
+        [_, event] = objects(body)
+        assert event[2]["properties"]["face_value"] == 12.5
+
+    def test_reward_email_from_email_before_recipient_email(self) -> None:
+        body = bodies.reward(bodies.REWARD_EARNED_RAW, email="direct@example.com")
+        event = EXTOLE.normalize(body, received_at=RECEIVED)
+        assert event.user.email == "direct@example.com"
+
+    @pytest.mark.parametrize(
+        ("body", "reason"),
+        [
+            ([1, 2], "unknown_shape: body is a JSON array, expected an object"),
+            ({"email": "a@b.co"}, "unknown_shape: no event, event_name, name or type field"),
+            ({"type": "STEP", "email": "a@b.co"}, "unknown_shape: no event, event_name"),
+            ({"reward_id": "r1", "data": {}}, "unknown_shape: reward body without a type"),
+        ],
+    )
+    def test_unknown_shapes_are_rejected_with_the_reason(self, body: Any, reason: str) -> None:
+        with pytest.raises(Rejected) as caught:
+            EXTOLE.normalize(body, received_at=RECEIVED)
+        assert caught.value.reason.startswith(reason)
+
+    @pytest.mark.parametrize(
+        ("body", "key"),
+        [
+            (bodies.REWARD_EARNED, "event:qb3jju459ugjr2aojk5e"),
+            (
+                {k: v for k, v in bodies.REWARD_EARNED.items() if k != "event_id"},
+                "reward:bf67905b4e1b41daf39c30f0:reward_earned",
+            ),
+            (bodies.SHARE_LINK_CREATED, None),  # no id: the ingest hashes the raw body
+        ],
+    )
+    def test_dedupe_key(self, body: dict[str, Any], key: str | None) -> None:
+        assert EXTOLE.normalize(body, received_at=RECEIVED).dedupe_key == key
+
+
+class TestSettings:
+    def test_reward_state_not_enabled_is_filtered(self) -> None:
+        with pytest.raises(Filtered, match=r"reward_state_not_enabled: EARNED"):
+            mapped(bodies.REWARD_EARNED)
+
+    @pytest.mark.parametrize(
+        ("body", "events", "reason"),
+        [
+            (bodies.SHARED, {"shared": False}, "kind_not_enabled: shared"),
+            (bodies.SUBSCRIBED, {"subscribed": False}, "kind_not_enabled: subscribed"),
+            (bodies.UNSUBSCRIBED, {"unsubscribed": False}, "kind_not_enabled: unsubscribed"),
+            (
+                bodies.SHARE_LINK_CREATED,
+                {"share_link_created": False},
+                "kind_not_enabled: share_link_created",
+            ),
+            (bodies.CONVERTED, {"outcomes": ["shipped"]}, "outcome_not_enabled: converted"),
+        ],
+    )
+    def test_disabled_kinds_are_filtered(
+        self, body: dict[str, Any], events: dict[str, Any], reason: str
+    ) -> None:
+        with pytest.raises(Filtered) as caught:
+            mapped(body, events=events)
+        assert caught.value.reason == reason
+
+    def test_listed_outcome_passes_with_or_without_prefix(self) -> None:
+        assert mapped(bodies.CONVERTED, events={"outcomes": ["extole_converted"]}).operations
+
+    def test_event_name_overrides(self) -> None:
+        names = {
+            "share_link_created": "extole_share_link_created",
+            "reward_fulfilled": "coupon_ready",
+            "converted": "referral_converted",
+        }
+        assert objects(bodies.SHARE_LINK_CREATED, event_names=names)[1][2]["name"] == (
+            "extole_share_link_created"
+        )
+        assert objects(bodies.REWARD_FULFILLED, event_names=names)[1][2]["name"] == "coupon_ready"
+        assert objects(bodies.CONVERTED, event_names=names)[1][2]["name"] == "referral_converted"
+
+    def test_email_address_source_uses_the_email_as_external_id(self) -> None:
+        [attributes, _] = objects(bodies.SHARED, external_id_source="email_address")
+        assert attributes[1] == UserRef(external_id="april@example.com")
+
+    def test_without_external_id_the_operation_carries_only_the_email(self) -> None:
+        body = {k: v for k, v in bodies.SHARED.items() if k != "partner_user_id"}
+        for _, user, _ in objects(body, unknown_user="skip"):
+            assert user == UserRef(email="april@example.com", unknown_user="skip")
+            assert user.key == "email:april@example.com"
+
+    def test_no_identifier_at_all_is_rejected(self) -> None:
+        body = {"event": "shared", "first_name": "Nobody"}
+        with pytest.raises(Rejected, match=r"^no_user_identifier$"):
+            mapped(body)
+
+
+class TestBrazeRules:
+    def test_event_time_falls_back_to_receipt_time(self) -> None:
+        [_, event] = objects({"event": "shared", "partner_user_id": "u1", "email": "a@b.co"})
+        assert event[2]["time"] == "2025-01-02T03:04:05.678Z"
+
+    def test_outcome_properties_obey_braze_names_and_lengths(self) -> None:
+        body = {
+            "event": "converted",
+            "partner_user_id": "u1",
+            "$secret": "x",
+            "": "empty name",
+            "time": "2024-01-01T00:00:00Z",
+            "event_name": "converted",
+            "long": "x" * 300,
+            "nested": {"a": 1},
+            "flag": True,
+            "none": None,
+        }
+        [event] = objects(body)
+        assert event[2]["properties"] == {
+            "partner": "Extole",
+            "partner_user_id": "u1",
+            "long": "x" * 255,
+            "flag": True,
+        }
+
+
+class TestContentProjection:
+    def test_share_link_created_updates_link_and_code(self) -> None:
+        content = mapped(bodies.SHARE_LINK_CREATED).content
+        assert content is not None
+        assert (content.external_id, content.share_link, content.share_code) == (
+            "USER-12345",
+            "https://share.yourbrand.com/alex01",
+            "alex01",
+        )
+
+    def test_reward_snapshot(self) -> None:
+        content = mapped(bodies.REWARD_FULFILLED).content
+        assert content is not None
+        assert content.reward == RewardSnapshot(
+            reward_id="bf67905b4e1b41daf39c30f1",
+            state="FULFILLED",
+            face_value=20,
+            face_value_type="PERCENT_OFF",
+            coupon_code="RAF12345",
+            updated_at=datetime(2020, 5, 29, 14, 15, 2, 1000, tzinfo=UTC),
+        )
+
+    def test_email_only_users_have_no_projection(self) -> None:
+        body = {k: v for k, v in bodies.SHARE_LINK_CREATED.items() if k != "partner_user_id"}
+        assert mapped(body).content is None
