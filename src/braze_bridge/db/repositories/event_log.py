@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from braze_bridge.db.models import (
@@ -131,6 +131,31 @@ def filtered_events(tenant_id: uuid.UUID | None, filters: EventFilter) -> Select
     return stmt
 
 
+def _summary_select(tenant_id: uuid.UUID | None, filters: EventFilter) -> Select[Any]:
+    return filtered_events(tenant_id, filters).add_columns(
+        Event.connection_id,
+        Event.source_event_id,
+        Event.kind,
+        Event.status,
+        Event.reason,
+        Event.user_key,
+        Event.received_at,
+    )
+
+
+def _summary(row: Row[Any]) -> EventSummary:
+    return EventSummary(
+        id=row[0],
+        connection_id=row.connection_id,
+        source_event_id=row.source_event_id,
+        kind=row.kind,
+        status=row.status,
+        reason=row.reason,
+        user_key=row.user_key,
+        received_at=row.received_at,
+    )
+
+
 async def list_events(
     session: AsyncSession,
     tenant_id: uuid.UUID | None,
@@ -140,36 +165,11 @@ async def list_events(
     limit: int,
 ) -> EventPage:
     """One page, newest first, strictly older than `before` (the previous page's last id)."""
-    stmt = (
-        filtered_events(tenant_id, filters)
-        .add_columns(
-            Event.connection_id,
-            Event.source_event_id,
-            Event.kind,
-            Event.status,
-            Event.reason,
-            Event.user_key,
-            Event.received_at,
-        )
-        .order_by(Event.id.desc())
-        .limit(limit + 1)
-    )
+    stmt = _summary_select(tenant_id, filters).order_by(Event.id.desc()).limit(limit + 1)
     if before is not None:
         stmt = stmt.where(Event.id < before)
     rows = (await session.execute(stmt)).all()
-    items = [
-        EventSummary(
-            id=row[0],
-            connection_id=row.connection_id,
-            source_event_id=row.source_event_id,
-            kind=row.kind,
-            status=row.status,
-            reason=row.reason,
-            user_key=row.user_key,
-            received_at=row.received_at,
-        )
-        for row in rows[:limit]
-    ]
+    items = [_summary(row) for row in rows[:limit]]
     next_after = items[-1].id if len(rows) > limit else None
     return EventPage(items, next_after)
 
@@ -183,36 +183,11 @@ async def events_after(
     limit: int,
 ) -> list[EventSummary]:
     """Events newer than `after`, oldest first (the live feed's next batch)."""
-    stmt = (
-        filtered_events(tenant_id, filters)
-        .add_columns(
-            Event.connection_id,
-            Event.source_event_id,
-            Event.kind,
-            Event.status,
-            Event.reason,
-            Event.user_key,
-            Event.received_at,
-        )
-        .order_by(Event.id.asc())
-        .limit(limit)
-    )
+    stmt = _summary_select(tenant_id, filters).order_by(Event.id.asc()).limit(limit)
     if after is not None:
         stmt = stmt.where(Event.id > after)
     rows = (await session.execute(stmt)).all()
-    return [
-        EventSummary(
-            id=row[0],
-            connection_id=row.connection_id,
-            source_event_id=row.source_event_id,
-            kind=row.kind,
-            status=row.status,
-            reason=row.reason,
-            user_key=row.user_key,
-            received_at=row.received_at,
-        )
-        for row in rows
-    ]
+    return [_summary(row) for row in rows]
 
 
 async def newest_event_id(session: AsyncSession, tenant_id: uuid.UUID | None) -> uuid.UUID | None:
