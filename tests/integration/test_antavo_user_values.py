@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -388,3 +389,37 @@ class TestConcurrentIngest:
             assert await waiting == {"loyalty_points": 5, "loyalty_tier": "Gold"}
             assert sent.payloads == [{"loyalty_points": 5, "loyalty_tier": "Gold"}]
             await second.commit()
+
+
+async def test_switching_a_connection_into_changed_only_starts_from_a_full_sync(
+    client: httpx.AsyncClient, session: AsyncSession, operator_headers: dict[str, str]
+) -> None:
+    tenant = await make_tenant(session)
+    made = await make_connection(
+        session,
+        tenant,
+        source=Source.ANTAVO,
+        settings={
+            "sync_mode": "all_mapped",
+            "field_mappings": [
+                {"loyalty_field": "score", "braze_attribute": "loyalty_points", "type": "integer"}
+            ],
+        },
+    )
+    session.add(
+        UserValue(connection_id=made.id, user_key="id:m-1", attribute="loyalty_points", value=10)
+    )
+    await session.commit()
+
+    response = await client.patch(
+        f"/v1/connections/{made.id}",
+        json={"settings": {"sync_mode": "changed_only"}},
+        headers=operator_headers,
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["settings"]["sync_mode"] == "changed_only"
+    remaining = await session.scalar(
+        select(func.count()).select_from(UserValue).where(UserValue.connection_id == made.id)
+    )
+    assert remaining == 0
