@@ -42,5 +42,13 @@ migrate: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/braze-bridge sandbox --port 9000
 
+# Benchmarks print figures against a baseline run in the same command (bench/RESULTS.md).
+BENCH_DB ?= postgresql://postgres@127.0.0.1:5432/test
+bench: $(STAMP)
+	$(BIN)/python bench/antavo.py
+	$(BIN)/python bench/ingest.py --requests 3000 --concurrency 64
+	BRAZE_BRIDGE_TEST_DATABASE_URL=$(BENCH_DB) $(BIN)/python bench/delivery.py --objects 100000 --workers 1,2 --emails 500
+	BRAZE_BRIDGE_TEST_DATABASE_URL=$(BENCH_DB) $(BIN)/python bench/event_log.py 1000000
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
