@@ -158,6 +158,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(hooks.WebhookFastPath)
     # First: routes are matched in order, and webhooks are by far the most frequent request.
     app.include_router(hooks.router)
     app.include_router(ops.router)
