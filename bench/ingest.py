@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -263,9 +264,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def backend_cpu(url: str) -> dict[int, float]:
+    """CPU seconds so far of every Postgres backend connected to the bench database.
+
+    Both servers use that database, but only the one under load is busy during a run. A backend
+    that closes during a run is missed, so this is a floor (the pools stay open here).
+    """
+    conn = await asyncpg.connect(url)
+    try:
+        pids = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    usage = {}
+    for row in pids:
+        with contextlib.suppress(OSError):  # gone meanwhile, or Postgres on another host
+            usage[row["pid"]] = cpu_seconds(row["pid"])
+    return usage
+
+
 async def measure(
     name: str,
     url: str,
+    database_url: str,
     server_pid: int,
     requests: int,
     concurrency: int,
@@ -274,15 +297,19 @@ async def measure(
 ) -> float:
     await fire(url, [webhook_body(-n - 1) for n in range(200)], concurrency, sign, time_limit)
     bodies = [webhook_body(n) for n in range(requests)]
+    backends_before = await backend_cpu(database_url)
     server_cpu, client_cpu = cpu_seconds(server_pid), cpu_seconds(os.getpid())
     ok, elapsed = await fire(url, bodies, concurrency, sign, time_limit)
     server_cpu = cpu_seconds(server_pid) - server_cpu
     client_cpu = cpu_seconds(os.getpid()) - client_cpu
+    backends_after = await backend_cpu(database_url)
+    postgres_cpu = sum(used - backends_before.get(pid, 0.0) for pid, used in backends_after.items())
     rate = ok / elapsed
     print(
         f"  {name:<13} {ok:>6} acknowledged in {elapsed:6.2f} s = {rate:8.1f} webhooks/s"
         f"  (CPU ms per webhook: server {1000 * server_cpu / max(ok, 1):.1f},"
-        f" client {1000 * client_cpu / max(ok, 1):.1f})"
+        f" client {1000 * client_cpu / max(ok, 1):.1f},"
+        f" Postgres backends {1000 * postgres_cpu / max(ok, 1):.1f})"
     )
     return rate
 
@@ -351,6 +378,7 @@ async def main() -> None:
         baseline = await measure(
             "baseline",
             f"http://127.0.0.1:{base_port}/hook",
+            url,
             processes[1].pid,
             args.requests,
             args.concurrency,
@@ -360,6 +388,7 @@ async def main() -> None:
         bridge = await measure(
             "braze-bridge",
             f"http://127.0.0.1:{app_port}/v1/hooks/{connection_id}",
+            url,
             processes[0].pid,
             args.requests,
             args.concurrency,

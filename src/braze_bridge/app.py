@@ -158,6 +158,9 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(hooks.WebhookFastPath)
+    # First: routes are matched in order, and webhooks are by far the most frequent request.
+    app.include_router(hooks.router)
     app.include_router(ops.router)
     app.include_router(tenants.router)
     app.include_router(connections.router)
@@ -165,7 +168,6 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.include_router(events_api.router)
     app.include_router(health_api.router)
     app.include_router(console.router)
-    app.include_router(hooks.router)
     app.include_router(content.router)
     app.include_router(preview.router)
     return app

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -80,11 +81,19 @@ async def find_connection(
     return connection
 
 
+@lru_cache(maxsize=4096)
+def _decrypt(box: SecretBox, ciphertext: str) -> str:
+    """A ciphertext always opens to the same secret under one box (its keys are fixed), so the
+    Fernet check (~0.1 ms) runs once per stored secret, not once per webhook. A rotated secret
+    is a new ciphertext, read from the connection row on the next request."""
+    return box.decrypt(ciphertext)
+
+
 def webhook_credentials(
     connection: LiveConnection, box: SecretBox, now: datetime
 ) -> WebhookCredentials:
     previous = (
-        box.decrypt(connection.previous_webhook_secret_enc)
+        _decrypt(box, connection.previous_webhook_secret_enc)
         if connection.previous_webhook_secret_enc
         and connection.previous_secret_expires_at is not None
         and now < connection.previous_secret_expires_at
@@ -93,7 +102,7 @@ def webhook_credentials(
     return WebhookCredentials(
         mode=connection.webhook_auth_mode,
         secrets=secrets_valid_at(
-            box.decrypt(connection.webhook_secret_enc),
+            _decrypt(box, connection.webhook_secret_enc),
             previous,
             connection.previous_secret_expires_at,
             now,

@@ -2,34 +2,46 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from braze_bridge.db.models import ContentProfile
-from braze_bridge.db.repositories.events import clean_text, jsonb_safe
+from braze_bridge.db.repositories.events import clean_text, driver_connection, jsonb_safe
 from braze_bridge.domain.content import ContentUpdate, merge_rewards
 
-# One cached statement run as executemany for every profile a batch touched.
-_UPDATE_PROFILE = (
-    update(ContentProfile)
-    .where(
-        ContentProfile.connection_id == bindparam("key_connection_id"),
-        ContentProfile.external_id == bindparam("key_external_id"),
-    )
-    .values(
-        share_link=bindparam("share_link"),
-        share_code=bindparam("share_code"),
-        rewards=bindparam("rewards", type_=ContentProfile.__table__.c.rewards.type),
-        updated_at=func.now(),
-    )
-)
+# Run on the asyncpg connection (like events.store_events): one statement per step whatever the
+# batch size, keys passed as one array per column.
+_CREATE_PROFILES_SQL = """
+INSERT INTO content_profiles (connection_id, external_id, rewards)
+SELECT connection_id, external_id, '[]'::jsonb
+FROM unnest($1::uuid[], $2::text[]) AS k(connection_id, external_id)
+ON CONFLICT DO NOTHING
+"""
+
+_LOCK_PROFILES_SQL = """
+SELECT p.connection_id, p.external_id, p.share_link, p.share_code, p.rewards::text AS rewards
+FROM content_profiles AS p
+JOIN unnest($1::uuid[], $2::text[]) AS k(connection_id, external_id)
+  ON p.connection_id = k.connection_id AND p.external_id = k.external_id
+ORDER BY p.connection_id, p.external_id
+FOR UPDATE OF p
+"""
+
+_UPDATE_PROFILES_SQL = """
+UPDATE content_profiles AS p
+SET share_link = u.share_link, share_code = u.share_code, rewards = u.rewards::jsonb,
+    updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+     AS u(connection_id, external_id, share_link, share_code, rewards)
+WHERE p.connection_id = u.connection_id AND p.external_id = u.external_id
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,21 +66,15 @@ async def apply_content_updates(
         {(connection_id, clean_text(u.external_id, 1024)) for connection_id, u in updates},
         key=lambda k: (str(k[0]), k[1]),
     )
-    await conn.execute(
-        insert(ContentProfile).on_conflict_do_nothing(),
-        [{"connection_id": c, "external_id": e, "rewards": []} for c, e in keys],
-    )
-    rows = await conn.execute(
-        select(ContentProfile)
-        .where(tuple_(ContentProfile.connection_id, ContentProfile.external_id).in_(keys))
-        .order_by(ContentProfile.connection_id, ContentProfile.external_id)
-        .with_for_update()
-    )
+    driver = await driver_connection(conn)
+    key_columns = [[c for c, _ in keys], [e for _, e in keys]]
+    await driver.execute(_CREATE_PROFILES_SQL, *key_columns)
+    rows = await driver.fetch(_LOCK_PROFILES_SQL, *key_columns)
     profiles = {
-        (row.connection_id, row.external_id): {
-            "share_link": row.share_link,
-            "share_code": row.share_code,
-            "rewards": list(row.rewards or []),
+        (row["connection_id"], row["external_id"]): {
+            "share_link": row["share_link"],
+            "share_code": row["share_code"],
+            "rewards": list(json.loads(row["rewards"]) or []),
         }
         for row in rows
     }
@@ -80,20 +86,18 @@ async def apply_content_updates(
             profile["share_code"] = change.share_code
         if change.reward is not None:
             profile["rewards"] = merge_rewards(profile["rewards"], change.reward)
-    await conn.execute(
-        _UPDATE_PROFILE,
-        [
-            {
-                "key_connection_id": connection_id,
-                "key_external_id": external_id,
-                "share_link": jsonb_safe(profile["share_link"]),
-                "share_code": (
-                    clean_text(profile["share_code"], 255) if profile["share_code"] else None
-                ),
-                "rewards": jsonb_safe(profile["rewards"]),
-            }
-            for (connection_id, external_id), profile in profiles.items()
-        ],
+    written = [
+        (
+            connection_id,
+            external_id,
+            jsonb_safe(profile["share_link"]),
+            clean_text(profile["share_code"], 255) if profile["share_code"] else None,
+            json.dumps(jsonb_safe(profile["rewards"])),
+        )
+        for (connection_id, external_id), profile in profiles.items()
+    ]
+    await driver.execute(
+        _UPDATE_PROFILES_SQL, *[list(column) for column in zip(*written, strict=True)]
     )
 
 

@@ -35,7 +35,11 @@ NO_COUPON_STATES = frozenset({"CANCELED", "REVOKED"})
 def braze_time(moment: datetime) -> str:
     """ISO 8601 in UTC with milliseconds, e.g. `2024-03-15T10:30:00.000Z`."""
     utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # Formatted by hand: strftime was a visible share of the ingest path's CPU.
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+        f"{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+    )
 
 
 def user_for(event: ExtoleEvent, settings: ExtoleSettings) -> UserRef:
