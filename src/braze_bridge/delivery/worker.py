@@ -49,7 +49,7 @@ from braze_bridge.delivery.identity import (
 from braze_bridge.delivery.ratelimit import RateLimiter, export_bucket, track_bucket
 from braze_bridge.delivery.retry import GiveUp, RetryPolicy
 from braze_bridge.delivery.settle import TrackResult, deliver_track_request
-from braze_bridge.domain.statuses import OperationStatus
+from braze_bridge.domain.statuses import OperationStatus, Source
 from braze_bridge.logging import get_logger
 from braze_bridge.security.secrets import SecretBox, SecretDecryptError
 
@@ -617,9 +617,13 @@ class DeliveryWorker:
             await attempt_repo.record_attempts(session, records)
             settled = await outbox.settle_operations(session, owner=self.worker_id, rows=rows)
             await outbox.roll_up_events(session, settled.event_ids)
-            # Antavo `changed_only`: a value counts as sent only once Braze accepted it.
-            await user_values.record_accepted(session, settled.ids_with("delivered"))
-            await user_values.record_failed(session, settled.ids_with("failed", "dead", "skipped"))
+            if connection.source == Source.ANTAVO.value:
+                # Antavo `changed_only`: a value counts as sent only once Braze accepted it.
+                # Other partners never record values: two statements saved per round.
+                await user_values.record_accepted(session, settled.ids_with("delivered"))
+                await user_values.record_failed(
+                    session, settled.ids_with("failed", "dead", "skipped")
+                )
             if settlement.auth_error is not None:
                 await outbox.hold_connection_for_auth(session, connection.id, settlement.auth_error)
             if settlement.rate_limited_until is not None:
