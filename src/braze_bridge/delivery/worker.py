@@ -706,11 +706,15 @@ def _setter(event: asyncio.Event) -> Callable[[object], None]:
     return lambda _connection: event.set()
 
 
+_ARRAYS: dict[str, TrackArray] = {array: array for array in TRACK_ARRAYS}
+
+
 def _array(kind: str) -> TrackArray:
-    for array in TRACK_ARRAYS:
-        if array == kind:
-            return array
-    raise ValueError(kind)
+    # A dict lookup: this runs once per object.
+    try:
+        return _ARRAYS[kind]
+    except KeyError:
+        raise ValueError(kind) from None
 
 
 def listen_dsn(database_url: str) -> str:

@@ -97,10 +97,7 @@ async def record_attempts(session: AsyncSession, attempts: Sequence[AttemptRecor
         [a.request_json for a in attempts],
         [a.status_code for a in attempts],
         [_truncate(a.response_body) for a in attempts],
-        [
-            None if a.response_headers is None else json.dumps(a.response_headers)
-            for a in attempts
-        ],
+        [None if a.response_headers is None else json.dumps(a.response_headers) for a in attempts],
         [a.error for a in attempts],
         [float(a.duration_ms) for a in attempts],
         [a.started_at for a in attempts],
