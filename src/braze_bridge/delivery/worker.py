@@ -58,6 +58,10 @@ log = get_logger(__name__)
 Clock = Callable[[], datetime]
 
 
+# Braze requests one worker has in flight at most (httpx pool size and the worker's own cap).
+HTTP_CONNECTIONS = 8
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -183,6 +187,9 @@ class DeliveryWorker:
         self._busy = False
         self._objects_per_head = 1.0
         self._keys: dict[str, str] = {}
+        # Requests beyond the pool's size would queue inside httpcore, which rescans its whole
+        # queue against every connection on each state change (quadratic CPU); they wait here.
+        self._http_slots = asyncio.Semaphore(HTTP_CONNECTIONS)
         self.limiter = RateLimiter(sessionmaker)
         self.resolver = IdentityResolver(
             sessionmaker,
@@ -397,7 +404,8 @@ class DeliveryWorker:
             requests = requests[: permit.granted]
 
         async def send(body: str) -> BrazeReply:
-            return await client.post_encoded(TRACK_PATH, body.encode())
+            async with self._http_slots:
+                return await client.post_encoded(TRACK_PATH, body.encode())
 
         async def before_extra_request() -> None:
             # Bisection is rare: wait for the budget rather than abandon a half-split request.
@@ -726,9 +734,12 @@ def listen_dsn(database_url: str) -> str:
 def create_http_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=httpx.Timeout(30.0, connect=10.0),
-        # httpcore scans its whole pool on every request state change: a pool sized to the
-        # requests a worker really has in flight costs far less CPU than a generous one.
-        limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        # httpcore scans its whole pool (quadratically for idle connections) on every request
+        # state change: a small pool, never over-subscribed (see `_http_slots`), costs far less
+        # CPU than a generous one. 8 in flight still allows hundreds of requests a second.
+        limits=httpx.Limits(
+            max_connections=HTTP_CONNECTIONS, max_keepalive_connections=HTTP_CONNECTIONS
+        ),
         follow_redirects=False,
     )
 
