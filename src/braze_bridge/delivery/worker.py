@@ -49,13 +49,17 @@ from braze_bridge.delivery.identity import (
 from braze_bridge.delivery.ratelimit import RateLimiter, export_bucket, track_bucket
 from braze_bridge.delivery.retry import GiveUp, RetryPolicy
 from braze_bridge.delivery.settle import TrackResult, deliver_track_request
-from braze_bridge.domain.statuses import OperationStatus
+from braze_bridge.domain.statuses import OperationStatus, Source
 from braze_bridge.logging import get_logger
 from braze_bridge.security.secrets import SecretBox, SecretDecryptError
 
 log = get_logger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+# Braze requests one worker has in flight at most (httpx pool size and the worker's own cap).
+HTTP_CONNECTIONS = 8
 
 
 def utcnow() -> datetime:
@@ -183,6 +187,9 @@ class DeliveryWorker:
         self._busy = False
         self._objects_per_head = 1.0
         self._keys: dict[str, str] = {}
+        # Requests beyond the pool's size would queue inside httpcore, which rescans its whole
+        # queue against every connection on each state change (quadratic CPU); they wait here.
+        self._http_slots = asyncio.Semaphore(HTTP_CONNECTIONS)
         self.limiter = RateLimiter(sessionmaker)
         self.resolver = IdentityResolver(
             sessionmaker,
@@ -397,7 +404,8 @@ class DeliveryWorker:
             requests = requests[: permit.granted]
 
         async def send(body: str) -> BrazeReply:
-            return await client.post_encoded(TRACK_PATH, body.encode())
+            async with self._http_slots:
+                return await client.post_encoded(TRACK_PATH, body.encode())
 
         async def before_extra_request() -> None:
             # Bisection is rare: wait for the budget rather than abandon a half-split request.
@@ -617,9 +625,13 @@ class DeliveryWorker:
             await attempt_repo.record_attempts(session, records)
             settled = await outbox.settle_operations(session, owner=self.worker_id, rows=rows)
             await outbox.roll_up_events(session, settled.event_ids)
-            # Antavo `changed_only`: a value counts as sent only once Braze accepted it.
-            await user_values.record_accepted(session, settled.ids_with("delivered"))
-            await user_values.record_failed(session, settled.ids_with("failed", "dead", "skipped"))
+            if connection.source == Source.ANTAVO.value:
+                # Antavo `changed_only`: a value counts as sent only once Braze accepted it.
+                # Other partners never record values: two statements saved per round.
+                await user_values.record_accepted(session, settled.ids_with("delivered"))
+                await user_values.record_failed(
+                    session, settled.ids_with("failed", "dead", "skipped")
+                )
             if settlement.auth_error is not None:
                 await outbox.hold_connection_for_auth(session, connection.id, settlement.auth_error)
             if settlement.rate_limited_until is not None:
@@ -702,11 +714,15 @@ def _setter(event: asyncio.Event) -> Callable[[object], None]:
     return lambda _connection: event.set()
 
 
+_ARRAYS: dict[str, TrackArray] = {array: array for array in TRACK_ARRAYS}
+
+
 def _array(kind: str) -> TrackArray:
-    for array in TRACK_ARRAYS:
-        if array == kind:
-            return array
-    raise ValueError(kind)
+    # A dict lookup: this runs once per object.
+    try:
+        return _ARRAYS[kind]
+    except KeyError:
+        raise ValueError(kind) from None
 
 
 def listen_dsn(database_url: str) -> str:
@@ -718,9 +734,12 @@ def listen_dsn(database_url: str) -> str:
 def create_http_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=httpx.Timeout(30.0, connect=10.0),
-        # httpcore scans its whole pool on every request state change: a pool sized to the
-        # requests a worker really has in flight costs far less CPU than a generous one.
-        limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        # httpcore scans its whole pool (quadratically for idle connections) on every request
+        # state change: a small pool, never over-subscribed (see `_http_slots`), costs far less
+        # CPU than a generous one. 8 in flight still allows hundreds of requests a second.
+        limits=httpx.Limits(
+            max_connections=HTTP_CONNECTIONS, max_keepalive_connections=HTTP_CONNECTIONS
+        ),
         follow_redirects=False,
     )
 

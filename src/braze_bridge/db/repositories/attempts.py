@@ -11,6 +11,8 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from braze_bridge.db.repositories._driver import driver_connection
+
 # Outcomes (attempt_operations.outcome) that start or continue an object's retry clock.
 RETRY_OUTCOMES = ("retry", "rate_limited", "lookup_failed", "dead")
 
@@ -38,23 +40,33 @@ class AttemptRecord:
     operations: Sequence[tuple[int, str]]
 
 
-RECORD_SQL = text(
-    """
-WITH attempt AS (
-    INSERT INTO delivery_attempts (tenant_id, connection_id, endpoint, worker_id, request_body,
-                                   status_code, response_body, response_headers, error,
-                                   duration_ms, started_at)
-    VALUES (:tenant_id, :connection_id, :endpoint, :worker_id, CAST(:request_body AS jsonb),
-            :status_code, :response_body, CAST(:response_headers AS jsonb), :error,
-            :duration_ms, :started_at)
-    RETURNING id
+# All attempts of a round in one statement: ids are drawn from the identity sequence first, so
+# each attempt's operations can name their attempt by its position in the input arrays.
+RECORD_SQL = """
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[],
+                         $7::text[], $8::text[], $9::text[], $10::float8[], $11::timestamptz[])
+        WITH ORDINALITY AS t(tenant_id, connection_id, endpoint, worker_id, request_body,
+                             status_code, response_body, response_headers, error, duration_ms,
+                             started_at, n)
+),
+ids AS MATERIALIZED (
+    SELECT n, nextval(pg_get_serial_sequence('delivery_attempts', 'id')) AS id FROM input
+),
+attempt AS (
+    INSERT INTO delivery_attempts (id, tenant_id, connection_id, endpoint, worker_id,
+                                   request_body, status_code, response_body, response_headers,
+                                   error, duration_ms, started_at)
+    SELECT ids.id, i.tenant_id, i.connection_id, i.endpoint, i.worker_id, i.request_body::jsonb,
+           i.status_code, i.response_body, i.response_headers::jsonb, i.error, i.duration_ms,
+           i.started_at
+    FROM input i JOIN ids USING (n)
 )
 INSERT INTO attempt_operations (attempt_id, operation_id, outcome)
-SELECT attempt.id, u.operation_id, u.outcome
-FROM attempt, unnest(CAST(:operation_ids AS bigint[]), CAST(:outcomes AS text[]))
-     AS u(operation_id, outcome)
+SELECT ids.id, u.operation_id, u.outcome
+FROM unnest($12::bigint[], $13::text[], $14::bigint[]) AS u(operation_id, outcome, n)
+JOIN ids USING (n)
 """
-)
 
 
 def _truncate(body: str | None) -> str | None:
@@ -64,29 +76,35 @@ def _truncate(body: str | None) -> str | None:
 
 
 async def record_attempts(session: AsyncSession, attempts: Sequence[AttemptRecord]) -> None:
-    for attempt in attempts:
-        await session.execute(
-            RECORD_SQL,
-            {
-                "tenant_id": attempt.tenant_id,
-                "connection_id": attempt.connection_id,
-                "endpoint": attempt.endpoint,
-                "worker_id": attempt.worker_id,
-                "request_body": attempt.request_json,
-                "status_code": attempt.status_code,
-                "response_body": _truncate(attempt.response_body),
-                "response_headers": (
-                    None
-                    if attempt.response_headers is None
-                    else json.dumps(attempt.response_headers)
-                ),
-                "error": attempt.error,
-                "duration_ms": attempt.duration_ms,
-                "started_at": attempt.started_at,
-                "operation_ids": [op_id for op_id, _ in attempt.operations],
-                "outcomes": [outcome for _, outcome in attempt.operations],
-            },
-        )
+    """Store `attempts` (and the objects each carried) in one statement."""
+    if not attempts:
+        return
+    operation_ids: list[int] = []
+    outcomes: list[str] = []
+    positions: list[int] = []
+    for position, attempt in enumerate(attempts, start=1):
+        for op_id, outcome in attempt.operations:
+            operation_ids.append(op_id)
+            outcomes.append(outcome)
+            positions.append(position)
+    driver = await driver_connection(session)
+    await driver.execute(
+        RECORD_SQL,
+        [a.tenant_id for a in attempts],
+        [a.connection_id for a in attempts],
+        [a.endpoint for a in attempts],
+        [a.worker_id for a in attempts],
+        [a.request_json for a in attempts],
+        [a.status_code for a in attempts],
+        [_truncate(a.response_body) for a in attempts],
+        [None if a.response_headers is None else json.dumps(a.response_headers) for a in attempts],
+        [a.error for a in attempts],
+        [float(a.duration_ms) for a in attempts],
+        [a.started_at for a in attempts],
+        operation_ids,
+        outcomes,
+        positions,
+    )
 
 
 async def first_retry_times(

@@ -1,8 +1,9 @@
 """The outbox's SQL: claim due operations, settle or release them, roll events up.
 
-Hot path, so each use case is one explicit statement (Core `text()` with typed array binds,
-`unnest` standing in for `UPDATE ... FROM (VALUES ...)` so the statement text never changes
-with the batch size and asyncpg can keep it prepared).
+Hot path, so each use case is one explicit statement (`unnest` of typed arrays standing in for
+`UPDATE ... FROM (VALUES ...)` so the statement text never changes with the batch size and
+asyncpg keeps it prepared). Claim, settle and roll-up run on the session's asyncpg connection
+directly (see `_driver`): SQLAlchemy's per-row result handling was a large share of a round.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from braze_bridge.db.repositories._driver import driver_connection
 from braze_bridge.domain.statuses import SUPERSEDED_REASON, ConnectionState, OperationStatus
 
 
@@ -50,8 +52,7 @@ class ClaimedOperation:
 #   without statistics cannot talk the planner into re-running the CTEs per row.
 # * Expired leases (a killed worker) go back to `pending` in the same statement and are claimable
 #   on the next call; SKIP LOCKED keeps two recovering workers from waiting on each other.
-CLAIM_SQL = text(
-    """
+CLAIM_SQL = """
 WITH recovered AS (
     UPDATE operations SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
     WHERE id IN (
@@ -75,7 +76,7 @@ heads AS (
             AND e.status IN ('pending', 'in_flight') AND e.id < o.id
       )
     ORDER BY o.available_at, o.id
-    LIMIT :limit
+    LIMIT $1
     FOR UPDATE OF o SKIP LOCKED
 ),
 followers AS MATERIALIZED (
@@ -89,19 +90,18 @@ followers AS MATERIALIZED (
         WHERE n.connection_id = h.connection_id AND n.user_key = h.user_key
           AND n.status IN ('pending', 'in_flight') AND n.id > h.id
         ORDER BY n.id
-        LIMIT :run_cap
+        LIMIT $2
     ) f
     WHERE f.in_run
 )
 UPDATE operations o
-SET status = 'in_flight', lease_owner = :owner,
-    lease_expires_at = now() + make_interval(secs => :lease_seconds)
+SET status = 'in_flight', lease_owner = $3,
+    lease_expires_at = now() + make_interval(secs => $4::float8)
 WHERE o.id = ANY(ARRAY(SELECT id FROM heads UNION ALL SELECT id FROM followers))
   AND o.status = 'pending'
 RETURNING o.id, o.event_id, o.tenant_id, o.connection_id, o.kind, o.user_key, o.external_id,
           o.email, o.unknown_user, o.payload::text AS payload_json, o.attempts
 """
-)
 
 
 async def claim_due_operations(
@@ -113,11 +113,9 @@ async def claim_due_operations(
     run_cap: int = 16,
 ) -> list[ClaimedOperation]:
     """Lease up to `limit` per-user heads (plus their runs) and return them in id order."""
-    result = await session.execute(
-        CLAIM_SQL,
-        {"owner": owner, "limit": limit, "run_cap": run_cap, "lease_seconds": lease_seconds},
-    )
-    claimed = [ClaimedOperation(*row) for row in result.all()]
+    driver = await driver_connection(session)
+    rows = await driver.fetch(CLAIM_SQL, limit, run_cap, owner, float(lease_seconds))
+    claimed = [ClaimedOperation(*row) for row in rows]
     claimed.sort(key=lambda op: op.id)
     return claimed
 
@@ -138,8 +136,7 @@ class SettleRow:
     bump: int = 0
 
 
-SETTLE_SQL = text(
-    """
+SETTLE_SQL = """
 UPDATE operations o
 SET status = v.status,
     reason = v.reason,
@@ -150,13 +147,11 @@ SET status = v.status,
     lease_expires_at = NULL,
     settled_at = CASE WHEN v.status IN ('delivered', 'failed', 'dead', 'skipped')
                       THEN now() END
-FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),
-            CAST(:sent AS text[]), CAST(:available AS timestamptz[]), CAST(:bumps AS int[]))
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[])
      AS v(id, status, reason, sent, available_at, bump)
-WHERE o.id = v.id AND o.status = 'in_flight' AND o.lease_owner = :owner
+WHERE o.id = v.id AND o.status = 'in_flight' AND o.lease_owner = $7
 RETURNING o.event_id, o.id, o.status, extract(epoch FROM now() - o.created_at)::float8
 """
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,23 +177,22 @@ async def settle_operations(
     """
     if not rows:
         return Settled(set(), {}, [])
-    result = await session.execute(
+    driver = await driver_connection(session)
+    returned = await driver.fetch(
         SETTLE_SQL,
-        {
-            "owner": owner,
-            "ids": [r.id for r in rows],
-            "statuses": [r.status.value for r in rows],
-            "reasons": [r.reason for r in rows],
-            "sent": [r.sent_object for r in rows],
-            "available": [r.available_at for r in rows],
-            "bumps": [r.bump for r in rows],
-        },
+        [r.id for r in rows],
+        [r.status.value for r in rows],
+        [r.reason for r in rows],
+        [r.sent_object for r in rows],
+        [r.available_at for r in rows],
+        [r.bump for r in rows],
+        owner,
     )
-    returned = result.all()
+    delivered = OperationStatus.DELIVERED.value
     return Settled(
         {row[0] for row in returned},
         {row[1]: row[2] for row in returned},
-        [row[3] for row in returned if row[2] == OperationStatus.DELIVERED.value],
+        [row[3] for row in returned if row[2] == delivered],
     )
 
 
@@ -209,8 +203,7 @@ async def settle_operations(
 #   none delivered, every one skipped       → filtered (unknown users, `unknown_user: skip`)
 #   none delivered, Braze refused the rest  → rejected (Braze said the objects are invalid;
 #                                             a replay after fixing the mapping can deliver)
-ROLL_UP_SQL = text(
-    """
+ROLL_UP_SQL = """
 WITH tally AS (
     SELECT o.event_id,
            count(*) FILTER (WHERE o.status IN ('pending', 'in_flight')) AS open,
@@ -220,9 +213,9 @@ WITH tally AS (
            count(*) AS total,
            min(o.reason) FILTER (WHERE o.status IN ('failed', 'dead', 'skipped')) AS why
     FROM operations o
-    WHERE o.event_id = ANY(CAST(:event_ids AS uuid[]))
+    WHERE o.event_id = ANY($1::uuid[])
       -- objects a replay re-mapped away no longer count towards the event's outcome
-      AND NOT (o.status = 'skipped' AND coalesce(o.reason, '') LIKE :superseded)
+      AND NOT (o.status = 'skipped' AND coalesce(o.reason, '') LIKE $2)
     GROUP BY o.event_id
 )
 UPDATE events e
@@ -241,15 +234,13 @@ SET status = CASE
 FROM tally t
 WHERE e.id = t.event_id AND t.open = 0
 """
-)
 
 
 async def roll_up_events(session: AsyncSession, event_ids: set[uuid.UUID]) -> None:
     """Give each event whose operations are all settled its final status."""
     if event_ids:
-        await session.execute(
-            ROLL_UP_SQL, {"event_ids": list(event_ids), "superseded": SUPERSEDED_REASON + "%"}
-        )
+        driver = await driver_connection(session)
+        await driver.execute(ROLL_UP_SQL, list(event_ids), SUPERSEDED_REASON + "%")
 
 
 RELEASE_OWNER_SQL = text(
@@ -320,6 +311,8 @@ class DeliveryConnection:
     export_rate_window_seconds: int | None
     legacy_track_limits: bool
     version: int
+    # The partner; only Antavo connections record sent values (`changed_only`).
+    source: str = ""
 
 
 async def load_delivery_connections(
@@ -330,7 +323,7 @@ async def load_delivery_connections(
             """
 SELECT id, tenant_id, state, braze_rest_endpoint, braze_api_key_enc, track_rate_limit,
        track_rate_window_seconds, export_rate_limit, export_rate_window_seconds,
-       legacy_track_limits, version
+       legacy_track_limits, version, source
 FROM connections WHERE id = ANY(CAST(:ids AS uuid[]))
 """
         ),
