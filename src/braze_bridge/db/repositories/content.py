@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from braze_bridge.db.models import ContentProfile
-from braze_bridge.db.repositories.events import clean_text, driver_connection, jsonb_safe
+from braze_bridge.db.repositories._driver import connection_driver
+from braze_bridge.db.repositories.events import clean_text, jsonb_safe
 from braze_bridge.domain.content import ContentUpdate, merge_rewards
 
 # Run on the asyncpg connection (like events.store_events): one statement per step whatever the
@@ -66,7 +67,7 @@ async def apply_content_updates(
         {(connection_id, clean_text(u.external_id, 1024)) for connection_id, u in updates},
         key=lambda k: (str(k[0]), k[1]),
     )
-    driver = await driver_connection(conn)
+    driver = await connection_driver(conn)
     key_columns = [[c for c, _ in keys], [e for _, e in keys]]
     await driver.execute(_CREATE_PROFILES_SQL, *key_columns)
     rows = await driver.fetch(_LOCK_PROFILES_SQL, *key_columns)

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from braze_bridge.db.models import Event
 from braze_bridge.db.models import Operation as OperationRow
 from braze_bridge.db.notify import OUTBOX_CHANNEL
+from braze_bridge.db.repositories._driver import connection_driver
 from braze_bridge.domain.content import ContentUpdate
 from braze_bridge.domain.events import MAPPED_VERSION_KEY, NormalizedEvent
 from braze_bridge.domain.operations import Operation
@@ -198,19 +198,6 @@ def _operation_tuples(record: EventRecord) -> list[tuple[Any, ...]]:
     ]
 
 
-async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
-    """The asyncpg connection under `conn`, inside `conn`'s transaction.
-
-    SQLAlchemy's asyncpg adapter opens its transaction lazily, on the first statement it runs;
-    a statement sent straight to the driver before that would run outside the transaction.
-    """
-    raw = await conn.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection
-    if not driver.is_in_transaction():  # SQLAlchemy begins (or autobegins) here
-        await conn.exec_driver_sql("SELECT 1")
-    return driver
-
-
 async def store_events(conn: AsyncConnection, records: Sequence[EventRecord]) -> list[StoreResult]:
     """Insert new events with their bodies and operations; report duplicates. One result each.
 
@@ -224,7 +211,7 @@ async def store_events(conn: AsyncConnection, records: Sequence[EventRecord]) ->
     ordered = sorted(candidates.values(), key=lambda r: (str(r.connection_id), r.dedupe_key))
 
     inserted: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
-    driver = await driver_connection(conn)
+    driver = await connection_driver(conn)
     if ordered:
         rows = await driver.fetch(
             _INSERT_EVENTS_SQL, *_columns([_event_tuple(r) for r in ordered], 12)
