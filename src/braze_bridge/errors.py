@@ -10,6 +10,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from braze_bridge.logging import get_logger
+
+log = get_logger(__name__)
+
 
 class ErrorDetail(BaseModel):
     code: str
@@ -128,6 +132,15 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, code, message, headers=dict(exc.headers or {}) or None
         )
 
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette's ServerErrorMiddleware calls this for anything unhandled: a bug must still
+        # answer in the contract's shape, and say nothing about internals.
+        log.error("http.unhandled_error", error=type(exc).__name__, exc_info=exc)
+        return error_response(
+            500, "internal_error", "internal error; the request was not completed"
+        )
+
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -131,3 +131,22 @@ async def test_database_accepts_exactly_the_contract_words(
     for member in enum:
         assert f"'{member.value}'" in definition
     assert await session.scalar(select(func.count()).select_from(text(table))) == 0
+
+
+async def test_an_unexpected_error_answers_500_in_the_contract_shape(runtime: Runtime) -> None:
+    application = create_app(runtime)
+
+    @application.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+    async with (
+        LifespanManager(application),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        response = await client.get("/boom")
+
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert "secret internals" not in response.text
