@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
@@ -15,10 +14,7 @@ from braze_bridge.api import events as events_api
 from braze_bridge.api import health as health_api
 from braze_bridge.api import metrics as metrics_api
 from braze_bridge.api.deps import AppContext
-from braze_bridge.config import Settings, load_or_create_secret_key
 from braze_bridge.console import router as console
-from braze_bridge.db import migrate
-from braze_bridge.db.embedded import EmbeddedPostgres
 from braze_bridge.db.engine import create_engine, create_sessionmaker
 from braze_bridge.db.repositories import tokens
 from braze_bridge.delivery.worker import DeliveryWorker, WorkerOptions, listen_dsn
@@ -29,66 +25,12 @@ from braze_bridge.logging import get_logger
 from braze_bridge.ops.remap import registered_partners
 from braze_bridge.ops.replay import ReplayRunner
 from braze_bridge.ops.retention import purge_expired
-from braze_bridge.security.secrets import SecretBox
+from braze_bridge.runtime import ConfigurationError, Runtime, build_secret_box, open_runtime
 from braze_bridge.security.tokens import display_prefix, hash_token
 
 log = get_logger(__name__)
 
-
-class ConfigurationError(RuntimeError):
-    """Settings that cannot work together; the CLI prints the message and exits 2."""
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """Settings plus what start-up resolved: the database URL and the secret key."""
-
-    settings: Settings
-    database_url: str
-    secret_key: str
-    embedded: bool
-
-
-@contextmanager
-def open_runtime(
-    settings: Settings, *, migrate_embedded: bool = True, share_embedded: bool = False
-) -> Iterator[Runtime]:
-    """Start the embedded Postgres when no URL is set (migrated to head), stop it on exit.
-
-    `share_embedded` lets admin commands use a server that a running `serve` owns.
-    """
-    if settings.database_url is not None:
-        if settings.secret_key is None:
-            raise ConfigurationError(
-                "BRAZE_BRIDGE_SECRET_KEY is required with BRAZE_BRIDGE_DATABASE_URL "
-                "(it encrypts Braze API keys and webhook secrets at rest)"
-            )
-        yield Runtime(
-            settings,
-            settings.database_url.get_secret_value(),
-            settings.secret_key.get_secret_value(),
-            embedded=False,
-        )
-        return
-    server = EmbeddedPostgres(settings.data_dir, shared=share_embedded)
-    url = server.start()
-    try:
-        if migrate_embedded:
-            migrate.upgrade(url)
-        key = (
-            settings.secret_key.get_secret_value()
-            if settings.secret_key
-            else load_or_create_secret_key(settings.data_dir)
-        )
-        yield Runtime(settings, url, key, embedded=True)
-    finally:
-        server.stop()
-
-
-def build_secret_box(runtime: Runtime) -> SecretBox:
-    return SecretBox(
-        runtime.secret_key, [key.get_secret_value() for key in runtime.settings.old_secret_keys]
-    )
+__all__ = ["ConfigurationError", "Runtime", "create_app", "open_runtime"]
 
 
 def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:

@@ -12,8 +12,6 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
-from braze_bridge.admin.keys import KeyRotationReport, rotate_secret_key
-from braze_bridge.app import ConfigurationError, Runtime, create_app, open_runtime
 from braze_bridge.config import Settings
 from braze_bridge.db import migrate as db_migrate
 from braze_bridge.db.embedded import DataDirBusy
@@ -21,8 +19,8 @@ from braze_bridge.db.engine import create_engine, create_sessionmaker, current_r
 from braze_bridge.db.repositories import tenants as tenant_repo
 from braze_bridge.db.repositories import tokens as token_repo
 from braze_bridge.logging import configure_logging
-from braze_bridge.ops.retention import purge_expired
 from braze_bridge.replay_command import replay as replay_command
+from braze_bridge.runtime import ConfigurationError, Runtime, open_runtime
 from braze_bridge.security.tokens import display_prefix, generate_token, hash_token
 
 app = typer.Typer(
@@ -79,6 +77,8 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _serve_api(runtime: Runtime, *, run_worker: bool = False) -> None:
+    from braze_bridge.app import create_app  # the web stack loads only for serve and api
+
     settings = runtime.settings
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(
@@ -123,6 +123,7 @@ def worker() -> None:
 
     def run(runtime: Runtime) -> None:
         from braze_bridge.delivery.worker import run_worker_process
+        from braze_bridge.ops.retention import purge_expired
 
         days = runtime.settings.retention_days
         run_async(
@@ -298,6 +299,8 @@ def rotate_key(
 
     Decrypts with the current key or any key in BRAZE_BRIDGE_OLD_SECRET_KEYS; safe to re-run.
     """
+    from braze_bridge.admin.keys import KeyRotationReport, rotate_secret_key
+
     settings = load_settings()
 
     async def rotate(runtime: Runtime) -> KeyRotationReport:
