@@ -251,6 +251,8 @@ class ReplayFilter(BaseModel):
 
 
 class ReplayJobRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     status: ReplayStatus
     total: int | None = Field(description="events the filter matched; null until the job starts")
@@ -264,18 +266,7 @@ class ReplayJobRead(BaseModel):
 
     @classmethod
     def of(cls, job: ReplayJob) -> ReplayJobRead:
-        return cls(
-            id=job.id,
-            status=job.status,
-            total=job.total,
-            done=job.done,
-            requeued=job.requeued,
-            skipped=job.skipped,
-            error=job.error,
-            filters=job.filters,
-            created_at=job.created_at,
-            finished_at=job.finished_at,
-        )
+        return cls.model_validate(job)
 
 
 class ConnectionHealthRead(BaseModel):

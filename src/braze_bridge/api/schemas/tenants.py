@@ -59,6 +59,8 @@ class TokenCreate(BaseModel):
 class TokenRead(BaseModel):
     """A token as listed: never its value, only the first characters to recognise it."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: uuid.UUID
     tenant_id: uuid.UUID | None
     name: str
@@ -68,14 +70,7 @@ class TokenRead(BaseModel):
 
     @classmethod
     def of(cls, row: ApiToken) -> TokenRead:
-        return cls(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            name=row.name,
-            prefix=row.prefix,
-            created_at=row.created_at,
-            last_used_at=row.last_used_at,
-        )
+        return cls.model_validate(row)
 
 
 class TokenCreated(TokenRead):
