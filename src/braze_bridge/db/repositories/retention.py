@@ -8,61 +8,60 @@ only inserts new rows) never waits on it.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from braze_bridge.db.models import DeliveryAttempt, EventBody, ReplayJob
 from braze_bridge.domain.statuses import ReplayStatus
 
 
-async def delete_event_bodies_before(session: AsyncSession, cutoff: datetime, limit: int) -> int:
-    """Raw bodies and headers received before `cutoff` (the event row and its log stay)."""
+async def _delete_batch(
+    session: AsyncSession,
+    key: InstrumentedAttribute[Any],
+    stamp: InstrumentedAttribute[Any],
+    cutoff: datetime,
+    limit: int,
+    *conditions: ColumnElement[bool],
+) -> int:
+    """Delete up to `limit` rows whose `stamp` is before `cutoff`, oldest first, skipping rows
+    another transaction holds."""
     doomed = (
-        select(EventBody.event_id)
-        .where(EventBody.received_at < cutoff)
-        .order_by(EventBody.received_at)
+        select(key)
+        .where(stamp < cutoff, *conditions)
+        .order_by(stamp)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     result = await session.execute(
-        delete(EventBody)
-        .where(EventBody.event_id.in_(doomed.scalar_subquery()))
-        .returning(EventBody.event_id)
+        delete(key.class_).where(key.in_(doomed.scalar_subquery())).returning(key)
     )
     return len(result.all())
+
+
+async def delete_event_bodies_before(session: AsyncSession, cutoff: datetime, limit: int) -> int:
+    """Raw bodies and headers received before `cutoff` (the event row and its log stay)."""
+    return await _delete_batch(session, EventBody.event_id, EventBody.received_at, cutoff, limit)
 
 
 async def delete_attempts_before(session: AsyncSession, cutoff: datetime, limit: int) -> int:
     """Braze request/response records started before `cutoff` (their object links cascade)."""
-    doomed = (
-        select(DeliveryAttempt.id)
-        .where(DeliveryAttempt.started_at < cutoff)
-        .order_by(DeliveryAttempt.started_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    return await _delete_batch(
+        session, DeliveryAttempt.id, DeliveryAttempt.started_at, cutoff, limit
     )
-    result = await session.execute(
-        delete(DeliveryAttempt)
-        .where(DeliveryAttempt.id.in_(doomed.scalar_subquery()))
-        .returning(DeliveryAttempt.id)
-    )
-    return len(result.all())
 
 
 async def delete_finished_replay_jobs_before(
     session: AsyncSession, cutoff: datetime, limit: int
 ) -> int:
-    doomed = (
-        select(ReplayJob.id)
-        .where(
-            ReplayJob.status.in_((ReplayStatus.DONE, ReplayStatus.FAILED)),
-            ReplayJob.finished_at < cutoff,
-        )
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    """Bulk replay jobs that finished (done or failed) before `cutoff`."""
+    return await _delete_batch(
+        session,
+        ReplayJob.id,
+        ReplayJob.finished_at,
+        cutoff,
+        limit,
+        ReplayJob.status.in_((ReplayStatus.DONE, ReplayStatus.FAILED)),
     )
-    result = await session.execute(
-        delete(ReplayJob).where(ReplayJob.id.in_(doomed.scalar_subquery())).returning(ReplayJob.id)
-    )
-    return len(result.all())
