@@ -307,9 +307,9 @@ async def measure(
     rate = ok / elapsed
     print(
         f"  {name:<13} {ok:>6} acknowledged in {elapsed:6.2f} s = {rate:8.1f} webhooks/s"
-        f"  (CPU ms per webhook: server {1000 * server_cpu / max(ok, 1):.1f},"
-        f" client {1000 * client_cpu / max(ok, 1):.1f},"
-        f" Postgres backends {1000 * postgres_cpu / max(ok, 1):.1f})"
+        f"  (CPU µs per webhook: server {1e6 * server_cpu / max(ok, 1):.0f},"
+        f" client {1e6 * client_cpu / max(ok, 1):.0f},"
+        f" Postgres backends {1e6 * postgres_cpu / max(ok, 1):.0f})"
     )
     return rate
 

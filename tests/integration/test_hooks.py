@@ -495,6 +495,18 @@ class TestArbitraryBodies:
             assert stored is not None
             assert stored.body == content
 
+    async def test_a_number_beyond_double_range_is_stored_not_a_500(
+        self, client: httpx.AsyncClient, session: AsyncSession, extole: MadeConnection
+    ) -> None:
+        # Valid JSON that Python reads as infinity, which jsonb cannot hold.
+        content = bodies.REWARD_FULFILLED_RAW.replace(b'"face_value":20', b'"face_value":1e400')
+        response = await post_signed(client, extole, content)
+        assert response.status_code == 200, response.text
+        event = await stored_event(session, response.json()["event_id"])
+        assert event.status == "queued"
+        stored = await session.get(EventBody, event.id)
+        assert stored is not None and stored.body == content
+
     async def test_nul_characters_and_lone_surrogates_are_stored(
         self, client: httpx.AsyncClient, session: AsyncSession, extole: MadeConnection
     ) -> None:

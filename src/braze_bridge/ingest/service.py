@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from braze_bridge.db.repositories import events as events_repo
 from braze_bridge.db.repositories import user_values
+from braze_bridge.db.repositories._driver import connection_driver
 from braze_bridge.db.repositories.events import EventRecord, StoreResult, safe_dedupe_key
 from braze_bridge.db.repositories.live_connections import LiveConnection, get_live_connection
 from braze_bridge.domain.events import NormalizedEvent
@@ -256,7 +257,7 @@ async def store_with_user_values(
             normalized=normalized,
         )
         record = event_record(connection, evaluation, body, headers, received_at)
-        [result] = await write_batch(conn, [record])
+        [result] = await write_batch(await connection_driver(conn), [record])
         if not result.duplicate and user_key is not None:
             enqueued = await events_repo.attribute_operations(conn, result.event_id)
             await user_values.record_enqueued(

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from braze_bridge.db.repositories import content as content_repo
 from braze_bridge.db.repositories import events as events_repo
+from braze_bridge.db.repositories._driver import connection_driver
 from braze_bridge.db.repositories.events import EventRecord, StoreResult
 
 
@@ -23,13 +25,15 @@ class EventStore(Protocol):
         ...
 
 
-async def write_batch(conn: AsyncConnection, records: Sequence[EventRecord]) -> list[StoreResult]:
-    """Every write of a batch of accepted webhooks, inside the caller's transaction."""
-    results = await events_repo.store_events(conn, records)
+async def write_batch(
+    driver: asyncpg.Connection, records: Sequence[EventRecord]
+) -> list[StoreResult]:
+    """Every write of a batch of accepted webhooks, inside the transaction open on `driver`."""
+    results = await events_repo.store_events(driver, records)
     new = [r for r, result in zip(records, results, strict=True) if not result.duplicate]
     updates = [(r.connection_id, r.content) for r in new if r.content is not None]
-    await content_repo.apply_content_updates(conn, updates)
-    await events_repo.notify_outbox(conn, [r.connection_id for r in new if r.operations])
+    await content_repo.apply_content_updates(driver, updates)
+    await events_repo.notify_outbox(driver, [r.connection_id for r in new if r.operations])
     return results
 
 
@@ -41,5 +45,5 @@ class DirectStore:
 
     async def store(self, record: EventRecord) -> StoreResult:
         async with self._engine.begin() as conn:
-            [result] = await write_batch(conn, [record])
+            [result] = await write_batch(await connection_driver(conn), [record])
         return result

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from braze_bridge.db.models import ContentProfile
-from braze_bridge.db.repositories._driver import connection_driver
-from braze_bridge.db.repositories.events import clean_text, jsonb_safe
+from braze_bridge.db.repositories.events import clean_text, jsonb_safe, jsonb_text
 from braze_bridge.domain.content import ContentUpdate, merge_rewards
 
 # Run on the asyncpg connection (like events.store_events): one statement per step whatever the
@@ -54,9 +54,9 @@ class ContentView:
 
 
 async def apply_content_updates(
-    conn: AsyncConnection, updates: Sequence[tuple[uuid.UUID, ContentUpdate]]
+    driver: asyncpg.Connection, updates: Sequence[tuple[uuid.UUID, ContentUpdate]]
 ) -> None:
-    """Fold updates into profiles inside the caller's transaction.
+    """Fold updates into profiles inside the transaction open on `driver`.
 
     Rows are created first, then locked in key order and merged, so concurrent batches that
     touch one user serialise on its row instead of overwriting each other's merge.
@@ -67,7 +67,6 @@ async def apply_content_updates(
         {(connection_id, clean_text(u.external_id, 1024)) for connection_id, u in updates},
         key=lambda k: (str(k[0]), k[1]),
     )
-    driver = await connection_driver(conn)
     key_columns = [[c for c, _ in keys], [e for _, e in keys]]
     await driver.execute(_CREATE_PROFILES_SQL, *key_columns)
     rows = await driver.fetch(_LOCK_PROFILES_SQL, *key_columns)
@@ -75,7 +74,8 @@ async def apply_content_updates(
         (row["connection_id"], row["external_id"]): {
             "share_link": row["share_link"],
             "share_code": row["share_code"],
-            "rewards": list(json.loads(row["rewards"]) or []),
+            # jsonb text is valid UTF-8 JSON, which orjson reads several times faster.
+            "rewards": list(orjson.loads(row["rewards"]) or []),
         }
         for row in rows
     }
@@ -93,7 +93,7 @@ async def apply_content_updates(
             external_id,
             jsonb_safe(profile["share_link"]),
             clean_text(profile["share_code"], 255) if profile["share_code"] else None,
-            json.dumps(jsonb_safe(profile["rewards"])),
+            jsonb_text(profile["rewards"]),
         )
         for (connection_id, external_id), profile in profiles.items()
     ]

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+import asyncpg
+import orjson
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from braze_bridge.db.models import Event
 from braze_bridge.db.models import Operation as OperationRow
 from braze_bridge.db.notify import OUTBOX_CHANNEL
-from braze_bridge.db.repositories._driver import connection_driver
 from braze_bridge.domain.content import ContentUpdate
 from braze_bridge.domain.events import MAPPED_VERSION_KEY, NormalizedEvent
 from braze_bridge.domain.operations import Operation
@@ -90,6 +90,20 @@ def jsonb_safe(value: Any) -> Any:
     return value
 
 
+def jsonb_text(value: Any) -> str:
+    """`value` as JSON text Postgres accepts as jsonb.
+
+    orjson writes the common case ~15x faster than `json.dumps(jsonb_safe(value))`. It refuses
+    lone surrogates and non-JSON types (TypeError) and writes NUL as `\\u0000`, which jsonb
+    refuses: those rare values take the cleaning walk instead.
+    """
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(jsonb_safe(value))
+    return text if "\\u0000" not in text else json.dumps(jsonb_safe(value))
+
+
 def safe_dedupe_key(key: str) -> str:
     """Keys that would not survive storage unchanged are hashed instead (never merged)."""
     if len(key) <= 255 and clean_text(key) == key:
@@ -97,13 +111,13 @@ def safe_dedupe_key(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
-def _normalized_json(record: EventRecord) -> dict[str, Any] | None:
+def _normalized_json(record: EventRecord) -> str | None:
     if record.normalized is None:
         return None
-    document: dict[str, Any] = jsonb_safe(record.normalized.as_json())
+    document: dict[str, Any] = record.normalized.as_json()
     if record.mapped_version is not None:
         document[MAPPED_VERSION_KEY] = record.mapped_version
-    return document
+    return jsonb_text(document)
 
 
 # The hot path's statements, run on the asyncpg connection under SQLAlchemy's transaction. Each
@@ -162,7 +176,7 @@ def _event_tuple(record: EventRecord) -> tuple[Any, ...]:
         record.status.value,
         _optional_text(record.reason, 2000),
         _optional_text(record.user_key, 1024),
-        None if normalized is None else json.dumps(normalized),
+        normalized,
         record.received_at,
         record.occurred_at,
     )
@@ -172,7 +186,7 @@ def _body_tuple(record: EventRecord) -> tuple[Any, ...]:
     return (
         record.id,
         record.body,
-        json.dumps(jsonb_safe(record.headers)),
+        jsonb_text(record.headers),
         _optional_text(record.content_type, 255),
         record.received_at,
     )
@@ -190,7 +204,7 @@ def _operation_tuples(record: EventRecord) -> list[tuple[Any, ...]]:
             _optional_text(operation.user.external_id, 1024),
             _optional_text(operation.user.email, 512),
             operation.user.unknown_user,
-            json.dumps(jsonb_safe(operation.payload)),
+            jsonb_text(operation.payload),
             OperationStatus.PENDING.value,
             record.received_at,
         )
@@ -198,12 +212,15 @@ def _operation_tuples(record: EventRecord) -> list[tuple[Any, ...]]:
     ]
 
 
-async def store_events(conn: AsyncConnection, records: Sequence[EventRecord]) -> list[StoreResult]:
+async def store_events(
+    driver: asyncpg.Connection, records: Sequence[EventRecord]
+) -> list[StoreResult]:
     """Insert new events with their bodies and operations; report duplicates. One result each.
 
     Within `records`, the first of several with one (connection, dedupe key) is the candidate;
     the others are duplicates of whatever that key ends up pointing at. Rows are inserted in key
-    order so two concurrent batches lock unique-index entries in the same order.
+    order so two concurrent batches lock unique-index entries in the same order. Runs on the
+    asyncpg connection, inside its open transaction.
     """
     candidates: dict[tuple[uuid.UUID, str], EventRecord] = {}
     for record in records:
@@ -211,7 +228,6 @@ async def store_events(conn: AsyncConnection, records: Sequence[EventRecord]) ->
     ordered = sorted(candidates.values(), key=lambda r: (str(r.connection_id), r.dedupe_key))
 
     inserted: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
-    driver = await connection_driver(conn)
     if ordered:
         rows = await driver.fetch(
             _INSERT_EVENTS_SQL, *_columns([_event_tuple(r) for r in ordered], 12)
@@ -221,7 +237,7 @@ async def store_events(conn: AsyncConnection, records: Sequence[EventRecord]) ->
 
     new_records = [r for r in ordered if inserted.get(r.identity) == r.id]
     existing = await _existing_ids(
-        conn, [r.identity for r in ordered if r.identity not in inserted]
+        driver, [r.identity for r in ordered if r.identity not in inserted]
     )
 
     if new_records:
@@ -255,20 +271,28 @@ async def attribute_operations(
     return [(row.id, dict(row.payload)) for row in rows]
 
 
+_EXISTING_IDS_SQL = """
+SELECT e.id, e.connection_id, e.dedupe_key
+FROM events AS e
+JOIN unnest($1::uuid[], $2::text[]) AS k(connection_id, dedupe_key)
+  ON e.connection_id = k.connection_id AND e.dedupe_key = k.dedupe_key
+"""
+
+
 async def _existing_ids(
-    conn: AsyncConnection, identities: list[tuple[uuid.UUID, str]]
+    driver: asyncpg.Connection, identities: list[tuple[uuid.UUID, str]]
 ) -> dict[tuple[uuid.UUID, str], uuid.UUID]:
     if not identities:
         return {}
-    rows = await conn.execute(
-        select(Event.id, Event.connection_id, Event.dedupe_key).where(
-            tuple_(Event.connection_id, Event.dedupe_key).in_(identities)
-        )
-    )
-    return {(row.connection_id, row.dedupe_key): row.id for row in rows}
+    rows = await driver.fetch(_EXISTING_IDS_SQL, *_columns(identities, 2))
+    return {(row["connection_id"], row["dedupe_key"]): row["id"] for row in rows}
 
 
-async def notify_outbox(conn: AsyncConnection, connection_ids: Iterable[uuid.UUID]) -> None:
+_NOTIFY_SQL = "SELECT pg_notify($1, c) FROM unnest($2::text[]) AS c"
+
+
+async def notify_outbox(driver: asyncpg.Connection, connection_ids: Iterable[uuid.UUID]) -> None:
     """Wake delivery workers (delivered on COMMIT, dropped on rollback): one per connection."""
-    for connection_id in sorted({str(c) for c in connection_ids}):
-        await conn.execute(select(func.pg_notify(OUTBOX_CHANNEL, connection_id)))
+    channels = sorted({str(c) for c in connection_ids})
+    if channels:
+        await driver.execute(_NOTIFY_SQL, OUTBOX_CHANNEL, channels)
