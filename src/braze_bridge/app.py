@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from braze_bridge.api import connections, content, hooks, ops, preview, tenants
 from braze_bridge.api import events as events_api
@@ -31,6 +32,18 @@ from braze_bridge.security.tokens import display_prefix, hash_token
 log = get_logger(__name__)
 
 __all__ = ["ConfigurationError", "Runtime", "create_app", "open_runtime"]
+
+
+class BridgeApp(FastAPI):
+    """The API app; webhooks are answered before FastAPI's routing (see `hooks.serve_webhook`)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        connection_id = hooks.webhook_connection_id(scope)
+        if connection_id is not None:
+            scope["app"] = self
+            await hooks.serve_webhook(connection_id, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
@@ -93,14 +106,13 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
             await engine.dispose()
             log.info("app.stopped")
 
-    app = FastAPI(
+    app = BridgeApp(
         title="braze-bridge",
         version="0.1.0",
         summary="Extole and Antavo webhooks, stored durably and delivered to Braze",
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(hooks.WebhookFastPath)
     # First: routes are matched in order, and webhooks are by far the most frequent request.
     app.include_router(hooks.router)
     app.include_router(ops.router)

@@ -103,6 +103,12 @@ def error_response(
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
+def unexpected_error_response(exc: BaseException) -> JSONResponse:
+    """A bug must still answer in the contract's shape, and say nothing about internals."""
+    log.error("http.unhandled_error", error=type(exc).__name__, exc_info=exc)
+    return error_response(500, "internal_error", "internal error; the request was not completed")
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     fields = []
     for err in exc.errors():
@@ -133,12 +139,8 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # Starlette's ServerErrorMiddleware calls this for anything unhandled: a bug must still
-        # answer in the contract's shape, and say nothing about internals.
-        log.error("http.unhandled_error", error=type(exc).__name__, exc_info=exc)
-        return error_response(
-            500, "internal_error", "internal error; the request was not completed"
-        )
+        # Starlette's ServerErrorMiddleware calls this for anything unhandled.
+        return unexpected_error_response(exc)
 
     app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(AppError, on_app_error)

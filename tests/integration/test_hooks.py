@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from braze_bridge.db.models import Connection, Event, EventBody
 from braze_bridge.domain.statuses import ConnectionState, WebhookAuthMode
+from braze_bridge.ingest import service
 from braze_bridge.security.webhook_auth import sign_hmac_sha256
 from tests import extole_bodies as bodies
 from tests.conftest import asyncpg_dsn
@@ -495,6 +496,29 @@ class TestArbitraryBodies:
             assert stored is not None
             assert stored.body == content
 
+    async def test_a_bug_while_accepting_answers_500_in_the_contract_shape(
+        self,
+        client: httpx.AsyncClient,
+        extole: MadeConnection,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # Webhooks are answered before FastAPI's routing; a bug there must look the same as
+        # anywhere else: the contract's error body, no internals.
+        async def broken(**_: object) -> None:
+            raise RuntimeError("secret internals")
+
+        monkeypatch.setattr(service, "accept_webhook", broken)
+        response = await post_signed(client, extole, bodies.REWARD_FULFILLED_RAW)
+
+        assert response.status_code == 500
+        assert response.json() == {
+            "error": {
+                "code": "internal_error",
+                "message": "internal error; the request was not completed",
+                "details": None,
+            }
+        }
+
     async def test_a_number_beyond_double_range_is_stored_not_a_500(
         self, client: httpx.AsyncClient, session: AsyncSession, extole: MadeConnection
     ) -> None:
@@ -505,7 +529,8 @@ class TestArbitraryBodies:
         event = await stored_event(session, response.json()["event_id"])
         assert event.status == "queued"
         stored = await session.get(EventBody, event.id)
-        assert stored is not None and stored.body == content
+        assert stored is not None
+        assert stored.body == content
 
     async def test_nul_characters_and_lone_surrogates_are_stored(
         self, client: httpx.AsyncClient, session: AsyncSession, extole: MadeConnection

@@ -7,11 +7,18 @@ from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from braze_bridge import metrics
 from braze_bridge.api.deps import AppContext
-from braze_bridge.errors import AppError, BadRequest, ErrorBody, PayloadTooLarge, error_response
+from braze_bridge.errors import (
+    AppError,
+    BadRequest,
+    ErrorBody,
+    PayloadTooLarge,
+    error_response,
+    unexpected_error_response,
+)
 from braze_bridge.ingest import service
 from braze_bridge.ingest.store import EventStore
 
@@ -66,13 +73,18 @@ async def read_body_limited(request: Request, limit: int) -> bytes:
 )
 async def receive_webhook(connection_id: str, request: Request) -> Response:
     """Store one partner webhook durably, then acknowledge it (duplicates answer `duplicate`)."""
-    # Normally served by WebhookFastPath below; this route documents the endpoint (OpenAPI) and
-    # serves it when the app runs without that middleware.
+    # Normally answered by `serve_webhook` before routing (see app.BridgeApp); this route
+    # documents the endpoint (OpenAPI) and serves it in an app built without that shortcut.
     return await handle_webhook(connection_id, request)
 
 
 async def handle_webhook(connection_id: str, request: Request) -> Response:
     """The endpoint's work; AppError propagates to the caller (rendered by the error handlers)."""
+    ack = await _accept(connection_id, request)
+    return Response(_reply_body(ack), media_type="application/json")
+
+
+async def _accept(connection_id: str, request: Request) -> service.WebhookAck:
     # The hot path skips FastAPI dependencies and response-model validation: the sync
     # `get_context` dependency alone costs a thread-pool hop per request.
     context: AppContext = request.app.state.context
@@ -97,40 +109,58 @@ async def handle_webhook(connection_id: str, request: Request) -> Response:
     kind = ack.normalized.kind if ack.normalized is not None else None
     outcome = "accepted" if ack.outcome == "queued" else ack.outcome
     metrics.webhook_received(str(connection.id), kind, outcome)
-    reply = f'{{"status":"{ack.status}","event_id":"{ack.event_id}"}}'
-    return Response(reply.encode(), media_type="application/json")
+    return ack
+
+
+def _reply_body(ack: service.WebhookAck) -> bytes:
+    return f'{{"status":"{ack.status}","event_id":"{ack.event_id}"}}'.encode()
 
 
 # The route's path as Starlette matches it: `{connection_id}` is one non-empty path segment.
 _HOOK_PATH = re.compile(r"/v1/hooks/([^/]+)")
 
 
-class WebhookFastPath:
-    """ASGI middleware answering `POST /v1/hooks/{connection_id}` without the router.
+def webhook_connection_id(scope: Scope) -> str | None:
+    """The `{connection_id}` of a `POST /v1/hooks/{connection_id}` request, else None."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]
+    match = _HOOK_PATH.fullmatch(path)
+    return None if match is None else match.group(1)
+
+
+async def serve_webhook(connection_id: str, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer one webhook straight from the ASGI server, without the router and middleware.
 
     Webhooks are the one high-volume request. Routing across every API route, FastAPI's
-    dependency solving and its exception middleware cost about as much server CPU as the ingest
-    work itself, and the route uses none of them. The answer is the same as the route's:
-    same handler, AppError rendered by the same `error_response`; anything else propagates to
-    Starlette's ServerErrorMiddleware (a 500) exactly as from the route.
+    dependency solving, its telemetry checks and exception middleware cost about as much server
+    CPU as the ingest work itself, and this endpoint uses none of them. The answer is the route's:
+    same handler, AppError rendered by the same `error_response`, anything else a logged 500 in
+    the contract's shape (as the app's own handler does). `scope["app"]` must be the app.
     """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            path: str = scope["path"]
-            root_path: str = scope.get("root_path", "")
-            if root_path and path.startswith(root_path):
-                path = path[len(root_path) :]
-            match = _HOOK_PATH.fullmatch(path)
-            if match is not None:
-                request = Request(scope, receive)
-                try:
-                    response = await handle_webhook(match.group(1), request)
-                except AppError as exc:
-                    response = error_response(exc.status_code, exc.code, exc.message, exc.details)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    request = Request(scope, receive)
+    try:
+        ack = await _accept(connection_id, request)
+    except AppError as exc:
+        await error_response(exc.status_code, exc.code, exc.message, exc.details)(
+            scope, receive, send
+        )
+        return
+    except Exception as exc:
+        await unexpected_error_response(exc)(scope, receive, send)
+        return
+    body = _reply_body(ack)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
