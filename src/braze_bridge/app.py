@@ -102,6 +102,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
             replay_runner.stop()
             await replay_task
             await event_store.stop()
+            await app.state.connection_lookup.close()
             await http.aclose()
             await engine.dispose()
             log.info("app.stopped")

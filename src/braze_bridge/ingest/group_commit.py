@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import cast
 
-import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from braze_bridge.db.repositories._driver import HeldConnection
 from braze_bridge.db.repositories.events import EventRecord, StoreResult
 from braze_bridge.ingest.store import DirectStore, write_batch
 from braze_bridge.logging import get_logger
@@ -77,7 +76,7 @@ class GroupCommitter:
         return await done
 
     async def _run(self) -> None:
-        held = _HeldConnection(self._engine)
+        held = HeldConnection(self._engine)
         try:
             while True:
                 first = await self._queue.get()
@@ -97,7 +96,7 @@ class GroupCommitter:
         finally:
             await held.release()
 
-    async def _commit(self, held: _HeldConnection, batch: list[_Pending]) -> None:
+    async def _commit(self, held: HeldConnection, batch: list[_Pending]) -> None:
         try:
             driver = await held.driver()
             async with driver.transaction():
@@ -124,35 +123,3 @@ class GroupCommitter:
             else:
                 if not pending.done.done():
                     pending.done.set_result(result)
-
-
-class _HeldConnection:
-    """One pooled connection kept checked out by a committer; replaced when it breaks."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._conn: AsyncConnection | None = None
-        self._driver: asyncpg.Connection | None = None
-
-    async def driver(self) -> asyncpg.Connection:
-        if self._driver is None:
-            conn = await self._engine.connect()
-            try:
-                raw = await conn.get_raw_connection()
-            except BaseException:
-                await conn.close()
-                raise
-            self._conn, self._driver = conn, cast(asyncpg.Connection, raw.driver_connection)
-        return self._driver
-
-    async def discard_if_broken(self) -> None:
-        if self._driver is not None and self._driver.is_closed():
-            conn, self._conn, self._driver = self._conn, None, None
-            if conn is not None:
-                await conn.invalidate()
-                await conn.close()
-
-    async def release(self) -> None:
-        conn, self._conn, self._driver = self._conn, None, None
-        if conn is not None:
-            await conn.close()

@@ -1,9 +1,10 @@
-"""Connection lookups shared by concurrent requests ("single flight").
+"""Connection lookups for webhooks, batched across concurrent requests.
 
-Under load many webhooks for one connection arrive together. Each needs the connection row
-(secrets, settings, deleted or not); rather than one query each, requests for the same id that
-arrive while a query for it is running wait for that query's answer. Nothing is cached after the
-query returns, so a deleted connection or a rotated secret is seen by the next request.
+Under load many webhooks arrive together, each needing its connection row (secrets, settings,
+deleted or not). One query runs at a time on a held connection: a request joins the running
+query when it already asks for its id, otherwise it waits for the next one, which fetches every
+id asked for meanwhile in one statement. Nothing is cached after a query returns, so a deleted
+connection or a rotated secret is seen by the next request.
 """
 
 from __future__ import annotations
@@ -13,23 +14,55 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from braze_bridge.db.repositories.live_connections import LiveConnection, get_live_connection
+from braze_bridge.db.repositories._driver import HeldConnection
+from braze_bridge.db.repositories.live_connections import LiveConnection, fetch_live_connections
+
+_Waiters = dict[uuid.UUID, asyncio.Future[LiveConnection | None]]
 
 
 class ConnectionLookup:
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._in_flight: dict[uuid.UUID, asyncio.Future[LiveConnection | None]] = {}
+        self._held = HeldConnection(engine)
+        self._running: _Waiters = {}
+        self._next: _Waiters = {}
+        self._task: asyncio.Task[None] | None = None
 
     async def get(self, connection_id: uuid.UUID) -> LiveConnection | None:
-        pending = self._in_flight.get(connection_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load(connection_id))
-            self._in_flight[connection_id] = pending
-            pending.add_done_callback(lambda _: self._in_flight.pop(connection_id, None))
-        # shield: one caller giving up (client gone) must not cancel the query for the others.
-        return await asyncio.shield(pending)
+        answer = self._running.get(connection_id) or self._next.get(connection_id)
+        if answer is None:
+            answer = asyncio.get_running_loop().create_future()
+            self._next[connection_id] = answer
+            if self._task is None or self._task.done():
+                self._task = asyncio.create_task(self._run(), name="connection-lookup")
+        # shield: one caller giving up (client gone) must not cancel the answer for the others.
+        return await asyncio.shield(answer)
 
-    async def _load(self, connection_id: uuid.UUID) -> LiveConnection | None:
-        async with self._engine.connect() as conn:
-            return await get_live_connection(conn, connection_id)
+    async def close(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._held.release()
+
+    async def _run(self) -> None:
+        while self._next:
+            self._running, self._next = self._next, {}
+            try:
+                found = await self._fetch(list(self._running))
+            except Exception as exc:  # each waiting request fails (a 500), none hangs
+                for answer in self._running.values():
+                    if not answer.done():
+                        answer.set_exception(exc)
+            else:
+                for connection_id, answer in self._running.items():
+                    if not answer.done():
+                        answer.set_result(found.get(connection_id))
+            finally:
+                self._running = {}
+
+    async def _fetch(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, LiveConnection]:
+        try:
+            return await fetch_live_connections(await self._held.driver(), ids)
+        except Exception:
+            if not await self._held.discard_if_broken():
+                raise
+        # The held connection had died (e.g. Postgres restarted): once more on a fresh one.
+        return await fetch_live_connections(await self._held.driver(), ids)

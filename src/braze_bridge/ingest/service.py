@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from braze_bridge.db.repositories import events as events_repo
@@ -36,7 +35,12 @@ from braze_bridge.ingest.lookup import ConnectionLookup
 from braze_bridge.ingest.store import EventStore, write_batch
 from braze_bridge.logging import get_logger
 from braze_bridge.partners import PARTNERS
-from braze_bridge.partners.evaluate import Evaluation, evaluate_body
+from braze_bridge.partners.evaluate import (
+    Evaluation,
+    InvalidSettings,
+    evaluate_body,
+    parse_settings,
+)
 from braze_bridge.security.secrets import SecretBox
 from braze_bridge.security.webhook_auth import (
     WebhookCredentials,
@@ -221,8 +225,8 @@ async def accept_webhook(
 def tracks_user_values(partner: Partner, settings: Mapping[str, Any]) -> bool:
     """True when the mapping compares against stored per-user values (Antavo `changed_only`)."""
     try:
-        parsed = partner.settings_model.model_validate(settings)
-    except ValidationError:
+        parsed = parse_settings(partner, settings)
+    except InvalidSettings:
         return False  # evaluate_body records the invalid settings as the event's reason
     return partner.tracks_user_values(parsed)
 

@@ -3,11 +3,13 @@ preview and replay's re-map all take, so what a preview shows is what ingest sto
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from braze_bridge.domain.content import ContentUpdate
@@ -41,6 +43,48 @@ class Evaluation:
         return None
 
 
+class InvalidSettings(Exception):
+    """A connection's stored settings do not validate against its partner's model."""
+
+    def __init__(self, error_count: int) -> None:
+        super().__init__(f"{error_count} error(s) in the connection settings")
+        self.error_count = error_count
+
+
+# Validating a connection's settings model costs about as much as mapping one event, and the
+# settings change rarely: parsed models are kept per (partner, exact settings JSON). Treat the
+# models as read-only (mapping only reads them).
+_PARSED_SETTINGS: OrderedDict[tuple[str, bytes], BaseModel | InvalidSettings] = OrderedDict()
+_PARSED_SETTINGS_MAX = 1024
+
+
+def parse_settings(partner: Partner, settings: Mapping[str, Any]) -> BaseModel:
+    """`partner.settings_model` validated from `settings`; raises InvalidSettings."""
+    try:
+        key = (partner.source.value, orjson.dumps(settings, option=orjson.OPT_SORT_KEYS))
+    except TypeError:  # not plain JSON: validate without caching
+        return _validate(partner, settings)
+    cached = _PARSED_SETTINGS.get(key)
+    if cached is None:
+        try:
+            cached = _validate(partner, settings)
+        except InvalidSettings as exc:
+            cached = exc
+        _PARSED_SETTINGS[key] = cached
+        if len(_PARSED_SETTINGS) > _PARSED_SETTINGS_MAX:
+            _PARSED_SETTINGS.popitem(last=False)
+    if isinstance(cached, InvalidSettings):
+        raise cached
+    return cached
+
+
+def _validate(partner: Partner, settings: Mapping[str, Any]) -> BaseModel:
+    try:
+        return partner.settings_model.model_validate(settings)
+    except ValidationError as exc:
+        raise InvalidSettings(exc.error_count()) from None
+
+
 def evaluate_body(
     partner: Partner | None,
     settings: Mapping[str, Any],
@@ -66,13 +110,9 @@ def evaluate_body(
         log.exception("ingest.normalize_failed", source=partner.source.value)
         return Evaluation(EventStatus.REJECTED, reason=f"mapping_error: {type(exc).__name__}")
     try:
-        parsed_settings: BaseModel = partner.settings_model.model_validate(settings)
-    except ValidationError as exc:
-        return Evaluation(
-            EventStatus.REJECTED,
-            normalized=event,
-            reason=f"invalid_settings: {exc.error_count()} error(s) in the connection settings",
-        )
+        parsed_settings = parse_settings(partner, settings)
+    except InvalidSettings as exc:
+        return Evaluation(EventStatus.REJECTED, normalized=event, reason=f"invalid_settings: {exc}")
     context = MappingContext(
         received_at=received_at, app_id=app_id, known_values=dict(known_values or {})
     )

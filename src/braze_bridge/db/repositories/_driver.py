@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import cast
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 
 async def connection_driver(conn: AsyncConnection) -> asyncpg.Connection:
@@ -29,3 +29,43 @@ async def connection_driver(conn: AsyncConnection) -> asyncpg.Connection:
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     """The session's asyncpg connection, inside the session's transaction."""
     return await connection_driver(await session.connection())
+
+
+class HeldConnection:
+    """One pooled connection kept checked out by a long-lived task; replaced when it breaks.
+
+    For the ingest hot paths (group commit, connection lookups): checking a connection out per
+    use costs SQLAlchemy's liveness ping (BEGIN; ; ROLLBACK) every time. The holder drives the
+    asyncpg connection directly, transactions included, and closes it with `release()`.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+        self._driver: asyncpg.Connection | None = None
+
+    async def driver(self) -> asyncpg.Connection:
+        if self._driver is None:
+            conn = await self._engine.connect()
+            try:
+                raw = await conn.get_raw_connection()
+            except BaseException:
+                await conn.close()
+                raise
+            self._conn, self._driver = conn, cast(asyncpg.Connection, raw.driver_connection)
+        return self._driver
+
+    async def discard_if_broken(self) -> bool:
+        """Drop a connection that died (server restart, network); True if it did."""
+        if self._driver is None or not self._driver.is_closed():
+            return False
+        conn, self._conn, self._driver = self._conn, None, None
+        if conn is not None:
+            await conn.invalidate()
+            await conn.close()
+        return True
+
+    async def release(self) -> None:
+        conn, self._conn, self._driver = self._conn, None, None
+        if conn is not None:
+            await conn.close()

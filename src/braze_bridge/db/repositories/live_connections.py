@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -75,3 +77,37 @@ async def get_live_connection(
         settings=dict(row.settings or {}),
         version=row.version,
     )
+
+
+_LIVE_CONNECTIONS_SQL = """
+SELECT id, tenant_id, source, state, braze_app_id, webhook_auth_mode, webhook_username,
+       webhook_secret_enc, previous_webhook_secret_enc, previous_secret_expires_at,
+       content_token_enc, settings::text AS settings, version
+FROM connections
+WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
+"""
+
+
+async def fetch_live_connections(
+    driver: asyncpg.Connection, connection_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, LiveConnection]:
+    """Several live connections in one statement (the ingest lookup batches concurrent ids)."""
+    rows = await driver.fetch(_LIVE_CONNECTIONS_SQL, connection_ids)
+    return {
+        row["id"]: LiveConnection(
+            id=row["id"],
+            tenant_id=row["tenant_id"],
+            source=Source(row["source"]),
+            state=ConnectionState(row["state"]),
+            braze_app_id=row["braze_app_id"],
+            webhook_auth_mode=WebhookAuthMode(row["webhook_auth_mode"]),
+            webhook_username=row["webhook_username"],
+            webhook_secret_enc=row["webhook_secret_enc"],
+            previous_webhook_secret_enc=row["previous_webhook_secret_enc"],
+            previous_secret_expires_at=row["previous_secret_expires_at"],
+            content_token_enc=row["content_token_enc"],
+            settings=dict(orjson.loads(row["settings"]) or {}),
+            version=row["version"],
+        )
+        for row in rows
+    }

@@ -1,0 +1,81 @@
+"""The ingest connection lookup: concurrent requests share queries, answers are never stale."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from braze_bridge.db.models import Connection
+from braze_bridge.ingest.lookup import ConnectionLookup
+from tests.factories import make_connection, make_tenant
+
+
+async def test_concurrent_lookups_answer_each_id_and_unknown_ids_with_none(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    tenant = await make_tenant(session)
+    first = await make_connection(session, tenant)
+    second = await make_connection(session, tenant)
+    unknown = uuid.uuid4()
+    lookup = ConnectionLookup(engine)
+    try:
+        asked = [first.id, second.id, unknown] * 20
+        found = await asyncio.gather(*(lookup.get(c) for c in asked))
+    finally:
+        await lookup.close()
+
+    assert [None if f is None else f.id for f in found] == [
+        None if c == unknown else c for c in asked
+    ]
+    assert found[0] is not None
+    assert found[0].tenant_id == tenant.id
+
+
+async def test_a_change_committed_before_the_request_is_seen(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    tenant = await make_tenant(session)
+    connection = await make_connection(session, tenant)
+    lookup = ConnectionLookup(engine)
+    try:
+        before = await lookup.get(connection.id)
+        await session.execute(
+            update(Connection)
+            .where(Connection.id == connection.id)
+            .values(deleted_at=datetime.now(UTC))
+        )
+        await session.commit()
+        after = await lookup.get(connection.id)
+    finally:
+        await lookup.close()
+
+    assert before is not None
+    assert after is None
+
+
+async def test_a_lost_database_connection_is_replaced_without_failing_requests(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    tenant = await make_tenant(session)
+    connection = await make_connection(session, tenant)
+    lookup = ConnectionLookup(engine)
+    try:
+        assert await lookup.get(connection.id) is not None
+        # What a Postgres restart or a dropped network path does to the held connection.
+        await session.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        await session.commit()
+        found = await lookup.get(connection.id)
+    finally:
+        await lookup.close()
+
+    assert found is not None
+    assert found.id == connection.id
