@@ -13,6 +13,11 @@ Each committer keeps one pooled connection for its lifetime and drives asyncpg's
 it directly: checking a connection out per batch cost a liveness ping and SQLAlchemy's lazy
 BEGIN, two extra round trips on every commit. A connection that breaks is discarded and the
 next batch checks out a fresh one.
+
+Two committers with batches of at most 32: while one batch waits for its COMMIT, the other
+forms and writes, so Python work and Postgres round trips overlap. With one committer taking
+everything, 64 concurrent clients fell into lockstep (all parse, then all wait). Batches lock
+rows in key order, so concurrent batches cannot deadlock each other.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ class _Pending:
 class GroupCommitter:
     """An EventStore that batches concurrent `store()` calls into shared transactions."""
 
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, committers: int = 1) -> None:
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 32, committers: int = 2) -> None:
         self._engine = engine
         self._direct = DirectStore(engine)
         self._max_batch = max_batch
