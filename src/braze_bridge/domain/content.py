@@ -40,29 +40,6 @@ class ContentUpdate:
     reward: RewardSnapshot | None = None
 
 
+# Rewards a profile keeps, newest first (merged by SQL `braze_bridge_merge_rewards`: a reward's
+# newest state wins, a state without a coupon keeps the known code unless CANCELED/REVOKED).
 MAX_REWARDS_KEPT = 20
-_NO_COUPON_STATES = frozenset({"CANCELED", "REVOKED"})
-
-
-def merge_rewards(
-    stored: list[dict[str, Any]], snapshot: RewardSnapshot, *, keep: int = MAX_REWARDS_KEPT
-) -> list[dict[str, Any]]:
-    """Put one reward's newest known state into the list (newest first, at most `keep`).
-
-    Extole does not deliver in order: an older state arriving late does not replace a newer one.
-    A state that carries no coupon (EARNED before fulfilment) keeps the code already known, except
-    CANCELED/REVOKED, which clear it.
-    """
-    new = snapshot.as_json()
-    merged: list[dict[str, Any]] = []
-    for entry in stored:
-        if entry.get("reward_id") != snapshot.reward_id:
-            merged.append(entry)
-            continue
-        if str(entry.get("updated_at", "")) > new["updated_at"]:
-            new = entry  # what we hold is newer; the late arrival changes nothing
-        elif new["coupon_code"] is None and snapshot.state not in _NO_COUPON_STATES:
-            new = {**new, "coupon_code": entry.get("coupon_code")}
-    merged.append(new)
-    merged.sort(key=lambda entry: str(entry.get("updated_at", "")), reverse=True)
-    return merged[:keep]

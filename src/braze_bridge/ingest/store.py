@@ -13,7 +13,6 @@ from typing import Protocol
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from braze_bridge.db.repositories import content as content_repo
 from braze_bridge.db.repositories import events as events_repo
 from braze_bridge.db.repositories._driver import connection_driver
 from braze_bridge.db.repositories.events import EventRecord, StoreResult
@@ -28,13 +27,10 @@ class EventStore(Protocol):
 async def write_batch(
     driver: asyncpg.Connection, records: Sequence[EventRecord]
 ) -> list[StoreResult]:
-    """Every write of a batch of accepted webhooks, inside the transaction open on `driver`."""
-    results = await events_repo.store_events(driver, records)
-    new = [r for r, result in zip(records, results, strict=True) if not result.duplicate]
-    updates = [(r.connection_id, r.content) for r in new if r.content is not None]
-    await content_repo.apply_content_updates(driver, updates)
-    await events_repo.notify_outbox(driver, [r.connection_id for r in new if r.operations])
-    return results
+    """Every write of a batch of accepted webhooks (events, bodies, operations, the Connected
+    Content projection, the outbox NOTIFY) in one statement: atomic on its own, or part of a
+    transaction the caller opened on `driver`."""
+    return await events_repo.store_events(driver, records)
 
 
 class DirectStore:

@@ -52,16 +52,18 @@ class InvalidSettings(Exception):
 
 
 # Validating a connection's settings model costs about as much as mapping one event, and the
-# settings change rarely: parsed models are kept per (partner, exact settings JSON). Treat the
+# settings change rarely: parsed models are kept per (settings model, exact settings JSON). Treat the
 # models as read-only (mapping only reads them).
-_PARSED_SETTINGS: OrderedDict[tuple[str, bytes], BaseModel | InvalidSettings] = OrderedDict()
+_PARSED_SETTINGS: OrderedDict[tuple[type[BaseModel], bytes], BaseModel | InvalidSettings] = (
+    OrderedDict()
+)
 _PARSED_SETTINGS_MAX = 1024
 
 
 def parse_settings(partner: Partner, settings: Mapping[str, Any]) -> BaseModel:
     """`partner.settings_model` validated from `settings`; raises InvalidSettings."""
     try:
-        key = (partner.source.value, orjson.dumps(settings, option=orjson.OPT_SORT_KEYS))
+        key = (partner.settings_model, orjson.dumps(settings, option=orjson.OPT_SORT_KEYS))
     except TypeError:  # not plain JSON: validate without caching
         return _validate(partner, settings)
     cached = _PARSED_SETTINGS.get(key)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from braze_bridge.db.models import Operation as OperationRow
 from braze_bridge.db.notify import OUTBOX_CHANNEL
-from braze_bridge.domain.content import ContentUpdate
+from braze_bridge.domain.content import MAX_REWARDS_KEPT, ContentUpdate
 from braze_bridge.domain.events import MAPPED_VERSION_KEY, NormalizedEvent
 from braze_bridge.domain.operations import Operation
 from braze_bridge.domain.statuses import EventStatus, OperationStatus
@@ -120,40 +120,86 @@ def _normalized_json(record: EventRecord) -> str | None:
     return jsonb_text(document)
 
 
-# The hot path's statements, run on the asyncpg connection under SQLAlchemy's transaction. Each
-# batch is one statement per table whatever its size: the rows travel as one array per column
-# (`unnest`), so asyncpg prepares each statement once per connection and SQLAlchemy's per-row
-# parameter processing (a third of the write cost) is skipped. JSON goes as text and is cast.
-_INSERT_EVENTS_SQL = """
-INSERT INTO events (id, tenant_id, connection_id, dedupe_key, source_event_id, kind, status,
-                    reason, user_key, normalized, received_at, occurred_at)
-SELECT id, tenant_id, connection_id, dedupe_key, source_event_id, kind, status,
-       reason, user_key, normalized::jsonb, received_at, occurred_at
-FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[])
-     AS r(id, tenant_id, connection_id, dedupe_key, source_event_id, kind, status,
-          reason, user_key, normalized, received_at, occurred_at)
-ON CONFLICT (connection_id, dedupe_key) DO NOTHING
-RETURNING id, connection_id, dedupe_key
-"""
-
-_INSERT_BODIES_SQL = """
-INSERT INTO event_bodies (event_id, body, headers, content_type, received_at)
-SELECT event_id, body, headers::jsonb, content_type, received_at
-FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::text[], $5::timestamptz[])
-     AS r(event_id, body, headers, content_type, received_at)
-"""
-
-_INSERT_OPERATIONS_SQL = """
-INSERT INTO operations (event_id, tenant_id, connection_id, position, kind, user_key,
-                        external_id, email, unknown_user, payload, status, attempts,
-                        available_at)
-SELECT event_id, tenant_id, connection_id, position, kind, user_key,
-       external_id, email, unknown_user, payload::jsonb, status, 0, available_at
-FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::smallint[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])
-     AS r(event_id, tenant_id, connection_id, position, kind, user_key,
-          external_id, email, unknown_user, payload, status, available_at)
+# A batch of webhooks is ONE statement: new events, their raw bodies, their operations, the
+# Connected Content projection and the outbox wake-up, each step a data-modifying CTE fed by
+# `unnest` of one array per column. One statement is atomic on its own, so the group committer
+# needs no BEGIN/COMMIT round trips and asyncpg keeps the statement prepared whatever the batch
+# size. Bodies, operations and content join `ins`: a redelivery (ON CONFLICT DO NOTHING) adds
+# nothing. Content changes are folded per user in batch order (last share link/code wins,
+# rewards through `braze_bridge_merge_rewards`, see migration 0002) and profiles are written in
+# key order so concurrent batches lock them in the same order. The NOTIFY subquery runs once.
+_WRITE_BATCH_SQL = """
+WITH ins AS (
+    INSERT INTO events (id, tenant_id, connection_id, dedupe_key, source_event_id, kind, status,
+                        reason, user_key, normalized, received_at, occurred_at)
+    SELECT id, tenant_id, connection_id, dedupe_key, source_event_id, kind, status,
+           reason, user_key, normalized::jsonb, received_at, occurred_at
+    FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
+                $12::timestamptz[])
+         AS r(id, tenant_id, connection_id, dedupe_key, source_event_id, kind, status,
+              reason, user_key, normalized, received_at, occurred_at)
+    ON CONFLICT (connection_id, dedupe_key) DO NOTHING
+    RETURNING id, connection_id, dedupe_key
+),
+bodies AS (
+    INSERT INTO event_bodies (event_id, body, headers, content_type, received_at)
+    SELECT r.event_id, r.body, r.headers::jsonb, r.content_type, r.received_at
+    FROM unnest($13::uuid[], $14::bytea[], $15::text[], $16::text[], $17::timestamptz[])
+         AS r(event_id, body, headers, content_type, received_at)
+    JOIN ins ON ins.id = r.event_id
+),
+ops AS (
+    INSERT INTO operations (event_id, tenant_id, connection_id, position, kind, user_key,
+                            external_id, email, unknown_user, payload, status, attempts,
+                            available_at)
+    SELECT r.event_id, r.tenant_id, r.connection_id, r.position, r.kind, r.user_key,
+           r.external_id, r.email, r.unknown_user, r.payload::jsonb, r.status, 0, r.available_at
+    FROM unnest($18::uuid[], $19::uuid[], $20::uuid[], $21::smallint[], $22::text[],
+                $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[],
+                $29::timestamptz[])
+         AS r(event_id, tenant_id, connection_id, position, kind, user_key,
+              external_id, email, unknown_user, payload, status, available_at)
+    JOIN ins ON ins.id = r.event_id
+    RETURNING connection_id
+),
+changes AS (
+    SELECT c.connection_id, c.external_id,
+           (array_agg(c.share_link ORDER BY c.ord DESC)
+               FILTER (WHERE c.share_link IS NOT NULL))[1] AS share_link,
+           (array_agg(c.share_code ORDER BY c.ord DESC)
+               FILTER (WHERE c.share_code IS NOT NULL))[1] AS share_code,
+           coalesce(jsonb_agg(c.reward::jsonb ORDER BY c.ord)
+               FILTER (WHERE c.reward IS NOT NULL), '[]'::jsonb) AS news
+    FROM unnest($30::int[], $31::uuid[], $32::uuid[], $33::text[], $34::text[], $35::text[],
+                $36::text[])
+         AS c(ord, event_id, connection_id, external_id, share_link, share_code, reward)
+    JOIN ins ON ins.id = c.event_id
+    GROUP BY c.connection_id, c.external_id
+),
+content AS (
+    INSERT INTO content_profiles AS p (connection_id, external_id, share_link, share_code,
+                                       rewards)
+    SELECT connection_id, external_id, share_link, share_code,
+           braze_bridge_merge_rewards('[]'::jsonb, news, $37)
+    FROM changes
+    ORDER BY connection_id, external_id
+    ON CONFLICT (connection_id, external_id) DO UPDATE SET
+        share_link = coalesce(excluded.share_link, p.share_link),
+        share_code = coalesce(excluded.share_code, p.share_code),
+        rewards = braze_bridge_merge_rewards(
+            p.rewards,
+            (SELECT ch.news FROM changes AS ch
+             WHERE ch.connection_id = p.connection_id AND ch.external_id = p.external_id),
+            $37
+        ),
+        updated_at = now()
+),
+woken AS (
+    SELECT pg_notify($38, n.connection_id::text)
+    FROM (SELECT DISTINCT connection_id FROM ops) AS n
+)
+SELECT id, connection_id, dedupe_key, (SELECT count(*) FROM woken) AS woken FROM ins
 """
 
 
@@ -212,15 +258,31 @@ def _operation_tuples(record: EventRecord) -> list[tuple[Any, ...]]:
     ]
 
 
+def _content_tuple(order: int, record: EventRecord) -> tuple[Any, ...] | None:
+    change = record.content
+    if change is None:
+        return None
+    reward = None if change.reward is None else jsonb_text(change.reward.as_json())
+    return (
+        order,
+        record.id,
+        record.connection_id,
+        clean_text(change.external_id, 1024),
+        _optional_text(change.share_link),
+        _optional_text(change.share_code, 255),
+        reward,
+    )
+
+
 async def store_events(
     driver: asyncpg.Connection, records: Sequence[EventRecord]
 ) -> list[StoreResult]:
-    """Insert new events with their bodies and operations; report duplicates. One result each.
+    """Store a batch of webhooks in one statement; report duplicates. One result each.
 
     Within `records`, the first of several with one (connection, dedupe key) is the candidate;
-    the others are duplicates of whatever that key ends up pointing at. Rows are inserted in key
-    order so two concurrent batches lock unique-index entries in the same order. Runs on the
-    asyncpg connection, inside its open transaction.
+    the others are duplicates of whatever that key ends up pointing at. Events are inserted in
+    key order so two concurrent batches lock unique-index entries in the same order. Atomic on
+    its own (autocommit) or inside a transaction the caller opened on `driver`.
     """
     candidates: dict[tuple[uuid.UUID, str], EventRecord] = {}
     for record in records:
@@ -229,25 +291,28 @@ async def store_events(
 
     inserted: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
     if ordered:
+        content = [
+            row
+            for order, record in enumerate(candidates.values())
+            if (row := _content_tuple(order, record)) is not None
+        ]
         rows = await driver.fetch(
-            _INSERT_EVENTS_SQL, *_columns([_event_tuple(r) for r in ordered], 12)
+            _WRITE_BATCH_SQL,
+            *_columns([_event_tuple(r) for r in ordered], 12),
+            *_columns([_body_tuple(r) for r in ordered], 5),
+            *_columns([row for r in ordered for row in _operation_tuples(r)], 12),
+            *_columns(content, 7),
+            MAX_REWARDS_KEPT,
+            OUTBOX_CHANNEL,
         )
         for row in rows:
             inserted[(row["connection_id"], row["dedupe_key"])] = row["id"]
 
-    new_records = [r for r in ordered if inserted.get(r.identity) == r.id]
+    # A key taken by another transaction meanwhile: that transaction has committed by now
+    # (ON CONFLICT waited for it), so a fresh statement finds its event.
     existing = await _existing_ids(
         driver, [r.identity for r in ordered if r.identity not in inserted]
     )
-
-    if new_records:
-        await driver.execute(
-            _INSERT_BODIES_SQL, *_columns([_body_tuple(r) for r in new_records], 5)
-        )
-        operation_rows = [row for r in new_records for row in _operation_tuples(r)]
-        if operation_rows:
-            await driver.execute(_INSERT_OPERATIONS_SQL, *_columns(operation_rows, 12))
-
     results = []
     for record in records:
         first = candidates[record.identity]
@@ -286,13 +351,3 @@ async def _existing_ids(
         return {}
     rows = await driver.fetch(_EXISTING_IDS_SQL, *_columns(identities, 2))
     return {(row["connection_id"], row["dedupe_key"]): row["id"] for row in rows}
-
-
-_NOTIFY_SQL = "SELECT pg_notify($1, c) FROM unnest($2::text[]) AS c"
-
-
-async def notify_outbox(driver: asyncpg.Connection, connection_ids: Iterable[uuid.UUID]) -> None:
-    """Wake delivery workers (delivered on COMMIT, dropped on rollback): one per connection."""
-    channels = sorted({str(c) for c in connection_ids})
-    if channels:
-        await driver.execute(_NOTIFY_SQL, OUTBOX_CHANNEL, channels)
