@@ -129,6 +129,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder for every body: `json.loads(..., parse_constant=...)` builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _position(text: str, pos: int) -> dict[str, int]:
     line = text.count("\n", 0, pos) + 1
     column = pos - (text.rfind("\n", 0, pos) + 1) + 1
@@ -145,7 +149,7 @@ def parse_json_body(body: bytes) -> Any:
             "body is not valid UTF-8", details=_position(prefix, len(prefix))
         ) from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidJson(
             f"body is not valid JSON: {exc.msg}",
