@@ -28,8 +28,30 @@ DECLARE
     snapshot jsonb;
     held jsonb;
     entry jsonb;
+    at text;
+    size integer;
 BEGIN
     FOR snapshot IN SELECT value FROM jsonb_array_elements(coalesce(news, '[]'::jsonb)) LOOP
+        -- Fast paths: a reward not in the list whose time sorts before all (the usual live
+        -- event) or after all of it (`merged` is always newest first): no re-sort needed.
+        size := jsonb_array_length(merged);
+        at := coalesce(snapshot->>'updated_at', '');
+        IF NOT merged @> jsonb_build_array(jsonb_build_object('reward_id', snapshot->'reward_id'))
+        THEN
+            IF size = 0 OR at COLLATE "C" > coalesce(merged->0->>'updated_at', '') COLLATE "C"
+            THEN
+                merged := jsonb_build_array(snapshot) || merged;
+            ELSIF at COLLATE "C" <= coalesce(merged->(size - 1)->>'updated_at', '') COLLATE "C"
+            THEN
+                merged := merged || jsonb_build_array(snapshot);
+            END IF;
+            IF jsonb_array_length(merged) > size THEN
+                WHILE jsonb_array_length(merged) > keep LOOP
+                    merged := merged - (-1);
+                END LOOP;
+                CONTINUE;
+            END IF;
+        END IF;
         held := snapshot;
         FOR entry IN
             SELECT value FROM jsonb_array_elements(merged) WITH ORDINALITY AS t(value, ord)
