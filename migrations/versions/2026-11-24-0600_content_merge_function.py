@@ -1,4 +1,4 @@
-"""Connected Content rewards merged in Postgres
+"""Connected Content rewards merged in Postgres; profile rows kept uncompressed
 
 Revision ID: 0002_content_merge_function
 Revises: 0001_create_schema
@@ -89,7 +89,11 @@ $fn$;
 
 def upgrade() -> None:
     op.execute(MERGE_REWARDS)
+    # Each reward webhook rewrites its user's profile row: keep it inline and uncompressed up
+    # to a page, with free space on the page for the new version.
+    op.execute("ALTER TABLE content_profiles SET (toast_tuple_target = 8160, fillfactor = 60)")
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE content_profiles RESET (toast_tuple_target, fillfactor)")
     op.execute("DROP FUNCTION braze_bridge_merge_rewards(jsonb, jsonb, integer)")
