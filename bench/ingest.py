@@ -378,28 +378,20 @@ async def main() -> None:
             "servers and Postgres"
         )
 
-        async def run_baseline_once() -> float:
-            return await measure(
-                "baseline",
-                f"http://127.0.0.1:{base_port}/hook",
-                url,
-                processes[1].pid,
-                args.requests,
-                args.concurrency,
-                False,
-                args.time_limit,
-            )
-
-        async def run_bridge_once() -> float:
-            return await measure(
-                "braze-bridge",
+        servers = {
+            # name: (URL, server pid, signed)
+            "baseline": (f"http://127.0.0.1:{base_port}/hook", processes[1].pid, False),
+            "braze-bridge": (
                 f"http://127.0.0.1:{app_port}/v1/hooks/{connection_id}",
-                url,
                 processes[0].pid,
-                args.requests,
-                args.concurrency,
                 True,
-                args.time_limit,
+            ),
+        }
+
+        async def run_once(name: str) -> float:
+            target, pid, signed = servers[name]
+            return await measure(
+                name, target, url, pid, args.requests, args.concurrency, signed, args.time_limit
             )
 
         # Rounds alternate which server goes first, so a load that comes and goes on a shared
@@ -407,11 +399,11 @@ async def main() -> None:
         ratios = []
         for round_number in range(args.rounds):
             if round_number % 2 == 0:
-                baseline = await run_baseline_once()
-                bridge = await run_bridge_once()
+                baseline = await run_once("baseline")
+                bridge = await run_once("braze-bridge")
             else:
-                bridge = await run_bridge_once()
-                baseline = await run_baseline_once()
+                bridge = await run_once("braze-bridge")
+                baseline = await run_once("baseline")
             ratios.append(bridge / baseline)
             if args.rounds > 1:
                 print(f"  round {round_number + 1}: ratio {bridge / baseline:.2f}")

@@ -6,12 +6,13 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from braze_bridge.db.models import Connection
 from braze_bridge.ingest.lookup import ConnectionLookup
-from tests.factories import make_connection, make_tenant
+from tests.factories import MadeConnection, make_connection, make_tenant
 
 
 async def test_concurrent_lookups_answer_each_id_and_unknown_ids_with_none(
@@ -35,11 +36,14 @@ async def test_concurrent_lookups_answer_each_id_and_unknown_ids_with_none(
     assert found[0].tenant_id == tenant.id
 
 
+@pytest.fixture
+async def connection(session: AsyncSession) -> MadeConnection:
+    return await make_connection(session, await make_tenant(session))
+
+
 async def test_a_change_committed_before_the_request_is_seen(
-    engine: AsyncEngine, session: AsyncSession
+    engine: AsyncEngine, session: AsyncSession, connection: MadeConnection
 ) -> None:
-    tenant = await make_tenant(session)
-    connection = await make_connection(session, tenant)
     lookup = ConnectionLookup(engine)
     try:
         before = await lookup.get(connection.id)
@@ -58,10 +62,8 @@ async def test_a_change_committed_before_the_request_is_seen(
 
 
 async def test_a_lost_database_connection_is_replaced_without_failing_requests(
-    engine: AsyncEngine, session: AsyncSession
+    engine: AsyncEngine, session: AsyncSession, connection: MadeConnection
 ) -> None:
-    tenant = await make_tenant(session)
-    connection = await make_connection(session, tenant)
     lookup = ConnectionLookup(engine)
     try:
         assert await lookup.get(connection.id) is not None
