@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from braze_bridge.braze.client import BrazeReply
 from braze_bridge.braze.errors import Unreachable
@@ -94,8 +94,9 @@ def classify_track_reply(reply: BrazeReply, *, now_epoch: float) -> Verdict:
 OutcomeKind = Literal["delivered", "failed", "retry", "rate_limited", "held"]
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectOutcome:
+class ObjectOutcome(NamedTuple):
+    """One object's final outcome (a named tuple: one is made per object on the hot path)."""
+
     kind: OutcomeKind
     obj: PackedObject
     reason: str | None = None
@@ -219,11 +220,21 @@ class TrackDelivery:
             obj = request.locate(error.input_array, error.index)
             if obj is not None:
                 failed[id(obj)] = error.type
+        # `request` is the latest exchange's, so that is where each object's word goes (what
+        # `_final` finds by search); this loop runs once per delivered object, hence inlined.
+        words = self.result.exchanges[-1].outcomes
+        outcomes = self.result.outcomes
+        settled = self._settled
         for obj in request.objects:
-            if id(obj) in failed:
-                self._final(obj, "failed", failed[id(obj)])
+            key = id(obj)
+            if failed and key in failed:
+                outcome = ObjectOutcome("failed", obj, failed[key])
             else:
-                self._final(obj, "delivered")
+                outcome = ObjectOutcome("delivered", obj)
+            outcomes.append(outcome)
+            settled.add(key)
+            for op_id in obj.op_ids:
+                words[op_id] = outcome.kind
 
     # -- the algorithm -----------------------------------------------------------------------
 

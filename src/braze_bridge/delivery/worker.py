@@ -19,6 +19,7 @@ import secrets
 import signal
 import socket
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -387,9 +388,7 @@ class DeliveryWorker:
             outgoing, PackLimits(per_array=connection.legacy_track_limits)
         )
         settlement.rows += [SettleRow(op_id, OperationStatus.PENDING) for op_id in packing.deferred]
-        self._learn_objects_per_head(
-            sum(len(r.objects) for r in packing.requests), len({o.user_key for o in outgoing})
-        )
+        self._learn_objects_per_head(sum(len(r.objects) for r in packing.requests), packing.users)
 
         bucket = track_bucket(connection, api_key)
         requests = packing.requests
@@ -418,18 +417,20 @@ class DeliveryWorker:
         results = await asyncio.gather(
             *(deliver_track_request(r, send, self._clock, before_extra_request) for r in requests)
         )
+        rows = settlement.rows
+        delivered = OperationStatus.DELIVERED
+        sent_count = delivered_count = 0
         for result in results:
             settlement.results.append(result)
             self.stats.requests += result.requests_sent
+            # Once per object: the delivered case stays as short as it can be.
             for outcome in result.outcomes:
                 obj = outcome.obj
-                self.stats.objects_sent += len(obj.op_ids)
+                sent_count += len(obj.op_ids)
                 if outcome.kind == "delivered":
-                    self.stats.delivered += len(obj.op_ids)
-                    settlement.rows += [
-                        SettleRow(op_id, OperationStatus.DELIVERED, sent_object=obj.json)
-                        for op_id in obj.op_ids
-                    ]
+                    delivered_count += len(obj.op_ids)
+                    for op_id in obj.op_ids:
+                        rows.append(SettleRow(op_id, delivered, None, obj.json))
                 elif outcome.kind == "failed":
                     settlement.rows += [
                         SettleRow(
@@ -469,6 +470,8 @@ class DeliveryWorker:
                                 obj.json,
                             )
                         )
+        self.stats.objects_sent += sent_count
+        self.stats.delivered += delivered_count
         await self._settle(connection, settlement)
         if settlement.rate_limited_until is not None:
             await self.limiter.block(bucket, settlement.rate_limited_until)
@@ -617,7 +620,9 @@ class DeliveryWorker:
                     operations=[
                         (op_id, "dead" if op_id in dead else word)
                         for op_id, word in exchange.outcomes.items()
-                    ],
+                    ]
+                    if dead
+                    else list(exchange.outcomes.items()),
                 )
                 for result in settlement.results
                 for exchange in result.exchanges
@@ -640,10 +645,11 @@ class DeliveryWorker:
                 )
         for record in records:
             metrics.braze_request(record.endpoint, record.status_code or "error")
+        # Per round, not per object: one count per status and one bulk latency observation.
+        counts = Counter(settled.statuses.values())
         for status in ("delivered", "failed", "dead"):
-            metrics.objects_settled(str(connection.id), status, len(settled.ids_with(status)))
-        for age in settled.delivered_ages:
-            metrics.delivery_latency(age)
+            metrics.objects_settled(str(connection.id), status, counts[status])
+        metrics.delivery_latencies(settled.delivered_ages)
 
     # -- side tasks --------------------------------------------------------------------------
 
