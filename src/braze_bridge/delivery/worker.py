@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -731,6 +732,27 @@ def _array(kind: str) -> TrackArray:
         raise ValueError(kind) from None
 
 
+# Young-generation threshold for worker processes (Python's default is 700): above the container
+# objects a few rounds in flight hold, so a round's objects are freed by reference counting
+# before the collector ever scans them.
+YOUNG_GC_THRESHOLD = 20_000
+
+
+def _settle_garbage_collector() -> None:
+    """Keep the cyclic garbage collector off the hot path (the worker process only).
+
+    Measured on the delivery bench, the collector took ~18 % of a worker's CPU: everything
+    imported at start (SQLAlchemy, pydantic, the app: hundreds of thousands of objects) lives as
+    long as the process, yet each full collection rescanned it, and the objects of rounds in
+    flight were scanned and promoted every 700 allocations. Freezing moves the start-up heap out
+    of the collector's sight; the higher young threshold lets round objects die first. Reference
+    cycles are still collected, just less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def listen_dsn(database_url: str) -> str:
     """asyncpg wants a plain `postgresql://` URL."""
     scheme, rest = database_url.split("://", 1)
@@ -772,6 +794,7 @@ async def run_worker_process(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
+    _settle_garbage_collector()
     try:
         await worker.run()
     finally:
