@@ -152,11 +152,6 @@ def _identifier_json(identifier: dict[str, object]) -> str:
     return json.dumps(identifier, separators=(",", ":"), ensure_ascii=False)[1:-1]
 
 
-def _external_id_json(external_id: str) -> str:
-    # The hot path: one string escape instead of a json.dumps per object.
-    return '"external_id":' + encode_basestring(external_id)
-
-
 class DeliveryWorker:
     def __init__(
         self,
@@ -487,18 +482,27 @@ class DeliveryWorker:
     ) -> list[Outgoing]:
         """Give each operation its Braze identifier; settle or park those that cannot have one."""
         outgoing: list[Outgoing] = []
+        add = outgoing.append
         by_email: dict[str, list[ClaimedOperation]] = {}
+        # Once per object: one dict lookup for the array; the id's JSON is one string escape
+        # (`encode_basestring`) instead of a json.dumps.
         for op in ops:
-            if op.kind not in TRACK_ARRAYS:
+            array = _ARRAYS.get(op.kind)
+            if array is None:
                 settlement.rows.append(
                     SettleRow(
                         op.id, OperationStatus.FAILED, reason=f"unknown object kind {op.kind!r}"
                     )
                 )
             elif op.external_id:
-                ident = _external_id_json(op.external_id)
-                outgoing.append(
-                    Outgoing(op.id, op.user_key, _array(op.kind), ident, op.payload_json)
+                add(
+                    Outgoing(
+                        op.id,
+                        op.user_key,
+                        array,
+                        '"external_id":' + encode_basestring(op.external_id),
+                        op.payload_json,
+                    )
                 )
             elif op.email:
                 by_email.setdefault(op.email.strip().lower(), []).append(op)
