@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import Iterator
 
@@ -62,3 +64,58 @@ def test_worker_process_freezes_its_start_up_heap_and_collects_young_objects_lat
     cycle.append(cycle)
     del cycle
     assert gc.collect() >= 1  # cycles are still collected
+
+
+async def test_one_connection_pools_spread_requests_and_reuse_their_connections() -> None:
+    peers: set[tuple[str, int]] = set()
+    answer = (
+        b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+    )
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.add(writer.get_extra_info("peername"))
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                await asyncio.sleep(0.01)  # requests overlap
+                writer.write(answer)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = worker.OneConnectionPools(4)
+    slots = asyncio.Semaphore(4)  # as the worker does: never more in flight than pools
+
+    async def one(http: httpx.AsyncClient, n: int) -> int:
+        async with slots:
+            response = await http.post(f"http://127.0.0.1:{port}/users/track", content=b"x" * n)
+            return response.status_code
+
+    try:
+        async with httpx.AsyncClient(transport=transport) as http:
+            statuses = await asyncio.gather(*(one(http, n) for n in range(1, 41)))
+            assert transport.in_flight == [0, 0, 0, 0]
+            with pytest.raises(httpx.ConnectError):  # nothing listens there: released anyway
+                await http.get("http://127.0.0.1:1/")
+            assert transport.in_flight == [0, 0, 0, 0]
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert statuses == [201] * 40
+    assert len(peers) == 4  # four keep-alive connections carried all 40 requests
+
+
+def test_proxy_settings_keep_httpx_default_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    client = worker.create_http_client()
+    assert not isinstance(client._transport, worker.OneConnectionPools)
+    monkeypatch.delenv("HTTPS_PROXY")
+    for name in ("HTTP_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(worker.create_http_client()._transport, worker.OneConnectionPools)
