@@ -789,10 +789,12 @@ class OneConnectionPools(httpx.AsyncBaseTransport):
         self.in_flight[index] += 1
         try:
             response = await self._pools[index].handle_async_request(request)
+            stream = response.stream
+            assert isinstance(stream, httpx.AsyncByteStream)  # noqa: S101 - an async transport's
         except BaseException:
             self.in_flight[index] -= 1
             raise
-        response.stream = _ReleasingStream(response.stream, self.in_flight, index)
+        response.stream = _ReleasingStream(stream, self.in_flight, index)
         return response
 
     async def aclose(self) -> None:
@@ -803,10 +805,7 @@ class OneConnectionPools(httpx.AsyncBaseTransport):
 class _ReleasingStream(httpx.AsyncByteStream):
     """A response body that marks its pool free again once closed (httpx always closes it)."""
 
-    def __init__(
-        self, stream: httpx.SyncByteStream | httpx.AsyncByteStream, in_flight: list[int], index: int
-    ) -> None:
-        assert isinstance(stream, httpx.AsyncByteStream)  # noqa: S101 - an async transport's
+    def __init__(self, stream: httpx.AsyncByteStream, in_flight: list[int], index: int) -> None:
         self._stream = stream
         self._in_flight = in_flight
         self._index: int | None = index
