@@ -149,7 +149,9 @@ class TrackDelivery:
         self._before_extra = before_extra_request
         self.result = TrackResult()
         self._settled: set[int] = set()  # id() of objects with a final outcome
-        self._carried: set[int] = set()  # operation ids in the latest exchange
+        # Operation ids in the latest exchange, built only when `_note` needs them (never for
+        # a request Braze accepted: that path writes to the latest exchange directly).
+        self._carried: set[int] | None = None
 
     async def run(self, request: TrackRequest) -> TrackResult:
         with contextlib.suppress(_Stop):
@@ -162,7 +164,7 @@ class TrackDelivery:
         if not first and self._before_extra is not None:
             await self._before_extra()
         request = TrackRequest(tuple(objects))
-        self._carried = set(request.op_ids)
+        self._request, self._carried = request, None
         body = request.body_json()
         started = self._clock()
         try:
@@ -175,18 +177,22 @@ class TrackDelivery:
             self.result.exchanges.append(
                 Exchange(body, reply, None, started, reply.duration_ms, {})
             )
-        self._request = request
         return verdict
 
     def _note(self, obj: PackedObject, word: str) -> None:
         """Record `word` for `obj` on the latest exchange that carried it."""
         for exchange in reversed(self.result.exchanges):
             if obj.op_ids[0] in exchange.outcomes or (
-                exchange is self.result.exchanges[-1] and obj.op_ids[0] in self._carried
+                exchange is self.result.exchanges[-1] and obj.op_ids[0] in self._carried_ids()
             ):
                 for op_id in obj.op_ids:
                     exchange.outcomes[op_id] = word
                 return
+
+    def _carried_ids(self) -> set[int]:
+        if self._carried is None:
+            self._carried = set(self._request.op_ids)
+        return self._carried
 
     def _final(
         self,
