@@ -10,6 +10,9 @@ workers and reports objects/s, requests/s, objects per request and worker RSS (s
 end). The 1-worker run is the baseline the 2-worker run is compared with. Then it measures
 identity resolution: N distinct unknown emails, 4 objects each, and how many
 `/users/export/ids` calls that cost (ideal: exactly N).
+
+With BENCH_PYSPY_DIR=<folder> (and py-spy on PATH) each worker and the sandbox are recorded
+by py-spy as collapsed stacks, one file per process.
 """
 
 from __future__ import annotations
@@ -81,6 +84,9 @@ class Run:
     cpu_workers: float
     cpu_postgres: float
     cpu_sandbox: float
+    # Worker CPU between the 5 % and 95 % delivered marks: the rate a worker sustains once
+    # started, without the process start (imports, connections) the total above includes.
+    cpu_workers_steady: float
 
     @property
     def objects_per_second(self) -> float:
@@ -188,6 +194,33 @@ def start_workers(url: str, count: int) -> list[subprocess.Popen[bytes]]:
     ]
 
 
+def start_profilers(
+    processes: list[subprocess.Popen[bytes]], sandbox_pid: int
+) -> list[subprocess.Popen[bytes]]:
+    """With BENCH_PYSPY_DIR set: py-spy records each worker and the sandbox (collapsed stacks)."""
+    folder = os.environ.get("BENCH_PYSPY_DIR")
+    if not folder:
+        return []
+    pids = {f"worker-{len(processes)}-{i}": p.pid for i, p in enumerate(processes)}
+    pids[f"sandbox-{len(processes)}"] = sandbox_pid
+    record = ["py-spy", "record", "--nonblocking", "--rate", "200", "--format", "raw"]
+    return [
+        subprocess.Popen(  # noqa: S603 - a profiler the caller asked for
+            [*record, "--pid", str(pid), "-o", f"{folder}/{name}.txt"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]
+
+
+def stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
+    for p in profilers:
+        p.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    for p in profilers:
+        p.wait(30)
+
+
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
     for p in processes:
         p.send_signal(signal.SIGTERM)
@@ -207,9 +240,11 @@ async def drain(server_url: str, sandbox: str, sandbox_pid: int, objects: int, w
         await load_backlog(db, tenant, connection, objects)
         sandbox_cpu = cpu_seconds(sandbox_pid)
         processes = start_workers(url, workers)
+        profilers = start_profilers(processes, sandbox_pid)
         started = time.perf_counter()
         rss_start = rss_peak = 0.0
         first_mark = last_mark = None
+        first_cpu = last_cpu = 0.0
         delivered = 0
         while delivered < objects:
             await asyncio.sleep(0.25)
@@ -222,8 +257,10 @@ async def drain(server_url: str, sandbox: str, sandbox_pid: int, objects: int, w
             now = time.perf_counter()
             if first_mark is None and delivered >= objects * 0.05:
                 first_mark = now
+                first_cpu = sum(cpu_seconds(p.pid) for p in processes)
             if last_mark is None and delivered >= objects * 0.95:
                 last_mark = now
+                last_cpu = sum(cpu_seconds(p.pid) for p in processes)
             if any(p.poll() is not None for p in processes):
                 raise SystemExit("a worker exited early")
             if now - started > 1800:
@@ -237,6 +274,7 @@ async def drain(server_url: str, sandbox: str, sandbox_pid: int, objects: int, w
         )
         cpu_postgres = sum(cpu_seconds(row["pid"]) for row in backends)
         cpu_sandbox = cpu_seconds(sandbox_pid) - sandbox_cpu
+        stop_profilers(profilers)
         stop(processes)
         requests = await db.fetchval("SELECT count(*) FROM delivery_attempts")
         steady = (last_mark or seconds) - (first_mark or 0.0)
@@ -252,6 +290,7 @@ async def drain(server_url: str, sandbox: str, sandbox_pid: int, objects: int, w
             cpu_workers,
             cpu_postgres,
             cpu_sandbox,
+            last_cpu - first_cpu,
         )
     finally:
         await db.close()
@@ -361,13 +400,14 @@ async def main() -> None:
             )
         print(
             "CPU µs per object: workers / postgres backends / sandbox  (machine: "
-            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})"
+            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f});  workers 5-95 %"
         )
         for run in runs:
             per = 1e6 / run.objects
+            steady = run.cpu_workers_steady * 1e6 / (run.objects * 0.9)
             print(
                 f"{run.workers:>7}  {run.cpu_workers * per:6.0f} / {run.cpu_postgres * per:6.0f} / "
-                f"{run.cpu_sandbox * per:6.0f}"
+                f"{run.cpu_sandbox * per:6.0f}  {steady:6.1f}"
             )
         if args.emails:
             calls, total, seconds = await identity(server_url, sandbox, args.emails)

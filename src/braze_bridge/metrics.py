@@ -9,8 +9,11 @@ and oldest age are not process state at all: they are read from Postgres at scra
 
 from __future__ import annotations
 
+import collections
+import math
 import os
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import (
@@ -111,6 +114,31 @@ def objects_settled(connection_id: str, status: str, count: int = 1) -> None:
 def delivery_latency(seconds: float) -> None:
     """Delivery: receipt → Braze 2xx, once per delivered object."""
     DELIVERY_LATENCY.observe(max(seconds, 0.0))
+
+
+def delivery_latencies(seconds: Sequence[float]) -> None:
+    """Delivery: `delivery_latency` for every object of a round, in one go.
+
+    The same samples as one `observe` each, but each bucket and the sum move once per round
+    instead of once per object (a lock and a bucket scan each: ~1.5 µs an object). The
+    histogram's bucket values are prometheus-client internals: without them (another version),
+    this falls back to one observation per value.
+    """
+    if not seconds:
+        return
+    bounds = getattr(DELIVERY_LATENCY, "_upper_bounds", None)
+    buckets = getattr(DELIVERY_LATENCY, "_buckets", None)
+    total = getattr(DELIVERY_LATENCY, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in seconds:
+            delivery_latency(value)
+        return
+    clamped = [value if value > 0.0 else 0.0 for value in seconds]
+    # `observe` counts a value in the first bucket whose upper bound is >= the value.
+    per_bucket = collections.Counter(bisect_left(bounds, value) for value in clamped)
+    total.inc(math.fsum(clamped))
+    for index, count in per_bucket.items():
+        buckets[index].inc(count)
 
 
 def identity_lookup(*, hit: bool) -> None:

@@ -211,6 +211,34 @@ class TestMetrics:
             before["waits"] + 2.5
         )
 
+    def test_a_rounds_latencies_land_in_the_buckets_one_observation_each_would(self) -> None:
+        # Edges included: a value equal to a bucket bound belongs to that bucket (le), negative
+        # ages count as 0, and beyond the last bound is +Inf.
+        ages = [-1.0, 0.0, 0.05, 0.0500001, 1.0, 2.4, 10.0, 86400.0, 90000.0, 3.0, 3.0]
+        bounds = ["0.05", "0.1", "1.0", "2.5", "10.0", "86400.0", "+Inf"]
+
+        def snapshot() -> dict[str, float]:
+            values = {
+                b: sample("braze_bridge_delivery_latency_seconds_bucket", le=b) for b in bounds
+            }
+            values["count"] = sample("braze_bridge_delivery_latency_seconds_count")
+            values["sum"] = sample("braze_bridge_delivery_latency_seconds_sum")
+            return values
+
+        start = snapshot()
+        for age in ages:
+            metrics.delivery_latency(age)
+        one_by_one = snapshot()
+        metrics.delivery_latencies(ages)
+        in_bulk = snapshot()
+        metrics.delivery_latencies([])
+
+        assert snapshot() == in_bulk
+        for key in [*bounds, "count"]:
+            assert in_bulk[key] - one_by_one[key] == one_by_one[key] - start[key], key
+        assert in_bulk["count"] - one_by_one["count"] == len(ages)
+        assert in_bulk["sum"] - one_by_one["sum"] == pytest.approx(one_by_one["sum"] - start["sum"])
+
     async def test_endpoint_exposes_counters_and_queue_gauges_from_the_database(
         self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
     ) -> None:

@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from braze_bridge.braze.models import MAX_BODY_BYTES, MAX_TRACK_OBJECTS, TRACK_ARRAYS, TrackArray
 
 _BODY_OVERHEAD = 64  # braces, array names and commas around the objects
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+# Outgoing and PackedObject are made once per object per round: named tuples cost a third of
+# a frozen dataclass to build and are just as immutable.
+class Outgoing(NamedTuple):
     """One operation ready to send: its identifier fragment and its payload, both as JSON."""
 
     op_id: int
@@ -30,8 +31,7 @@ class Outgoing:
     payload_json: str  # the Braze object without identifier, as a JSON object
 
 
-@dataclass(frozen=True, slots=True)
-class PackedObject:
+class PackedObject(NamedTuple):
     """One object of a request; several operations when attribute objects were merged."""
 
     array: TrackArray
@@ -45,12 +45,23 @@ class TrackRequest:
     objects: tuple[PackedObject, ...]
 
     def body_json(self) -> str:
-        parts = []
-        for array in TRACK_ARRAYS:
-            members = [obj.json for obj in self.objects if obj.array == array]
-            if members:
-                parts.append(f'"{array}":[{",".join(members)}]')
-        return "{" + ",".join(parts) + "}"
+        """`{"attributes":[...],"events":[...],"purchases":[...]}`, empty arrays left out."""
+        members: dict[str, list[str]] = {}
+        for obj in self.objects:
+            texts = members.get(obj.array)
+            if texts is None:
+                members[obj.array] = [obj.json]
+            else:
+                texts.append(obj.json)
+        return (
+            "{"
+            + ",".join(
+                f'"{array}":[{",".join(members[array])}]'
+                for array in TRACK_ARRAYS
+                if array in members
+            )
+            + "}"
+        )
 
     def locate(self, array: str, index: int) -> PackedObject | None:
         """The object Braze calls `input_array[index]` in this request's body."""
@@ -71,6 +82,7 @@ class TrackRequest:
 class Packing:
     requests: list[TrackRequest]
     deferred: list[int] = field(default_factory=list)
+    users: int = 0  # distinct users among the packed operations
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,61 +129,84 @@ def _merge_attributes(items: Sequence[Outgoing]) -> tuple[list[Outgoing], list[O
     return taken, list(items[len(taken) :])
 
 
-@dataclass(slots=True)
-class _Segment:
-    objects: list[PackedObject]
-    deferred: list[int]
-    size: int = 0
-
-    def __post_init__(self) -> None:
-        self.size = sum(o.size for o in self.objects) + len(self.objects)  # + commas
-
-    def count(self, array: str) -> int:
-        return sum(1 for o in self.objects if o.array == array)
+_NOTHING_DEFERRED: list[int] = []  # shared, never mutated: most segments defer nothing
 
 
-def _user_segment(run: Sequence[Outgoing], limits: PackLimits) -> _Segment:
-    """What of one user's run goes in this round: leading attributes (merged), then the
-    events/purchases after them, stopping at an attribute object that follows an event
-    (Braze applies a request's attributes before its events, so that one must wait)."""
+def _single(item: Outgoing) -> PackedObject:
+    text = object_json(item.identifier_json, item.payload_json)
+    return PackedObject(item.array, text, (item.op_id,), _byte_size(text))
+
+
+def _user_segment(
+    run: Sequence[Outgoing], limits: PackLimits
+) -> tuple[list[PackedObject], list[int]]:
+    """What of one user's run goes in this round, and the operation ids that wait.
+
+    Leading attributes (merged), then the events/purchases after them, stopping at an attribute
+    object that follows an event (Braze applies a request's attributes before its events, so
+    that one must wait).
+    """
     if len(run) == 1:  # the common case: one object for this user in this round
-        item = run[0]
-        text = object_json(item.identifier_json, item.payload_json)
-        return _Segment([PackedObject(item.array, text, (item.op_id,), _byte_size(text))], [])
+        return [_single(run[0])], _NOTHING_DEFERRED
     lead = 0
     while lead < len(run) and run[lead].array == "attributes":
         lead += 1
     objects: list[PackedObject] = []
-    rest_start = lead
-    if lead:
-        attrs = run[:lead]
-        if lead == 1:
-            taken, leftover = list(attrs), list[Outgoing]()
-        else:
-            taken, leftover = _merge_attributes(attrs)
+    if lead == 1:
+        objects.append(_single(run[0]))
+    elif lead:
+        taken, leftover = _merge_attributes(run[:lead])
         if len(taken) == 1:
-            text = object_json(taken[0].identifier_json, taken[0].payload_json)
+            objects.append(_single(taken[0]))
         else:
             merged: dict[str, Any] = {}
             for item in taken:
                 merged.update(json.loads(item.payload_json))
             text = object_json(taken[0].identifier_json, json.dumps(merged, ensure_ascii=False))
-        objects.append(
-            PackedObject("attributes", text, tuple(i.op_id for i in taken), _byte_size(text))
-        )
+            objects.append(
+                PackedObject("attributes", text, tuple(i.op_id for i in taken), _byte_size(text))
+            )
         if leftover:
             # A fold stopped early: the rest of the run waits for the next round.
-            return _Segment(objects, [i.op_id for i in run[len(taken) :]])
-        rest_start = lead
-    index = rest_start
-    while index < len(run) and run[index].array != "attributes":
-        item = run[index]
-        if len(objects) >= limits.max_objects:
+            return objects, [i.op_id for i in run[len(taken) :]]
+    index = lead
+    end = len(run)
+    max_objects = limits.max_objects
+    while index < end and run[index].array != "attributes":
+        if len(objects) >= max_objects:
             break
-        text = object_json(item.identifier_json, item.payload_json)
-        objects.append(PackedObject(item.array, text, (item.op_id,), _byte_size(text)))
+        objects.append(_single(run[index]))
         index += 1
-    return _Segment(objects, [i.op_id for i in run[index:]])
+    if index == end:
+        return objects, _NOTHING_DEFERRED
+    return objects, [i.op_id for i in run[index:]]
+
+
+class _Request:
+    """The request being filled: its objects, their count per array and the body size."""
+
+    __slots__ = ("counts", "objects", "size")
+
+    def __init__(self) -> None:
+        self.objects: list[PackedObject] = []
+        self.counts: dict[str, int] = dict.fromkeys(TRACK_ARRAYS, 0)
+        self.size = _BODY_OVERHEAD
+
+    def fits(self, objects: list[PackedObject], size: int, limits: PackLimits) -> bool:
+        if self.size + size > limits.max_bytes:
+            return False
+        if limits.per_array:
+            added = dict.fromkeys(TRACK_ARRAYS, 0)
+            for obj in objects:
+                added[obj.array] += 1
+            return all(self.counts[a] + added[a] <= limits.max_objects for a in TRACK_ARRAYS)
+        return len(self.objects) + len(objects) <= limits.max_objects
+
+    def add(self, objects: list[PackedObject], size: int) -> None:
+        self.objects += objects
+        for obj in objects:
+            self.counts[obj.array] += 1
+        self.size += size
 
 
 def pack_track_requests(items: Iterable[Outgoing], limits: PackLimits | None = None) -> Packing:
@@ -179,40 +214,36 @@ def pack_track_requests(items: Iterable[Outgoing], limits: PackLimits | None = N
     limits = limits or PackLimits()
     runs: dict[str, list[Outgoing]] = {}
     for item in items:
-        runs.setdefault(item.user_key, []).append(item)
+        run = runs.get(item.user_key)
+        if run is None:
+            runs[item.user_key] = [item]
+        else:
+            run.append(item)
 
     requests: list[TrackRequest] = []
     deferred: list[int] = []
-    current: list[PackedObject] = []
-    counts = dict.fromkeys(TRACK_ARRAYS, 0)
-    total = 0
-    size = _BODY_OVERHEAD
-
-    def fits(segment: _Segment) -> bool:
-        if size + segment.size > limits.max_bytes:
-            return False
-        if limits.per_array:
-            return all(counts[a] + segment.count(a) <= limits.max_objects for a in TRACK_ARRAYS)
-        return total + len(segment.objects) <= limits.max_objects
-
+    current = _Request()
     for run in runs.values():
-        segment = _user_segment(run, limits)
-        deferred.extend(segment.deferred)
-        if not segment.objects:
+        objects, waiting = _user_segment(run, limits)
+        if waiting:
+            deferred += waiting
+        if not objects:
             continue
-        if current and not fits(segment):
-            requests.append(TrackRequest(tuple(current)))
-            current, counts, total, size = [], dict.fromkeys(TRACK_ARRAYS, 0), 0, _BODY_OVERHEAD
-        if not fits(segment):
+        # Each object's bytes plus the comma before it.
+        size = (
+            objects[0].size + 1
+            if len(objects) == 1
+            else sum(o.size for o in objects) + len(objects)
+        )
+        if current.objects and not current.fits(objects, size, limits):
+            requests.append(TrackRequest(tuple(current.objects)))
+            current = _Request()
+        if not current.fits(objects, size, limits):
             # Alone and still too big (a single object near 4 MB): send it anyway, Braze's
             # 413/400 then settles it as failed with Braze's own words.
-            requests.append(TrackRequest(tuple(segment.objects)))
+            requests.append(TrackRequest(tuple(objects)))
             continue
-        current.extend(segment.objects)
-        for obj in segment.objects:
-            counts[obj.array] += 1
-        total += len(segment.objects)
-        size += segment.size
-    if current:
-        requests.append(TrackRequest(tuple(current)))
-    return Packing(requests, deferred)
+        current.add(objects, size)
+    if current.objects:
+        requests.append(TrackRequest(tuple(current.objects)))
+    return Packing(requests, deferred, len(runs))

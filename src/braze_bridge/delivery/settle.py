@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from braze_bridge.braze.client import BrazeReply
 from braze_bridge.braze.errors import Unreachable
@@ -94,8 +94,9 @@ def classify_track_reply(reply: BrazeReply, *, now_epoch: float) -> Verdict:
 OutcomeKind = Literal["delivered", "failed", "retry", "rate_limited", "held"]
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectOutcome:
+class ObjectOutcome(NamedTuple):
+    """One object's final outcome (a named tuple: one is made per object on the hot path)."""
+
     kind: OutcomeKind
     obj: PackedObject
     reason: str | None = None
@@ -148,7 +149,9 @@ class TrackDelivery:
         self._before_extra = before_extra_request
         self.result = TrackResult()
         self._settled: set[int] = set()  # id() of objects with a final outcome
-        self._carried: set[int] = set()  # operation ids in the latest exchange
+        # Operation ids in the latest exchange, built only when `_note` needs them (never for
+        # a request Braze accepted: that path writes to the latest exchange directly).
+        self._carried: set[int] | None = None
 
     async def run(self, request: TrackRequest) -> TrackResult:
         with contextlib.suppress(_Stop):
@@ -161,7 +164,7 @@ class TrackDelivery:
         if not first and self._before_extra is not None:
             await self._before_extra()
         request = TrackRequest(tuple(objects))
-        self._carried = set(request.op_ids)
+        self._request, self._carried = request, None
         body = request.body_json()
         started = self._clock()
         try:
@@ -174,18 +177,22 @@ class TrackDelivery:
             self.result.exchanges.append(
                 Exchange(body, reply, None, started, reply.duration_ms, {})
             )
-        self._request = request
         return verdict
 
     def _note(self, obj: PackedObject, word: str) -> None:
         """Record `word` for `obj` on the latest exchange that carried it."""
         for exchange in reversed(self.result.exchanges):
             if obj.op_ids[0] in exchange.outcomes or (
-                exchange is self.result.exchanges[-1] and obj.op_ids[0] in self._carried
+                exchange is self.result.exchanges[-1] and obj.op_ids[0] in self._carried_ids()
             ):
                 for op_id in obj.op_ids:
                     exchange.outcomes[op_id] = word
                 return
+
+    def _carried_ids(self) -> set[int]:
+        if self._carried is None:
+            self._carried = set(self._request.op_ids)
+        return self._carried
 
     def _final(
         self,
@@ -219,11 +226,21 @@ class TrackDelivery:
             obj = request.locate(error.input_array, error.index)
             if obj is not None:
                 failed[id(obj)] = error.type
+        # `request` is the latest exchange's, so that is where each object's word goes (what
+        # `_final` finds by search); this loop runs once per delivered object, hence inlined.
+        words = self.result.exchanges[-1].outcomes
+        outcomes = self.result.outcomes
+        settled = self._settled
         for obj in request.objects:
-            if id(obj) in failed:
-                self._final(obj, "failed", failed[id(obj)])
+            key = id(obj)
+            if failed and key in failed:
+                outcome = ObjectOutcome("failed", obj, failed[key])
             else:
-                self._final(obj, "delivered")
+                outcome = ObjectOutcome("delivered", obj)
+            outcomes.append(outcome)
+            settled.add(key)
+            for op_id in obj.op_ids:
+                words[op_id] = outcome.kind
 
     # -- the algorithm -----------------------------------------------------------------------
 

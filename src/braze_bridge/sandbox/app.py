@@ -43,6 +43,7 @@ RESERVED_PURCHASE_PROPERTIES = frozenset(
     {"time", "product_id", "quantity", "event_name", "price", "currency"}
 )
 SUBSCRIBE_STATES = frozenset({"opted_in", "subscribed", "unsubscribed"})
+_ABSENT = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,8 @@ class SandboxState:
     by_email: dict[str, str] = field(default_factory=dict)
     by_alias: dict[tuple[str, str], str] = field(default_factory=dict)
     event_names: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    # Profile ids only; apart from `rng` so a seeded sandbox injects the same failures.
+    ids: random.Random = field(default_factory=lambda: random.Random(secrets.randbits(64)))  # noqa: S311
 
     def reset(self) -> None:
         self.received.clear()
@@ -123,7 +126,8 @@ class SandboxState:
                 self.by_email.pop(old.email, None)
             for alias in old.aliases:
                 self.by_alias.pop((alias["alias_label"], alias["alias_name"]), None)
-        user = _User(braze_id=secrets.token_hex(12))
+        # 24 hex digits like Braze's ids; a PRNG draw instead of an os.urandom call per user.
+        user = _User(braze_id=f"{self.ids.getrandbits(96):024x}")
         self.users[user.braze_id] = user
         return user
 
@@ -161,14 +165,17 @@ class SandboxState:
 
     # -- log -----------------------------------------------------------------------------------
 
-    def log(self, endpoint: str, status: int, body: Any) -> None:
+    def log(self, endpoint: str, status: int, body: Any, size: int | None = None) -> None:
+        """Count and keep a request; `size` is its body's length as received, when known."""
         self.counts[f"{endpoint} {status}"] += 1
         if isinstance(body, Mapping) and endpoint == "/users/track" and 200 <= status < 300:
             for array in TRACK_ARRAYS:
                 items = body.get(array)
                 if isinstance(items, list):
                     self.counts[f"objects.{array}"] += len(items)
-        size = len(json.dumps(body)) if body is not None else 0
+        if size is None:
+            # Re-serializing a 75-object body only to bound the log cost more than validating it.
+            size = len(json.dumps(body)) if body is not None else 0
         self.received.append(
             {"at": time.time(), "endpoint": endpoint, "status": status, "body": body, "bytes": size}
         )
@@ -196,27 +203,31 @@ def _permissions(key: str) -> frozenset[str] | None:
 def _valid_time(value: Any) -> bool:
     if not isinstance(value, str) or not value:
         return False
-    text = value.replace("Z", "+00:00")
     try:
-        datetime.fromisoformat(text)
+        datetime.fromisoformat(value)  # Python 3.11+ reads a trailing "Z" as UTC
     except ValueError:
-        return False
+        try:  # what that misses, e.g. a date with "Z" ("2026-01-01Z")
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return False
     return True
 
 
 def _identifier_error(obj: Mapping[str, Any]) -> str | None:
-    primaries = [name for name in PRIMARY_IDS if name in obj]
-    if len(primaries) > 1:
+    # Runs once per object: plain tests, no intermediate lists or generators.
+    primaries = ("external_id" in obj) + ("user_alias" in obj) + ("braze_id" in obj)
+    if primaries > 1:
         return "only one of 'external_id', 'braze_id' or 'user_alias' may be provided"
-    if not primaries and not any(
-        isinstance(obj.get(k), str) and obj[k] for k in ("email", "phone")
-    ):
-        return "'external_id', 'braze_id', 'user_alias', 'email' or 'phone' is required"
-    if "external_id" in obj:
-        value = obj["external_id"]
+    if not primaries:
+        email, phone = obj.get("email"), obj.get("phone")
+        if not (isinstance(email, str) and email) and not (isinstance(phone, str) and phone):
+            return "'external_id', 'braze_id', 'user_alias', 'email' or 'phone' is required"
+    value = obj.get("external_id", _ABSENT)
+    if value is not _ABSENT:
         if not isinstance(value, str) or not value:
             return "'external_id' must be a non-empty string"
-        if len(value.encode()) > 987:
+        # UTF-8 takes at most 4 bytes a character: short ids need no encoding to be checked.
+        if len(value) > 246 and len(value.encode()) > 987:
             return "EXTERNAL_USER_ID_TOO_LARGE"
     if "user_alias" in obj:
         alias = obj["user_alias"]
@@ -251,8 +262,9 @@ def _object_error(array: str, obj: Any) -> str | None:
                 return f"BAD_{key.split('_')[0].upper()}_SUBSCRIPTION_STATE"
         if "email" in obj and obj["email"] is not None and "@" not in str(obj["email"]):
             return "EMAIL_BAD_FORMAT"
-        if any(isinstance(k, str) and k.startswith("$") for k in obj):
-            return "attribute names must not start with '$'"
+        for key in obj:
+            if key[:1] == "$":
+                return "attribute names must not start with '$'"
         return None
     if array == "events":
         if not isinstance(obj.get("name"), str) or not obj["name"]:
@@ -326,16 +338,18 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
             return _error(status, "Internal Server Error (injected by the sandbox)"), headers
         return None, headers
 
-    async def read_json(request: Request) -> tuple[Any, Response | None]:
+    async def read_json(request: Request) -> tuple[Any, Response | None, int]:
+        """(parsed body, error response, body length in bytes)."""
         raw = await request.body()
         if len(raw) > MAX_BODY_BYTES:
-            return None, _error(413, "Request Entity Too Large")
+            return None, _error(413, "Request Entity Too Large"), len(raw)
         if "json" not in request.headers.get("content-type", ""):
-            return None, _error(415, "Unsupported Media Type")
+            return None, _error(415, "Unsupported Media Type"), len(raw)
         try:
-            return json.loads(raw), None
+            return json.loads(raw), None, len(raw)
         except ValueError:
-            return None, _error(400, "Error while parsing request body. Please check your syntax.")
+            problem = _error(400, "Error while parsing request body. Please check your syntax.")
+            return None, problem, len(raw)
 
     @app.post("/users/track")
     async def users_track(request: Request) -> Response:
@@ -344,16 +358,16 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         )
         if early is not None:
             return early
-        body, problem = await read_json(request)
+        body, problem, size = await read_json(request)
         if problem is not None:
             state.log("/users/track", problem.status_code, None)
             problem.headers.update(headers)
             return problem
         if not isinstance(body, Mapping):
-            state.log("/users/track", 400, body)
+            state.log("/users/track", 400, body, size)
             return _error(400, NO_VALID_DATA_MESSAGE, headers)
         if any(not isinstance(body.get(a), list | None) for a in TRACK_ARRAYS):
-            state.log("/users/track", 400, body)
+            state.log("/users/track", 400, body, size)
             return _error(400, NO_VALID_DATA_MESSAGE, headers)
         arrays: dict[str, list[Any]] = {a: body[a] for a in TRACK_ARRAYS if body.get(a) is not None}
         sizes = {a: len(items) for a, items in arrays.items()}
@@ -363,20 +377,17 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
             else sum(sizes.values()) > MAX_TRACK_OBJECTS
         )
         if too_many:
-            state.log("/users/track", 400, body)
+            state.log("/users/track", 400, body, size)
             return _error(400, MAX_INPUT_LENGTH_MESSAGE, headers)
         errors: list[dict[str, Any]] = []
         processed: dict[str, int] = {}
-        valid = 0
         for array, items in arrays.items():
-            processed[array] = 0
+            refused = len(errors)
             for index, obj in enumerate(items):
                 problem_text = _object_error(array, obj)
                 if problem_text:
                     errors.append({"type": problem_text, "input_array": array, "index": index})
                     continue
-                valid += 1
-                processed[array] += 1
                 create = (
                     array != "attributes"
                     or obj.get("_update_existing_only") is False
@@ -389,13 +400,14 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
                     state.event_names[obj["name"]] = None
                     while len(state.event_names) > 10_000:
                         state.event_names.popitem(last=False)
-        if valid == 0:
-            state.log("/users/track", 400, body)
+            processed[array] = len(items) - (len(errors) - refused)
+        if sum(processed.values()) == 0:
+            state.log("/users/track", 400, body, size)
             answer: dict[str, Any] = {"message": NO_VALID_DATA_MESSAGE}
             if errors:
                 answer["errors"] = errors
             return JSONResponse(answer, status_code=400, headers=headers)
-        state.log("/users/track", 201, body)
+        state.log("/users/track", 201, body, size)
         answer = {"message": "success"}
         for name, count in processed.items():
             answer[f"{name}_processed"] = count
@@ -413,13 +425,13 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         )
         if early is not None:
             return early
-        body, problem = await read_json(request)
+        body, problem, size = await read_json(request)
         if problem is not None or not isinstance(body, Mapping):
-            state.log("/users/export/ids", 400, body)
+            state.log("/users/export/ids", 400, body, size)
             return problem or _error(400, "Valid request body required", headers)
         singles = [k for k in ("email_address", "phone", "device_id") if body.get(k)]
         if len(singles) > 1:
-            state.log("/users/export/ids", 400, body)
+            state.log("/users/export/ids", 400, body, size)
             return _error(
                 400, "Only one of email_address, phone or device_id may be given", headers
             )
@@ -457,7 +469,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
             if isinstance(fields, list):
                 record = {k: v for k, v in record.items() if k in fields}
             users.append({k: v for k, v in record.items() if v not in (None, [])})
-        state.log("/users/export/ids", 201, body)
+        state.log("/users/export/ids", 201, body, size)
         answer: dict[str, Any] = {"users": users, "message": "success"}
         if invalid:
             answer["invalid_user_ids"] = invalid
@@ -468,14 +480,14 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         early, headers = await common(request, "/users/alias/new", "users.alias.new", None)
         if early is not None:
             return early
-        body, problem = await read_json(request)
+        body, problem, size = await read_json(request)
         aliases = body.get("user_aliases") if isinstance(body, Mapping) else None
         if problem is not None or not isinstance(aliases, list) or not 0 < len(aliases) <= 50:
-            state.log("/users/alias/new", 400, body)
+            state.log("/users/alias/new", 400, body, size)
             return problem or _error(400, "'user_aliases' must list 1 to 50 aliases", headers)
         for alias in aliases:
             if not isinstance(alias, Mapping) or _identifier_error({"user_alias": alias}):
-                state.log("/users/alias/new", 400, body)
+                state.log("/users/alias/new", 400, body, size)
                 return _error(400, "each alias needs 'alias_name' and 'alias_label'", headers)
         for alias in aliases:
             key = (str(alias["alias_label"]), str(alias["alias_name"]))
@@ -489,7 +501,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
                 user = state._new_user()
             user.aliases.append({"alias_label": key[0], "alias_name": key[1]})
             state.by_alias[key] = user.braze_id
-        state.log("/users/alias/new", 201, body)
+        state.log("/users/alias/new", 201, body, size)
         return JSONResponse(
             {"aliases_processed": len(aliases), "message": "success"},
             status_code=201,
