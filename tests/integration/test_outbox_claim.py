@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from braze_bridge.db.repositories import outbox, rate_buckets
+from braze_bridge.db.repositories import attempts, outbox, rate_buckets
 from braze_bridge.db.repositories.outbox import SettleRow
 from braze_bridge.domain.statuses import ConnectionState, OperationStatus
 from tests.factories import make_connection, make_operations, make_tenant
@@ -106,6 +107,103 @@ async def test_an_expired_lease_is_recovered_by_the_next_claim(
             s, owner="dead-worker", rows=[SettleRow(ops[0].id, OperationStatus.DELIVERED)]
         )
     assert touched.event_ids == set()
+
+
+async def test_an_expired_lease_is_claimable_at_once_without_a_recovery_step(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    conn = await make_connection(session, await make_tenant(session))
+    alice = await make_operations(session, conn, 2, external_id="alice")
+    assert await claim(sessionmaker, owner="dead-worker") == [op.id for op in alice]
+    await session.execute(
+        text("UPDATE operations SET lease_expires_at = now() - interval '1 second'")
+    )
+    await session.commit()
+    # The very next claim takes over the expired leases, head and follower, in order.
+    assert await claim(sessionmaker, owner="w2") == [op.id for op in alice]
+    rows = await session.execute(text("SELECT DISTINCT status, lease_owner FROM operations"))
+    assert rows.all() == [("in_flight", "w2")]
+
+
+async def test_a_claim_rewrites_no_index_entries(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A HOT update: no index names a column it changes, and the page has room (fillfactor)."""
+    conn = await make_connection(session, await make_tenant(session))
+    await make_operations(session, conn, 12, users=6)
+    # Counters this backend has not reported yet: compare before and after each statement.
+    hot_and_all = text(
+        "SELECT pg_stat_get_xact_tuples_hot_updated('operations'::regclass),"
+        " pg_stat_get_xact_tuples_updated('operations'::regclass)"
+    )
+
+    async def updates(s: AsyncSession) -> tuple[int, int]:
+        hot, every = (await s.execute(hot_and_all)).one()
+        return int(hot), int(every)
+
+    async with sessionmaker.begin() as s:
+        hot, every = await updates(s)
+        claimed = await outbox.claim_due_operations(s, owner="w1", limit=100, lease_seconds=60)
+        assert len(claimed) == 12
+        assert await updates(s) == (hot + 12, every + 12)
+
+
+async def test_a_graceful_stop_hands_back_exactly_its_own_leases(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    conn = await make_connection(session, await make_tenant(session))
+    mine = await make_operations(session, conn, 2, users=2)
+    theirs = await make_operations(session, conn, 1, external_id="carol")
+    assert await claim(sessionmaker, owner="w1", limit=2) == [op.id for op in mine]
+    assert await claim(sessionmaker, owner="w2") == [theirs[0].id]
+    async with sessionmaker.begin() as s:
+        assert await outbox.release_all_leases(s, owner="w1") == 2
+    rows = await session.execute(
+        text("SELECT id, status, lease_owner, attempts FROM operations ORDER BY id")
+    )
+    assert rows.all() == [
+        (mine[0].id, "pending", None, 0),
+        (mine[1].id, "pending", None, 0),
+        (theirs[0].id, "in_flight", "w2", 0),
+    ]
+    assert await claim(sessionmaker, owner="w3") == [op.id for op in mine]
+
+
+async def test_attempt_links_go_with_their_attempt_or_their_object(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """attempt_operations has no foreign keys; deletes still cascade (statement triggers)."""
+    conn = await make_connection(session, await make_tenant(session))
+    ops = await make_operations(session, conn, 3, users=3)
+    await claim(sessionmaker)
+
+    def record(op_ids: list[int]) -> attempts.AttemptRecord:
+        return attempts.AttemptRecord(
+            tenant_id=conn.row.tenant_id,
+            connection_id=conn.id,
+            endpoint="/users/track",
+            worker_id="w1",
+            request_json="{}",
+            status_code=201,
+            response_body="{}",
+            response_headers=None,
+            error=None,
+            duration_ms=1.0,
+            started_at=datetime.now(UTC),
+            operations=[(op_id, "delivered") for op_id in op_ids],
+        )
+
+    async with sessionmaker.begin() as s:
+        await attempts.record_attempts(s, [record([ops[0].id, ops[1].id]), record([ops[2].id])])
+    links = text("SELECT attempt_id, operation_id FROM attempt_operations ORDER BY 2")
+    (first, _), (_, _), (second, _) = (await session.execute(links)).all()
+
+    await session.execute(text("DELETE FROM events WHERE id = :id"), {"id": ops[0].event_id})
+    await session.commit()
+    assert (await session.execute(links)).all() == [(first, ops[1].id), (second, ops[2].id)]
+    await session.execute(text("DELETE FROM delivery_attempts WHERE id = :id"), {"id": first})
+    await session.commit()
+    assert (await session.execute(links)).all() == [(second, ops[2].id)]
 
 
 @pytest.mark.parametrize("state", [ConnectionState.PAUSED, ConnectionState.AUTH_ERROR])

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     Enum,
     Float,
     ForeignKey,
@@ -40,6 +41,9 @@ from braze_bridge.domain.statuses import (
     Source,
     WebhookAuthMode,
 )
+
+# Percent of each `operations` page filled by inserts; the rest takes claimed row versions.
+OPERATIONS_FILLFACTOR = 50
 
 
 def status_enum(enum: type[StrEnum], name: str) -> Enum:
@@ -196,14 +200,21 @@ class EventBody(Base):
 
 
 class Operation(Base):
-    """The outbox: one Braze object, its user, status, lease and retry schedule."""
+    """The outbox: one Braze object, its user, status, lease and retry schedule.
+
+    A claim (pending → in_flight, lease set) must be a HOT update: no index key or index
+    predicate names `status`, `lease_owner` or `lease_expires_at`. The partial indexes select
+    the unsettled set with the generated column `unsettled` instead, which stays true through
+    a claim; a settle turns it false and takes the row out of them. The fillfactor leaves room
+    on each page for the claimed versions of the rows a batch claim takes together
+    (consecutive rows), so they stay on their page.
+    """
 
     __tablename__ = "operations"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    event_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("events.id", ondelete="CASCADE"), index=True
-    )
+    # Looked up through uq_operations_event_position (event_id first).
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     connection_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("connections.id", ondelete="CASCADE")
@@ -228,34 +239,37 @@ class Operation(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     settled_at: Mapped[datetime | None]
     sent_object: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Pending or in_flight. Claims change the status between those two only, so this column
+    # (what the partial indexes below are on) stays put and the claim stays HOT.
+    unsettled: Mapped[bool] = mapped_column(
+        Boolean, Computed("status IN ('pending', 'in_flight')", persisted=True)
+    )
 
     __table_args__ = (
-        # The claimable set only: stays small however large history grows.
+        # The claimable set (and leased rows, skipped by the claim): stays small however
+        # large history grows.
         Index(
             "ix_operations_due",
             "available_at",
             "id",
-            postgresql_where=text("status = 'pending'"),
+            postgresql_where=text("unsettled"),
         ),
         Index(
             "ix_operations_user_unsettled",
             "connection_id",
             "user_key",
             "id",
-            postgresql_where=text("status IN ('pending', 'in_flight')"),
+            postgresql_where=text("unsettled"),
         ),
-        Index(
-            "ix_operations_leases",
-            "lease_expires_at",
-            postgresql_where=text("status = 'in_flight'"),
-        ),
+        # Queue depth and oldest object per connection (health, /metrics).
         Index(
             "ix_operations_connection_pending",
             "connection_id",
             "created_at",
-            postgresql_where=text("status IN ('pending', 'in_flight')"),
+            postgresql_where=text("unsettled"),
         ),
         UniqueConstraint("event_id", "position", name="uq_operations_event_position"),
+        {"postgresql_with": {"fillfactor": OPERATIONS_FILLFACTOR}},
     )
 
 
@@ -283,16 +297,18 @@ class DeliveryAttempt(Base):
 
 
 class AttemptOperation(Base):
-    """Which objects an attempt carried, and what became of each."""
+    """Which objects an attempt carried, and what became of each.
+
+    No foreign keys: a round writes one row per object, and two per-row key checks cost more
+    than the insert itself. The rows are written in the statement that creates their attempt,
+    for operations the worker holds; deleting an attempt or an operation deletes its rows
+    through statement-level triggers (migration 0003), as ON DELETE CASCADE did.
+    """
 
     __tablename__ = "attempt_operations"
 
-    attempt_id: Mapped[int] = mapped_column(
-        ForeignKey("delivery_attempts.id", ondelete="CASCADE"), primary_key=True
-    )
-    operation_id: Mapped[int] = mapped_column(
-        ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    attempt_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    operation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
     outcome: Mapped[str | None] = mapped_column(String(64))
 
 

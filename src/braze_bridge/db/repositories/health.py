@@ -1,7 +1,8 @@
 """Facts a connection's health is judged from: its queue, its recent events, its stored state.
 
 Queue figures read the partial index `ix_operations_connection_pending`, which holds only
-unsettled objects, so they cost the same whatever the size of the history.
+unsettled objects (the generated column `unsettled`: pending or in_flight), so they cost the
+same whatever the size of the history.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from braze_bridge.db.models import Connection, Event, Operation
-from braze_bridge.domain.statuses import OperationStatus
-
-UNSETTLED = (OperationStatus.PENDING, OperationStatus.IN_FLIGHT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +65,7 @@ async def queue_figures(
             func.count().label("depth"),
             func.min(Operation.created_at).label("oldest"),
         )
-        .where(Operation.status.in_(UNSETTLED))
+        .where(Operation.unsettled)
         .group_by(Operation.connection_id)
     )
     if connection_ids is not None:

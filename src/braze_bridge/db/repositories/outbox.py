@@ -37,43 +37,38 @@ class ClaimedOperation:
     attempts: int
 
 
-# One statement: recover expired leases, pick per-user heads with SKIP LOCKED, add each head's
-# run of following due operations of the same user, lease them all.
+# One statement: pick per-user heads with SKIP LOCKED, add each head's run of following due
+# operations of the same user, lease them all.
 #
 # * Per-user order: a head is an operation with no earlier unsettled operation of the same
 #   (connection, user). That check reads committed state, so two concurrent claimers can never
 #   both take operations of one user: whoever locks the head owns the user's whole run, and the
 #   run is only ever taken together with its head.
 # * Followers: the head's next `run_cap` unsettled operations, cut at the first one that is not
-#   due (a retry scheduled later) so nothing jumps the queue.
+#   due (a retry scheduled later) or still leased, so nothing jumps the queue.
 # * Held connections (paused, auth_error, rate limited after a 429) are skipped here, so their
 #   work stays `pending` untouched.
 # * The final UPDATE takes its ids as one array (an InitPlan evaluated once), so a fresh table
 #   without statistics cannot talk the planner into re-running the CTEs per row.
-# * Expired leases (a killed worker) go back to `pending` in the same statement and are claimable
-#   on the next call; SKIP LOCKED keeps two recovering workers from waiting on each other.
+# * An expired lease (a killed worker) needs no recovery: an `in_flight` row whose lease has
+#   run out is claimable like a pending one, and the new lease owner is the only one whose
+#   settle still applies.
+# * The UPDATE changes no indexed column (see models.Operation), so it is a HOT update: the
+#   unsettled-set indexes are partial on the generated column `unsettled`, which a claim
+#   (pending → in_flight) leaves true.
 CLAIM_SQL = """
-WITH recovered AS (
-    UPDATE operations SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
-    WHERE id IN (
-        SELECT id FROM operations
-        WHERE status = 'in_flight' AND lease_expires_at < now()
-        ORDER BY id LIMIT 1000
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING id
-),
-heads AS (
+WITH heads AS (
     SELECT o.id, o.connection_id, o.user_key
     FROM operations o
     JOIN connections c ON c.id = o.connection_id
-    WHERE o.status = 'pending' AND o.available_at <= now()
+    WHERE o.unsettled AND o.available_at <= now()
+      AND (o.status = 'pending' OR o.lease_expires_at < now())
       AND c.state = 'active' AND c.deleted_at IS NULL
       AND (c.rate_limited_until IS NULL OR c.rate_limited_until <= now())
       AND NOT EXISTS (
           SELECT 1 FROM operations e
           WHERE e.connection_id = o.connection_id AND e.user_key = o.user_key
-            AND e.status IN ('pending', 'in_flight') AND e.id < o.id
+            AND e.unsettled AND e.id < o.id
       )
     ORDER BY o.available_at, o.id
     LIMIT $1
@@ -84,11 +79,12 @@ followers AS MATERIALIZED (
     FROM heads h
     CROSS JOIN LATERAL (
         SELECT n.id,
-               bool_and(n.status = 'pending' AND n.available_at <= now())
+               bool_and((n.status = 'pending' OR n.lease_expires_at < now())
+                        AND n.available_at <= now())
                    OVER (ORDER BY n.id) AS in_run
         FROM operations n
         WHERE n.connection_id = h.connection_id AND n.user_key = h.user_key
-          AND n.status IN ('pending', 'in_flight') AND n.id > h.id
+          AND n.unsettled AND n.id > h.id
         ORDER BY n.id
         LIMIT $2
     ) f
@@ -98,7 +94,7 @@ UPDATE operations o
 SET status = 'in_flight', lease_owner = $3,
     lease_expires_at = now() + make_interval(secs => $4::float8)
 WHERE o.id = ANY(ARRAY(SELECT id FROM heads UNION ALL SELECT id FROM followers))
-  AND o.status = 'pending'
+  AND (o.status = 'pending' OR o.lease_expires_at < now())
 RETURNING o.id, o.event_id, o.tenant_id, o.connection_id, o.kind, o.user_key, o.external_id,
           o.email, o.unknown_user, o.payload::text AS payload_json, o.attempts
 """
@@ -243,10 +239,12 @@ async def roll_up_events(session: AsyncSession, event_ids: set[uuid.UUID]) -> No
         await driver.execute(ROLL_UP_SQL, list(event_ids), SUPERSEDED_REASON + "%")
 
 
+# No index names the lease (claims stay HOT), so this walks the unsettled set once; it runs
+# once per worker life, at a graceful stop.
 RELEASE_OWNER_SQL = text(
     """
 UPDATE operations SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
-WHERE status = 'in_flight' AND lease_owner = :owner
+WHERE unsettled AND status = 'in_flight' AND lease_owner = :owner
 """
 )
 
@@ -279,7 +277,7 @@ NEXT_DUE_SQL = text(
     """
 SELECT EXTRACT(EPOCH FROM (LEAST(
     (SELECT min(available_at) FROM operations
-     WHERE status = 'pending' AND available_at > now()),
+     WHERE unsettled AND status = 'pending' AND available_at > now()),
     (SELECT min(rate_limited_until) FROM connections WHERE rate_limited_until > now())
 ) - now()))
 """
