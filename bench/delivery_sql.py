@@ -124,15 +124,17 @@ async def drain(url: str, owner: str) -> tuple[int, int, dict[str, float]]:
 
 
 async def one_run(
-    server_url: str, objects: int, fillfactor: int | None
-) -> tuple[dict[str, float], float, float, int, float]:
+    server_url: str, objects: int, fillfactor: int | None, setup: str | None = None
+) -> tuple[dict[str, float], float, float, int, float, float]:
     """(backend CPU µs/object per phase, WAL bytes/object, seconds, rounds, HOT share of
-    updates) on a fresh backlog."""
+    updates, operations table MB after the drain) on a fresh backlog."""
     url = await create_database(server_url)
     db = await asyncpg.connect(url)
     try:
         if fillfactor is not None:
             await db.execute(f"ALTER TABLE operations SET (fillfactor = {int(fillfactor)})")
+        if setup:
+            await db.execute(setup)
         tenant, connection = await make_connection(db, "http://127.0.0.1:9")
         await load_backlog(db, tenant, connection, objects)
         await db.execute("CHECKPOINT")
@@ -149,7 +151,8 @@ async def one_run(
         updated, hot = await db.fetchrow(
             "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'operations'"
         )
-        return per_object, float(wal) / objects, seconds, rounds, hot / max(updated, 1)
+        size = await db.fetchval("SELECT pg_table_size('operations') / 1048576.0")
+        return per_object, float(wal) / objects, seconds, rounds, hot / max(updated, 1), size
     finally:
         await db.close()
         await drop_database(server_url, url)
@@ -162,6 +165,7 @@ async def main() -> None:
     parser.add_argument(
         "--fillfactor", type=int, default=None, help="set on operations before loading"
     )
+    parser.add_argument("--setup", default=None, help="SQL run on the schema before loading")
     args = parser.parse_args()
     server_url = os.environ.get(
         "BRAZE_BRIDGE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -170,15 +174,17 @@ async def main() -> None:
     print(
         "run  total  "
         + "  ".join(f"{p:>8}" for p in PHASES)
-        + "  WAL B/object  seconds  objects/s  rounds  HOT updates"
+        + "  WAL B/object  seconds  objects/s  rounds  HOT updates  operations MB"
     )
     for n in range(1, args.runs + 1):
-        cpu, wal, seconds, rounds, hot = await one_run(server_url, args.objects, args.fillfactor)
+        cpu, wal, seconds, rounds, hot, size = await one_run(
+            server_url, args.objects, args.fillfactor, args.setup
+        )
         print(
             f"{n:>3}  {sum(cpu.values()):5.1f}  "
             + "  ".join(f"{cpu[p]:8.1f}" for p in PHASES)
             + f"  {wal:12.0f}  {seconds:7.1f}  {args.objects / seconds:9.0f}  {rounds:6d}"
-            + f"  {hot:10.0%}"
+            + f"  {hot:11.0%}  {size:13.1f}"
         )
 
 

@@ -176,10 +176,11 @@ class Event(Base):
         Index("ix_events_tenant_id", "tenant_id", "id"),
         Index("ix_events_connection_id", "connection_id", "id"),
         Index("ix_events_connection_status", "connection_id", "status", "id"),
-        Index("ix_events_user", "connection_id", "user_key", "id"),
         Index("ix_events_received_at", "received_at"),
         # Event log filters without a connection (ops/event_log.py): a tenant's dead or
-        # rejected events, and "what happened to this user" across connections.
+        # rejected events, and "what happened to this user" across connections. A user within
+        # one connection uses it too (a key's events are few; the connection is checked on the
+        # row): a (connection_id, user_key, id) index cost every roll-up and ingest an entry.
         Index("ix_events_tenant_status", "tenant_id", "status", "id"),
         Index("ix_events_user_key", "user_key", "id"),
     )
