@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.api.events import partner_lookup
@@ -200,6 +200,39 @@ class TestReplayRemaps:
         assert refreshed.status == EventStatus.QUEUED
         assert refreshed.normalized is not None
         assert refreshed.normalized[MAPPED_VERSION_KEY] == 2
+
+    async def test_a_remap_waits_for_a_live_lease_but_not_for_an_expired_one(
+        self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
+    ) -> None:
+        event = await make_event(
+            session,
+            tenancy.conn_a,
+            status=EventStatus.QUEUED,
+            received_at=RECEIVED,
+            body={"type": "reward_fulfilled", "partner_user_id": "u-1"},
+            normalized={MAPPED_VERSION_KEY: 1},
+            operations=[ObjectSpec(OperationStatus.IN_FLIGHT, payload={"name": "old"})],
+        )
+        await change_settings(session, tenancy, loyalty_attribute="loyalty_points")
+        expire = text("UPDATE operations SET lease_expires_at = now() + :shift * interval '1 s'")
+
+        await session.execute(expire, {"shift": 60})
+        await session.commit()
+        live = await replay(client, tenancy, event.id)
+        assert live.status_code == 409, live.text
+        assert "being sent right now" in live.text
+
+        # A worker that died holding it: no claim has run since, the row still says in_flight.
+        await session.execute(expire, {"shift": -1})
+        await session.commit()
+        expired = await replay(client, tenancy, event.id)
+        assert expired.status_code == 200, expired.text
+        old, *fresh = await operations_of(session, event)
+        assert (old.status, old.lease_owner) == (OperationStatus.SKIPPED, None)
+        assert old.reason is not None
+        assert old.reason.startswith("superseded by re-map")
+        assert fresh
+        assert {op.status for op in fresh} == {OperationStatus.PENDING}
 
     async def test_a_second_replay_never_revives_superseded_objects(
         self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy

@@ -1,7 +1,8 @@
 """Replay SQL: send again what did not settle as delivered, re-mapped objects, bulk replay jobs.
 
 The one rule every statement here keeps: an operation whose status is `delivered` is never
-updated, deleted or re-created. Objects being sent right now (`in_flight`) are left alone too.
+updated, deleted or re-created. Objects being sent right now (`in_flight` under a live lease) are
+left alone too; an expired lease counts as pending, as the next claim would treat it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -149,10 +150,24 @@ async def delivered_objects(
     return [(str(row.kind), row.user_key, row.payload) for row in rows]
 
 
+def _lease_expired() -> Any:
+    """An `in_flight` object whose worker's lease ran out: nobody is sending it, and the next
+    claim takes it like a pending one (there is no recovery step that resets it)."""
+    return and_(
+        Operation.status == OperationStatus.IN_FLIGHT,
+        Operation.lease_expires_at < func.now(),
+    )
+
+
 async def has_in_flight(session: AsyncSession, event_id: uuid.UUID) -> bool:
+    """Whether a worker is sending one of the event's objects right now (a live lease)."""
     found = await session.scalar(
         select(Operation.id)
-        .where(Operation.event_id == event_id, Operation.status == OperationStatus.IN_FLIGHT)
+        .where(
+            Operation.event_id == event_id,
+            Operation.status == OperationStatus.IN_FLIGHT,
+            or_(Operation.lease_expires_at.is_(None), Operation.lease_expires_at >= func.now()),
+        )
         .limit(1)
     )
     return found is not None
@@ -166,13 +181,16 @@ async def supersede_undelivered(
         update(Operation)
         .where(
             Operation.event_id == event_id,
-            Operation.status.in_(
-                (
-                    OperationStatus.PENDING,
-                    OperationStatus.FAILED,
-                    OperationStatus.DEAD,
-                    OperationStatus.SKIPPED,
-                )
+            or_(
+                Operation.status.in_(
+                    (
+                        OperationStatus.PENDING,
+                        OperationStatus.FAILED,
+                        OperationStatus.DEAD,
+                        OperationStatus.SKIPPED,
+                    )
+                ),
+                _lease_expired(),
             ),
             _not_superseded(),
         )
