@@ -303,7 +303,7 @@ class AttemptOperation(Base):
     No foreign keys: a round writes one row per object, and two per-row key checks cost more
     than the insert itself. The rows are written in the statement that creates their attempt,
     for operations the worker holds; deleting an attempt or an operation deletes its rows
-    through statement-level triggers (migration 0003), as ON DELETE CASCADE did.
+    through statement-level triggers (migration 0004), as ON DELETE CASCADE did.
     """
 
     __tablename__ = "attempt_operations"

@@ -1,8 +1,8 @@
 """outbox: HOT claims, fewer indexes on the delivery path
 
-Revision ID: 0002_outbox_hot_claims
-Revises: 0001_create_schema
-Create Date: 2026-11-24 05:40:00
+Revision ID: 0003_outbox_hot_claims
+Revises: 0002_content_merge_function
+Create Date: 2026-11-24 06:20:00
 
 A claim (pending → in_flight with a lease) used to rewrite every index of `operations`:
 `status` was in the predicates of four partial indexes and the lease columns had one of
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_outbox_hot_claims"
-down_revision: str | None = "0001_create_schema"
+revision: str = "0003_outbox_hot_claims"
+down_revision: str | None = "0002_content_merge_function"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,8 +1,8 @@
 """attempt_operations: no per-row foreign-key checks
 
-Revision ID: 0003_attempt_links_without_fk
-Revises: 0002_outbox_hot_claims
-Create Date: 2026-11-24 06:00:00
+Revision ID: 0004_attempt_links_without_fk
+Revises: 0003_outbox_hot_claims
+Create Date: 2026-11-24 06:30:00
 
 Every delivered object writes one `attempt_operations` row, and its two foreign keys ran two
 RI trigger lookups (with a row lock) per row: more than the insert. The rows are created in
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0003_attempt_links_without_fk"
-down_revision: str | None = "0002_outbox_hot_claims"
+revision: str = "0004_attempt_links_without_fk"
+down_revision: str | None = "0003_outbox_hot_claims"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,8 +1,8 @@
 """events: drop ix_events_user, served by ix_events_user_key
 
-Revision ID: 0004_drop_ix_events_user
-Revises: 0003_attempt_links_without_fk
-Create Date: 2026-11-24 06:10:00
+Revision ID: 0005_drop_ix_events_user
+Revises: 0004_attempt_links_without_fk
+Create Date: 2026-11-24 06:40:00
 
 Every event status roll-up is a non-HOT update (status is indexed), so each index on `events`
 costs an entry per delivered event, and one per ingested event. `(connection_id, user_key, id)`
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0004_drop_ix_events_user"
-down_revision: str | None = "0003_attempt_links_without_fk"
+revision: str = "0005_drop_ix_events_user"
+down_revision: str | None = "0004_attempt_links_without_fk"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
