@@ -9,7 +9,6 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
-import uvicorn
 from pydantic import ValidationError
 
 from braze_bridge.config import Settings
@@ -77,6 +76,8 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _serve_api(runtime: Runtime, *, run_worker: bool = False) -> None:
+    import uvicorn
+
     from braze_bridge.app import create_app  # the web stack loads only for serve and api
 
     settings = runtime.settings
@@ -159,6 +160,8 @@ def sandbox(
 ) -> None:
     """A local Braze stand-in: point a connection at http://HOST:PORT (needs
     BRAZE_BRIDGE_ALLOW_ANY_BRAZE_URL=1); see GET /_sandbox/received."""
+    import uvicorn
+
     from braze_bridge.sandbox.app import SandboxConfig, create_sandbox_app
 
     configure_logging("info")
