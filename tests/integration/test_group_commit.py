@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from braze_bridge.db.models import Event
@@ -76,3 +76,31 @@ async def test_concurrent_stores_share_transactions(
         await committer.stop()
     assert committer.records == 50
     assert committer.batches < 50
+
+
+async def test_a_lost_database_connection_costs_no_request(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    tenant = await make_tenant(session)
+    connection = await make_connection(session, tenant)
+    committer = GroupCommitter(engine, committers=1)
+    await committer.start()
+    try:
+        await committer.store(record(tenant.id, connection.id, "before"))
+        # What a Postgres restart or a dropped network path does to the committer's connection.
+        await session.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        await session.commit()
+        during = await committer.store(record(tenant.id, connection.id, "during"))
+        after = await committer.store(record(tenant.id, connection.id, "after"))
+    finally:
+        await committer.stop()
+
+    assert not during.duplicate
+    assert not after.duplicate
+    keys = await session.scalars(select(Event.dedupe_key).order_by(Event.dedupe_key))
+    assert list(keys) == ["after", "before", "during"]
