@@ -20,6 +20,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from braze_bridge.app import Runtime, create_app
@@ -144,3 +145,14 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def operator_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
+async def terminate_other_backends(session: AsyncSession) -> None:
+    """What a Postgres restart or a dropped network path does to every other connection."""
+    await session.execute(
+        text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    )
+    await session.commit()

@@ -7,11 +7,12 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from braze_bridge.db.models import Connection
 from braze_bridge.ingest.lookup import ConnectionLookup
+from tests.conftest import terminate_other_backends
 from tests.factories import MadeConnection, make_connection, make_tenant
 
 
@@ -67,14 +68,7 @@ async def test_a_lost_database_connection_is_replaced_without_failing_requests(
     lookup = ConnectionLookup(engine)
     try:
         assert await lookup.get(connection.id) is not None
-        # What a Postgres restart or a dropped network path does to the held connection.
-        await session.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        )
-        await session.commit()
+        await terminate_other_backends(session)  # the lookup's held connection dies too
         found = await lookup.get(connection.id)
     finally:
         await lookup.close()

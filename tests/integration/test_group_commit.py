@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, text
+import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from braze_bridge.db.models import Event
@@ -15,7 +17,8 @@ from braze_bridge.domain.ids import uuid7
 from braze_bridge.domain.operations import Operation, UserRef
 from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.ingest.group_commit import GroupCommitter
-from tests.factories import make_connection, make_tenant
+from tests.conftest import terminate_other_backends
+from tests.factories import MadeConnection, make_connection, make_tenant
 
 
 def record(tenant_id: uuid.UUID, connection_id: uuid.UUID, key: str) -> EventRecord:
@@ -61,44 +64,40 @@ async def test_one_batch_resolves_duplicates_and_isolates_a_bad_row(
     assert stored == 5
 
 
+@pytest.fixture
+async def committer(engine: AsyncEngine) -> AsyncIterator[GroupCommitter]:
+    started = GroupCommitter(engine, committers=1)
+    await started.start()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+async def connection(session: AsyncSession) -> MadeConnection:
+    return await make_connection(session, await make_tenant(session))
+
+
 async def test_concurrent_stores_share_transactions(
-    engine: AsyncEngine, session: AsyncSession
+    committer: GroupCommitter, connection: MadeConnection
 ) -> None:
-    tenant = await make_tenant(session)
-    connection = await make_connection(session, tenant)
-    committer = GroupCommitter(engine, committers=1)
-    await committer.start()
-    try:
-        await asyncio.gather(
-            *(committer.store(record(tenant.id, connection.id, f"k{n}")) for n in range(50))
+    await asyncio.gather(
+        *(
+            committer.store(record(connection.row.tenant_id, connection.id, f"k{n}"))
+            for n in range(50)
         )
-    finally:
-        await committer.stop()
+    )
     assert committer.records == 50
     assert committer.batches < 50
 
 
 async def test_a_lost_database_connection_costs_no_request(
-    engine: AsyncEngine, session: AsyncSession
+    committer: GroupCommitter, connection: MadeConnection, session: AsyncSession
 ) -> None:
-    tenant = await make_tenant(session)
-    connection = await make_connection(session, tenant)
-    committer = GroupCommitter(engine, committers=1)
-    await committer.start()
-    try:
-        await committer.store(record(tenant.id, connection.id, "before"))
-        # What a Postgres restart or a dropped network path does to the committer's connection.
-        await session.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        )
-        await session.commit()
-        during = await committer.store(record(tenant.id, connection.id, "during"))
-        after = await committer.store(record(tenant.id, connection.id, "after"))
-    finally:
-        await committer.stop()
+    await committer.store(record(connection.row.tenant_id, connection.id, "before"))
+    # The committer's held connection dies with the others.
+    await terminate_other_backends(session)
+    during = await committer.store(record(connection.row.tenant_id, connection.id, "during"))
+    after = await committer.store(record(connection.row.tenant_id, connection.id, "after"))
 
     assert not during.duplicate
     assert not after.duplicate
