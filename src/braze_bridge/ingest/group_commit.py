@@ -10,7 +10,7 @@ If a batch fails (a row the database refuses, a deadlock with another process), 
 records is retried alone, so one bad request cannot fail the others.
 
 Each committer keeps one pooled connection for its lifetime and sends each batch as a single
-statement on it (`write_batch`), which Postgres commits on its own: one round trip per batch.
+statement on it (`events.store_events`), which Postgres commits on its own: one round trip per batch.
 Checking a connection out per batch cost a liveness ping (three round trips) and a BEGIN/COMMIT
 pair more. A connection that breaks is discarded and the next batch checks out a fresh one.
 
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from braze_bridge.db.repositories._driver import HeldConnection
-from braze_bridge.db.repositories.events import EventRecord, StoreResult
-from braze_bridge.ingest.store import DirectStore, write_batch
+from braze_bridge.db.repositories.events import EventRecord, StoreResult, store_events
+from braze_bridge.ingest.store import DirectStore
 from braze_bridge.logging import get_logger
 
 log = get_logger(__name__)
@@ -106,7 +106,7 @@ class GroupCommitter:
     async def _commit(self, held: HeldConnection, batch: list[_Pending]) -> None:
         try:
             # One statement: atomic and durable when it returns, no BEGIN/COMMIT needed.
-            results = await write_batch(await held.driver(), [p.record for p in batch])
+            results = await store_events(await held.driver(), [p.record for p in batch])
         except Exception as exc:  # any failure: retry each record in its own transaction
             log.warning("ingest.batch_failed", size=len(batch), error=type(exc).__name__)
             await held.discard_if_broken()

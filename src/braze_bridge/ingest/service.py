@@ -26,13 +26,13 @@ from braze_bridge.db.repositories import events as events_repo
 from braze_bridge.db.repositories import user_values
 from braze_bridge.db.repositories._driver import connection_driver
 from braze_bridge.db.repositories.events import EventRecord, StoreResult, safe_dedupe_key
-from braze_bridge.db.repositories.live_connections import LiveConnection, get_live_connection
+from braze_bridge.db.repositories.live_connections import LiveConnection, fetch_live_connections
 from braze_bridge.domain.events import NormalizedEvent
 from braze_bridge.domain.ids import uuid7
 from braze_bridge.domain.mapping import Partner
 from braze_bridge.errors import InvalidJson, NotFound, Unauthorized, UnsupportedMediaType
 from braze_bridge.ingest.lookup import ConnectionLookup
-from braze_bridge.ingest.store import EventStore, write_batch
+from braze_bridge.ingest.store import EventStore
 from braze_bridge.logging import get_logger
 from braze_bridge.partners import PARTNERS
 from braze_bridge.partners.evaluate import (
@@ -80,7 +80,8 @@ async def find_connection(
         connection = await lookup.get(connection_id)
     else:
         async with engine.connect() as conn:
-            connection = await get_live_connection(conn, connection_id)
+            found = await fetch_live_connections(await connection_driver(conn), [connection_id])
+        connection = found.get(connection_id)
     if connection is None:
         raise NotFound("unknown connection", details={"connection_id": str(connection_id)})
     return connection
@@ -265,7 +266,7 @@ async def store_with_user_values(
             normalized=normalized,
         )
         record = event_record(connection, evaluation, body, headers, received_at)
-        [result] = await write_batch(await connection_driver(conn), [record])
+        [result] = await events_repo.store_events(await connection_driver(conn), [record])
         if not result.duplicate and user_key is not None:
             enqueued = await events_repo.attribute_operations(conn, result.event_id)
             await user_values.record_enqueued(

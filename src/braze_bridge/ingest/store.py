@@ -7,10 +7,8 @@ acknowledge right away. `DirectStore` uses one transaction per request; `GroupCo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from braze_bridge.db.repositories import events as events_repo
@@ -24,15 +22,6 @@ class EventStore(Protocol):
         ...
 
 
-async def write_batch(
-    driver: asyncpg.Connection, records: Sequence[EventRecord]
-) -> list[StoreResult]:
-    """Every write of a batch of accepted webhooks (events, bodies, operations, the Connected
-    Content projection, the outbox NOTIFY) in one statement: atomic on its own, or part of a
-    transaction the caller opened on `driver`."""
-    return await events_repo.store_events(driver, records)
-
-
 class DirectStore:
     """One transaction per request: the simple path (tests, tools, the group committer's fallback)."""
 
@@ -41,5 +30,5 @@ class DirectStore:
 
     async def store(self, record: EventRecord) -> StoreResult:
         async with self._engine.begin() as conn:
-            [result] = await write_batch(await connection_driver(conn), [record])
+            [result] = await events_repo.store_events(await connection_driver(conn), [record])
         return result

@@ -9,10 +9,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from braze_bridge.db.models import Connection
 from braze_bridge.domain.statuses import ConnectionState, Source, WebhookAuthMode
 
 
@@ -33,50 +30,6 @@ class LiveConnection:
     content_token_enc: str | None
     settings: dict[str, Any]
     version: int
-
-
-_COLUMNS = (
-    Connection.id,
-    Connection.tenant_id,
-    Connection.source,
-    Connection.state,
-    Connection.braze_app_id,
-    Connection.webhook_auth_mode,
-    Connection.webhook_username,
-    Connection.webhook_secret_enc,
-    Connection.previous_webhook_secret_enc,
-    Connection.previous_secret_expires_at,
-    Connection.content_token_enc,
-    Connection.settings,
-    Connection.version,
-)
-
-
-async def get_live_connection(
-    conn: AsyncConnection, connection_id: uuid.UUID
-) -> LiveConnection | None:
-    row = (
-        await conn.execute(
-            select(*_COLUMNS).where(Connection.id == connection_id, Connection.deleted_at.is_(None))
-        )
-    ).first()
-    if row is None:
-        return None
-    return LiveConnection(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        source=row.source,
-        state=row.state,
-        braze_app_id=row.braze_app_id,
-        webhook_auth_mode=row.webhook_auth_mode,
-        webhook_username=row.webhook_username,
-        webhook_secret_enc=row.webhook_secret_enc,
-        previous_webhook_secret_enc=row.previous_webhook_secret_enc,
-        previous_secret_expires_at=row.previous_secret_expires_at,
-        content_token_enc=row.content_token_enc,
-        settings=dict(row.settings or {}),
-        version=row.version,
-    )
 
 
 _LIVE_CONNECTIONS_SQL = """
