@@ -156,7 +156,9 @@ class Event(Base):
     __tablename__ = "events"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    # No key on the tenant (a check per ingested row, migration 0006): a deleted tenant's
+    # events go with its connections.
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     connection_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("connections.id", ondelete="CASCADE")
     )
@@ -187,13 +189,15 @@ class Event(Base):
 
 
 class EventBody(Base):
-    """Raw bytes and headers as received; purged after the retention period."""
+    """Raw bytes and headers as received; purged after the retention period.
+
+    No foreign key (migration 0006): ingest inserts a body joined to the event it inserts in
+    the same statement; deleting events deletes their bodies through a statement trigger.
+    """
 
     __tablename__ = "event_bodies"
 
-    event_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
-    )
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     body: Mapped[bytes] = mapped_column(LargeBinary)
     headers: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     content_type: Mapped[str | None] = mapped_column(String(255))
@@ -214,12 +218,12 @@ class Operation(Base):
     __tablename__ = "operations"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    # Looked up through uq_operations_event_position (event_id first).
-    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    # Looked up through uq_operations_event_position (event_id first). No foreign keys
+    # (migration 0006): ingest inserts operations joined to the events it inserts, with their
+    # tenant and connection; deleting events deletes their operations (statement trigger).
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    connection_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("connections.id", ondelete="CASCADE")
-    )
+    connection_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     position: Mapped[int] = mapped_column(SmallInteger)
     kind: Mapped[ObjectKind] = mapped_column(status_enum(ObjectKind, "object_kind"))
     user_key: Mapped[str] = mapped_column(String(1024))
