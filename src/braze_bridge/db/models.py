@@ -397,7 +397,7 @@ class DataPointSavings(Base):
 
 
 class ContentProfile(Base):
-    """Connected Content projection: latest share link/code and recent rewards per user."""
+    """Connected Content projection: latest share link and code per user (rewards apart)."""
 
     __tablename__ = "content_profiles"
 
@@ -407,13 +407,29 @@ class ContentProfile(Base):
     external_id: Mapped[str] = mapped_column(String(1024), primary_key=True)
     share_link: Mapped[str | None] = mapped_column(Text)
     share_code: Mapped[str | None] = mapped_column(String(255))
-    rewards: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
-    # Every reward webhook rewrites its user's row (a few KB with 20 rewards): kept inline and
-    # uncompressed up to a page (no pglz on each write), with room on the page for the new
-    # version (migration 0002; -20 µs of Postgres CPU per webhook in bench/ingest_sql.py).
-    __table_args__ = ({"postgresql_with": {"toast_tuple_target": 8160, "fillfactor": 60}},)
+
+class ContentReward(Base):
+    """One reward of a user's Connected Content projection, at its newest known state.
+
+    One small row per reward (migration 0007), so a reward webhook costs an insert or a
+    one-row upsert however long the user's history. `seq` (taken again at each state change)
+    orders rewards of equal time by when they last changed. No foreign key: deleting a
+    connection deletes its rewards through a statement trigger.
+    """
+
+    __tablename__ = "content_rewards"
+
+    connection_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    reward_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[str] = mapped_column(String(32))
+    face_value: Mapped[float | None] = mapped_column(Float)
+    face_value_type: Mapped[str | None] = mapped_column(String(255))
+    coupon_code: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+    seq: Mapped[int] = mapped_column(BigInteger, Identity())
 
 
 class RateBucket(Base):

@@ -40,6 +40,7 @@ class ContentUpdate:
     reward: RewardSnapshot | None = None
 
 
-# Rewards a profile keeps, newest first (merged by SQL `braze_bridge_merge_rewards`: a reward's
-# newest state wins, a state without a coupon keeps the known code unless CANCELED/REVOKED).
+# Rewards a profile shows and keeps, newest first. A reward's newest state wins (a late older
+# delivery changes nothing; equal times: the later delivery); a state without a coupon keeps
+# the known code unless CANCELED/REVOKED. Applied by the ingest statement (events.py).
 MAX_REWARDS_KEPT = 20

@@ -1,19 +1,20 @@
 """Reading the Connected Content projection: per-user share link, share code, recent rewards.
 
-Ingest writes it in the same statement as the events (`events.store_events`); the reward merge
-is the SQL function `braze_bridge_merge_rewards` (migration 0002)."""
+Ingest writes it in the same statement as the events (`events.store_events`): the share link
+and code in `content_profiles`, each reward as a row of `content_rewards` (migration 0007).
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from braze_bridge.db.models import ContentProfile
+from braze_bridge.db.models import ContentProfile, ContentReward
+from braze_bridge.domain.content import MAX_REWARDS_KEPT, RewardSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,25 +22,43 @@ class ContentView:
     share_link: str | None
     share_code: str | None
     rewards: list[dict[str, Any]]
-    updated_at: datetime
 
 
 async def get_content(
     conn: AsyncConnection, connection_id: uuid.UUID, external_id: str
 ) -> ContentView | None:
-    row = (
+    """The user's profile, newest rewards first (equal times: least recently changed first);
+    None when ingest never wrote anything for this user."""
+    profile = (
         await conn.execute(
-            select(
-                ContentProfile.share_link,
-                ContentProfile.share_code,
-                ContentProfile.rewards,
-                ContentProfile.updated_at,
-            ).where(
+            select(ContentProfile.share_link, ContentProfile.share_code).where(
                 ContentProfile.connection_id == connection_id,
                 ContentProfile.external_id == external_id,
             )
         )
     ).first()
-    if row is None:
+    rewards = (
+        await conn.execute(
+            select(
+                ContentReward.reward_id,
+                ContentReward.state,
+                ContentReward.face_value,
+                ContentReward.face_value_type,
+                ContentReward.coupon_code,
+                ContentReward.updated_at,
+            )
+            .where(
+                ContentReward.connection_id == connection_id,
+                ContentReward.external_id == external_id,
+            )
+            .order_by(ContentReward.updated_at.desc(), ContentReward.seq)
+            .limit(MAX_REWARDS_KEPT)
+        )
+    ).all()
+    if profile is None and not rewards:
         return None
-    return ContentView(row.share_link, row.share_code, list(row.rewards or []), row.updated_at)
+    return ContentView(
+        profile.share_link if profile else None,
+        profile.share_code if profile else None,
+        [RewardSnapshot(*row).as_json() for row in rewards],
+    )

@@ -8,6 +8,7 @@ new; redeliveries get the id of the event stored first and add nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
@@ -134,9 +135,17 @@ def safe_dedupe_key(key: str) -> str:
 # of this process's CPU per webhook), orjson writes the whole batch in a few microseconds.
 # Bodies, operations and content join `ins`: a redelivery (ON CONFLICT DO NOTHING) adds
 # nothing. Events and operations are inserted in the order given (`n`), events in key order so
-# concurrent batches lock unique-index entries alike. Content changes are folded per user in
-# batch order (last share link/code wins, rewards through `braze_bridge_merge_rewards`,
-# migration 0002) and written in key order. The NOTIFY subquery runs once.
+# concurrent batches lock unique-index entries alike.
+#
+# Connected Content (domain/content.py): share links and codes are folded per user in batch
+# order (the last one wins). A reward is one row; its upsert applies the merge rules (the
+# newest state wins, equal times included; a state without a coupon keeps the known code
+# unless CANCELED/REVOKED) and takes a new `seq` when it changes (drawn in batch order: a
+# volatile select list is computed after its ORDER BY; rows are then written in key order). A batch holds at most one
+# change per reward (`_reward_safe_chunks`): one statement cannot update a row twice. `trim`
+# deletes a user's rewards beyond the newest $5 as this statement found them, never one this
+# batch changes (two CTEs must not touch one row), and only the version it saw (`seq`): a
+# concurrent batch that just made that reward newer keeps it. The NOTIFY subquery runs once.
 _WRITE_BATCH_SQL = """
 WITH rows AS (
     SELECT * FROM json_to_recordset($1::json) AS r(
@@ -175,37 +184,70 @@ ops AS (
     ORDER BY o.n
     RETURNING connection_id
 ),
-changes AS (
-    SELECT c.connection_id, c.external_id,
-           (array_agg(c.share_link ORDER BY c.n DESC)
-               FILTER (WHERE c.share_link IS NOT NULL))[1] AS share_link,
-           (array_agg(c.share_code ORDER BY c.n DESC)
-               FILTER (WHERE c.share_code IS NOT NULL))[1] AS share_code,
-           coalesce(jsonb_agg(c.reward ORDER BY c.n)
-               FILTER (WHERE c.reward IS NOT NULL), '[]'::jsonb) AS news
-    FROM json_to_recordset($4::json) AS c(
-        n bigint, event_id uuid, connection_id uuid, external_id text, share_link text,
-        share_code text, reward jsonb)
-    JOIN ins ON ins.id = c.event_id
-    GROUP BY c.connection_id, c.external_id
-),
 content AS (
-    INSERT INTO content_profiles AS p (connection_id, external_id, share_link, share_code,
-                                       rewards)
-    SELECT connection_id, external_id, share_link, share_code,
-           braze_bridge_merge_rewards('[]'::jsonb, news, $5)
-    FROM changes
+    SELECT c.* FROM json_to_recordset($4::json) AS c(
+        n bigint, event_id uuid, connection_id uuid, external_id text, share_link text,
+        share_code text, reward_id text, state text, face_value double precision,
+        face_value_type text, coupon_code text, reward_at timestamptz)
+    JOIN ins ON ins.id = c.event_id
+),
+profiles AS (
+    INSERT INTO content_profiles AS p (connection_id, external_id, share_link, share_code)
+    SELECT connection_id, external_id,
+           (array_agg(share_link ORDER BY n DESC) FILTER (WHERE share_link IS NOT NULL))[1],
+           (array_agg(share_code ORDER BY n DESC) FILTER (WHERE share_code IS NOT NULL))[1]
+    FROM content
+    WHERE share_link IS NOT NULL OR share_code IS NOT NULL
+    GROUP BY connection_id, external_id
     ORDER BY connection_id, external_id
     ON CONFLICT (connection_id, external_id) DO UPDATE SET
         share_link = coalesce(excluded.share_link, p.share_link),
         share_code = coalesce(excluded.share_code, p.share_code),
-        rewards = braze_bridge_merge_rewards(
-            p.rewards,
-            (SELECT ch.news FROM changes AS ch
-             WHERE ch.connection_id = p.connection_id AND ch.external_id = p.external_id),
-            $5
-        ),
         updated_at = now()
+),
+rewards AS (
+    INSERT INTO content_rewards AS r (connection_id, external_id, reward_id, state,
+                                      face_value, face_value_type, coupon_code, updated_at,
+                                      seq)
+    SELECT * FROM (
+        SELECT connection_id, external_id, reward_id, state, face_value, face_value_type,
+               coupon_code, reward_at, nextval('content_rewards_seq_seq')
+        FROM content
+        WHERE reward_id IS NOT NULL
+        ORDER BY n
+    ) AS numbered
+    ORDER BY connection_id, external_id, reward_id
+    ON CONFLICT (connection_id, external_id, reward_id) DO UPDATE SET
+        state = excluded.state,
+        face_value = excluded.face_value,
+        face_value_type = excluded.face_value_type,
+        coupon_code = CASE
+            WHEN excluded.coupon_code IS NULL AND excluded.state NOT IN ('CANCELED', 'REVOKED')
+            THEN r.coupon_code ELSE excluded.coupon_code END,
+        updated_at = excluded.updated_at,
+        seq = excluded.seq
+    WHERE excluded.updated_at >= r.updated_at
+),
+trim AS (
+    DELETE FROM content_rewards AS d
+    USING (
+        SELECT old.connection_id, old.external_id, old.reward_id, old.seq
+        FROM (SELECT DISTINCT connection_id, external_id FROM content
+              WHERE reward_id IS NOT NULL) AS u
+        CROSS JOIN LATERAL (
+            SELECT x.connection_id, x.external_id, x.reward_id, x.seq
+            FROM content_rewards AS x
+            WHERE x.connection_id = u.connection_id AND x.external_id = u.external_id
+            ORDER BY x.updated_at DESC, x.seq
+            OFFSET $5
+        ) AS old
+    ) AS doomed
+    WHERE d.connection_id = doomed.connection_id AND d.external_id = doomed.external_id
+      AND d.reward_id = doomed.reward_id AND d.seq = doomed.seq
+      AND NOT EXISTS (
+          SELECT 1 FROM content AS c
+          WHERE c.connection_id = d.connection_id AND c.external_id = d.external_id
+            AND c.reward_id = d.reward_id)
 ),
 woken AS (
     SELECT pg_notify($6, n.connection_id::text)
@@ -261,6 +303,7 @@ def _content_row(n: int, record: EventRecord) -> dict[str, Any] | None:
     change = record.content
     if change is None:
         return None
+    reward = change.reward
     return {
         "n": n,
         "event_id": record.id,
@@ -268,14 +311,77 @@ def _content_row(n: int, record: EventRecord) -> dict[str, Any] | None:
         "external_id": clean_text(change.external_id, 1024),
         "share_link": change.share_link,
         "share_code": _optional_text(change.share_code, 255),
-        "reward": None if change.reward is None else change.reward.as_json(),
+        **(
+            {}
+            if reward is None
+            else {
+                "reward_id": clean_text(reward.reward_id, 255),
+                "state": clean_text(reward.state, 32),
+                "face_value": reward.face_value,
+                "face_value_type": _optional_text(reward.face_value_type, 255),
+                "coupon_code": _optional_text(reward.coupon_code),
+                "reward_at": reward.updated_at,
+            }
+        ),
     }
+
+
+def _reward_key(record: EventRecord) -> tuple[uuid.UUID, str, str] | None:
+    change = record.content
+    if change is None or change.reward is None:
+        return None
+    return (
+        record.connection_id,
+        clean_text(change.external_id, 1024),
+        clean_text(change.reward.reward_id, 255),
+    )
+
+
+def _reward_safe_chunks(records: list[EventRecord]) -> list[list[EventRecord]]:
+    """`records` in order, cut before any that changes a reward an earlier one in its chunk
+    changes (one upsert statement cannot update a row twice). Almost always one chunk."""
+    chunks: list[list[EventRecord]] = [[]]
+    seen: set[tuple[uuid.UUID, str, str]] = set()
+    for record in records:
+        key = _reward_key(record)
+        if key is not None:
+            if key in seen:
+                chunks.append([])
+                seen = set()
+            seen.add(key)
+        chunks[-1].append(record)
+    return chunks
+
+
+async def _write_batch(
+    driver: asyncpg.Connection, records: list[EventRecord]
+) -> dict[tuple[uuid.UUID, str], uuid.UUID]:
+    """One statement for `records` (distinct keys); the ids of the events it inserted."""
+    ordered = sorted(records, key=lambda r: (str(r.connection_id), r.dedupe_key))
+    operations: list[dict[str, Any]] = []
+    for record in ordered:
+        operations += _operation_rows(record, len(operations))
+    content = [
+        row for n, record in enumerate(records) if (row := _content_row(n, record)) is not None
+    ]
+    rows = await driver.fetch(
+        _WRITE_BATCH_SQL,
+        jsonb_text([_event_row(n, r) for n, r in enumerate(ordered, start=1)]),
+        [r.body for r in ordered],
+        jsonb_text(operations),
+        jsonb_text(content),
+        MAX_REWARDS_KEPT,
+        OUTBOX_CHANNEL,
+    )
+    return {(row["connection_id"], row["dedupe_key"]): row["id"] for row in rows}
 
 
 async def store_events(
     driver: asyncpg.Connection, records: Sequence[EventRecord]
 ) -> list[StoreResult]:
-    """Store a batch of webhooks in one statement; report duplicates. One result each.
+    """Store a batch of webhooks atomically; report duplicates. One result each.
+
+    One statement, or (when the batch changes one reward twice) a transaction of several.
 
     Within `records`, the first of several with one (connection, dedupe key) is the candidate;
     the others are duplicates of whatever that key ends up pointing at. Events are inserted in
@@ -285,35 +391,17 @@ async def store_events(
     candidates: dict[tuple[uuid.UUID, str], EventRecord] = {}
     for record in records:
         candidates.setdefault(record.identity, record)
-    ordered = sorted(candidates.values(), key=lambda r: (str(r.connection_id), r.dedupe_key))
 
     inserted: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
-    if ordered:
-        operations: list[dict[str, Any]] = []
-        for record in ordered:
-            operations += _operation_rows(record, len(operations))
-        content = [
-            row
-            for n, record in enumerate(candidates.values())
-            if (row := _content_row(n, record)) is not None
-        ]
-        rows = await driver.fetch(
-            _WRITE_BATCH_SQL,
-            jsonb_text([_event_row(n, r) for n, r in enumerate(ordered, start=1)]),
-            [r.body for r in ordered],
-            jsonb_text(operations),
-            jsonb_text(content),
-            MAX_REWARDS_KEPT,
-            OUTBOX_CHANNEL,
-        )
-        for row in rows:
-            inserted[(row["connection_id"], row["dedupe_key"])] = row["id"]
+    chunks = [chunk for chunk in _reward_safe_chunks(list(candidates.values())) if chunk]
+    several = len(chunks) > 1 and not driver.is_in_transaction()
+    async with driver.transaction() if several else contextlib.nullcontext():  # all or nothing
+        for chunk in chunks:
+            inserted.update(await _write_batch(driver, chunk))
 
     # A key taken by another transaction meanwhile: that transaction has committed by now
     # (ON CONFLICT waited for it), so a fresh statement finds its event.
-    existing = await _existing_ids(
-        driver, [r.identity for r in ordered if r.identity not in inserted]
-    )
+    existing = await _existing_ids(driver, [key for key in candidates if key not in inserted])
     results = []
     for record in records:
         first = candidates[record.identity]
