@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from braze_bridge.db.models import Event
-from braze_bridge.db.repositories.events import EventRecord, StoreResult
+from braze_bridge.db.repositories._driver import HeldConnection
+from braze_bridge.db.repositories.events import BATCH_SESSION_SETTINGS, EventRecord, StoreResult
 from braze_bridge.domain.ids import uuid7
 from braze_bridge.domain.operations import Operation, UserRef
 from braze_bridge.domain.statuses import EventStatus
@@ -103,3 +104,14 @@ async def test_a_lost_database_connection_costs_no_request(
     assert not after.duplicate
     keys = await session.scalars(select(Event.dedupe_key).order_by(Event.dedupe_key))
     assert list(keys) == ["after", "before", "during"]
+
+
+async def test_a_held_connections_settings_last_until_it_is_released(engine: AsyncEngine) -> None:
+    held = HeldConnection(engine, BATCH_SESSION_SETTINGS)
+    driver = await held.driver()
+    assert await driver.fetchval("SHOW enable_seqscan") == "off"
+
+    await held.release()
+
+    # Back in the pool as it came: other users of the connection plan as usual.
+    assert await driver.fetchval("SHOW enable_seqscan") == "on"

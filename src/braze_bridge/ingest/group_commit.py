@@ -19,7 +19,10 @@ one backend), this process parses and maps the next batch's requests, instead of
 taking turns. Measured with `bench/ingest.py --requests 5000 --rounds 3` on a busy machine:
 median ratio 1.12-1.22 against 0.76-0.85 with one committer taking up to 256 (four taking 16:
 0.90-1.20); on a quiet one the settings tie (bench/RESULTS.md). Batches lock rows in key
-order, so they cannot deadlock each other (nor those of other API processes).
+order, so their inserts cannot deadlock each other (nor those of other API processes); only
+the Connected Content trim can, when two concurrent batches change one reward of a user with
+more than 20 rewards: Postgres then cancels one after a second and its records are retried.
+The committers' connections plan with sequential scans off (`BATCH_SESSION_SETTINGS`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,12 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from braze_bridge.db.repositories._driver import HeldConnection
-from braze_bridge.db.repositories.events import EventRecord, StoreResult, store_events
+from braze_bridge.db.repositories.events import (
+    BATCH_SESSION_SETTINGS,
+    EventRecord,
+    StoreResult,
+    store_events,
+)
 from braze_bridge.ingest.store import DirectStore
 from braze_bridge.logging import get_logger
 
@@ -83,7 +91,7 @@ class GroupCommitter:
         return await done
 
     async def _run(self) -> None:
-        held = HeldConnection(self._engine)
+        held = HeldConnection(self._engine, BATCH_SESSION_SETTINGS)
         try:
             while True:
                 first = await self._queue.get()

@@ -7,6 +7,7 @@ connection, same transaction, statements prepared and cached by asyncpg.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import cast
 
 import asyncpg
@@ -39,8 +40,10 @@ class HeldConnection:
     asyncpg connection directly, transactions included, and closes it with `release()`.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Mapping[str, str] | None = None) -> None:
+        """`settings`: server settings for as long as the connection is held (reset after)."""
         self._engine = engine
+        self._settings = dict(settings or {})
         self._conn: AsyncConnection | None = None
         self._driver: asyncpg.Connection | None = None
 
@@ -49,10 +52,13 @@ class HeldConnection:
             conn = await self._engine.connect()
             try:
                 raw = await conn.get_raw_connection()
+                driver = cast(asyncpg.Connection, raw.driver_connection)
+                for name, value in self._settings.items():
+                    await driver.execute("SELECT set_config($1, $2, false)", name, value)
             except BaseException:
                 await conn.close()
                 raise
-            self._conn, self._driver = conn, cast(asyncpg.Connection, raw.driver_connection)
+            self._conn, self._driver = conn, driver
         return self._driver
 
     async def discard_if_broken(self) -> bool:
@@ -66,6 +72,12 @@ class HeldConnection:
         return True
 
     async def release(self) -> None:
-        conn, self._conn, self._driver = self._conn, None, None
-        if conn is not None:
+        conn, driver = self._conn, self._driver
+        self._conn, self._driver = None, None
+        if conn is None:
+            return
+        try:
+            if self._settings and driver is not None and not driver.is_closed():
+                await driver.execute("RESET ALL")  # back to the pool as it came
+        finally:
             await conn.close()
