@@ -25,7 +25,11 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ingest as bench  # the sibling bench: database and webhook helpers
 
-from braze_bridge.db.repositories.events import EventRecord, store_events
+from braze_bridge.db.repositories.events import (
+    BATCH_SESSION_SETTINGS,
+    EventRecord,
+    store_events,
+)
 from braze_bridge.db.repositories.live_connections import fetch_live_connections
 from braze_bridge.ingest.service import event_record, parse_json_body
 from braze_bridge.partners import PARTNERS
@@ -57,6 +61,8 @@ async def main() -> None:
         conn = await asyncpg.connect(url)
         try:
             backend = await conn.fetchval("SELECT pg_backend_pid()")
+            for name, value in BATCH_SESSION_SETTINGS.items():  # as the group committer's
+                await conn.execute("SELECT set_config($1, $2, false)", name, value)
             live = (await fetch_live_connections(conn, [connection_id]))[connection_id]
             now = datetime.now(UTC)
 
