@@ -544,3 +544,7 @@ class TestArbitraryBodies:
         assert event.status == "queued"
         count = await session.scalar(select(func.count()).select_from(EventBody))
         assert count == 1
+        # Cleaned alike wherever stored: the worker orders a user's objects by this key.
+        operations = await stored_operations(session, response.json()["event_id"])
+        assert event.user_key == "id:u?"
+        assert {op.user_key for op in operations} == {event.user_key}

@@ -76,8 +76,10 @@ def clean_text(value: str, limit: int | None = None) -> str:
     return value if limit is None else value[:limit]
 
 
-def _optional_text(value: str | None, limit: int | None = None) -> str | None:
-    return None if value is None else clean_text(value, limit)
+def _clip(value: str | None, limit: int | None = None) -> str | None:
+    """Cut to the column's size. Row strings are not cleaned one by one: `jsonb_text` cleans
+    the whole document when any string in it needs it (NUL, lone surrogates)."""
+    return value if value is None or limit is None else value[:limit]
 
 
 def jsonb_safe(value: Any) -> Any:
@@ -278,16 +280,16 @@ def _event_row(n: int, record: EventRecord) -> dict[str, Any]:
         "tenant_id": record.tenant_id,
         "connection_id": record.connection_id,
         "dedupe_key": record.dedupe_key,
-        "source_event_id": _optional_text(record.source_event_id, 255),
-        "kind": _optional_text(record.kind, 64),
+        "source_event_id": _clip(record.source_event_id, 255),
+        "kind": _clip(record.kind, 64),
         "status": record.status.value,
-        "reason": _optional_text(record.reason, 2000),
-        "user_key": _optional_text(record.user_key, 1024),
+        "reason": _clip(record.reason, 2000),
+        "user_key": _clip(record.user_key, 1024),
         "normalized": normalized,
         "received_at": record.received_at,
         "occurred_at": record.occurred_at,
         "headers": record.headers,
-        "content_type": _optional_text(record.content_type, 255),
+        "content_type": _clip(record.content_type, 255),
     }
 
 
@@ -298,9 +300,9 @@ def _operation_rows(record: EventRecord, first: int) -> list[dict[str, Any]]:
             "event_id": record.id,
             "position": position,
             "kind": operation.kind.value,
-            "user_key": clean_text(operation.user.key or "", 1024),
-            "external_id": _optional_text(operation.user.external_id, 1024),
-            "email": _optional_text(operation.user.email, 512),
+            "user_key": (operation.user.key or "")[:1024],
+            "external_id": _clip(operation.user.external_id, 1024),
+            "email": _clip(operation.user.email, 512),
             "unknown_user": operation.user.unknown_user,
             "payload": operation.payload,
         }
@@ -317,18 +319,18 @@ def _content_row(n: int, record: EventRecord) -> dict[str, Any] | None:
         "n": n,
         "event_id": record.id,
         "connection_id": record.connection_id,
-        "external_id": clean_text(change.external_id, 1024),
+        "external_id": change.external_id[:1024],
         "share_link": change.share_link,
-        "share_code": _optional_text(change.share_code, 255),
+        "share_code": _clip(change.share_code, 255),
         **(
             {}
             if reward is None
             else {
-                "reward_id": clean_text(reward.reward_id, 255),
-                "state": clean_text(reward.state, 32),
+                "reward_id": reward.reward_id[:255],
+                "state": reward.state[:32],
                 "face_value": reward.face_value,
-                "face_value_type": _optional_text(reward.face_value_type, 255),
-                "coupon_code": _optional_text(reward.coupon_code),
+                "face_value_type": _clip(reward.face_value_type, 255),
+                "coupon_code": _clip(reward.coupon_code),
                 "reward_at": reward.updated_at,
             }
         ),
@@ -341,8 +343,9 @@ def _reward_key(record: EventRecord) -> tuple[uuid.UUID, str, str] | None:
         return None
     return (
         record.connection_id,
-        clean_text(change.external_id, 1024),
-        clean_text(change.reward.reward_id, 255),
+        # as the stored key will be, once jsonb_text has cleaned the document
+        clean_text(change.external_id[:1024]),
+        clean_text(change.reward.reward_id[:255]),
     )
 
 
