@@ -32,6 +32,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ingest as bench  # the sibling bench: webhook bodies and secrets
+from tests import extole_bodies
 
 from braze_bridge.api import hooks
 from braze_bridge.db.repositories.events import EventRecord, StoreResult
@@ -39,7 +40,6 @@ from braze_bridge.db.repositories.live_connections import LiveConnection
 from braze_bridge.domain.statuses import ConnectionState, Source, WebhookAuthMode
 from braze_bridge.logging import configure_logging
 from braze_bridge.security.secrets import SecretBox
-from tests import extole_bodies
 
 
 class InstantLookup:

@@ -11,10 +11,11 @@ The path is source-agnostic: the partner comes from `PARTNERS[connection.source]
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -133,6 +134,8 @@ def _reject_constant(name: str) -> Any:
 
 # One decoder for every body: `json.loads(..., parse_constant=...)` builds a new one per call.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+# The decoder's own value scanner: what `decode` runs once it has skipped leading whitespace.
+_SCAN_VALUE: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def _position(text: str, pos: int) -> dict[str, int]:
@@ -143,13 +146,35 @@ def _position(text: str, pos: int) -> dict[str, int]:
 
 def parse_json_body(body: bytes) -> Any:
     """Strict JSON (UTF-8, optional BOM; no NaN/Infinity); InvalidJson names the position."""
+    if not body.startswith(codecs.BOM_UTF8):
+        # The common case, read without the general path's overhead (~2 µs): the "utf-8-sig"
+        # codec is a Python-level wrapper, and `decode` matches whitespace before and after
+        # the value. Anything else (leading or trailing whitespace, errors) takes that path.
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(body, exc) from None
+        try:
+            value, end = _SCAN_VALUE(text, 0)
+        except (StopIteration, ValueError, RecursionError):
+            pass
+        else:
+            if end == len(text):
+                return value
+        return _decode_text(text)
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        prefix = body[: exc.start].decode("utf-8", errors="replace")
-        raise InvalidJson(
-            "body is not valid UTF-8", details=_position(prefix, len(prefix))
-        ) from None
+        raise _not_utf8(body, exc) from None
+    return _decode_text(text)
+
+
+def _not_utf8(body: bytes, exc: UnicodeDecodeError) -> InvalidJson:
+    prefix = body[: exc.start].decode("utf-8", errors="replace")
+    return InvalidJson("body is not valid UTF-8", details=_position(prefix, len(prefix)))
+
+
+def _decode_text(text: str) -> Any:
     try:
         return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
