@@ -67,9 +67,15 @@ class WebhookAck:
     normalized: NormalizedEvent | None = None
 
 
+@lru_cache(maxsize=1024)
+def _uuid(raw: str) -> uuid.UUID:
+    """Webhooks name a few connections over and over; only valid ids are kept (short strings)."""
+    return uuid.UUID(raw)
+
+
 def parse_connection_id(raw: str) -> uuid.UUID:
     try:
-        return uuid.UUID(raw)
+        return _uuid(raw)
     except ValueError:
         raise NotFound("unknown connection", details={"connection_id": raw[:100]}) from None
 
