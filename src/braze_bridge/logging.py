@@ -31,9 +31,25 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+class _Threshold:
+    """The least severe level `configure_logging` set; structlog unconfigured writes every level."""
+
+    level = logging.NOTSET
+
+
+def is_enabled_for(level: int) -> bool:
+    """Whether a line at `level` (e.g. `logging.DEBUG`) would be written.
+
+    Per-request lines check this first: loggers are not cached (tests reconfigure logging), so
+    each call on a module's logger assembles a new bound logger, ~5 µs even for a dropped line.
+    """
+    return level >= _Threshold.level
+
+
 def configure_logging(level: str = "info") -> None:
     """JSON lines on stderr (stdout stays for command output) for the service and for stdlib loggers (uvicorn, alembic)."""
     numeric = logging.getLevelNamesMapping()[level.upper()]
+    _Threshold.level = numeric
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

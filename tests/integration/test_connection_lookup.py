@@ -75,3 +75,23 @@ async def test_a_lost_database_connection_is_replaced_without_failing_requests(
 
     assert found is not None
     assert found.id == connection.id
+
+
+async def test_a_request_that_gives_up_leaves_the_others_their_answer(
+    engine: AsyncEngine, connection: MadeConnection
+) -> None:
+    lookup = ConnectionLookup(engine)
+    try:
+        leaving = asyncio.create_task(lookup.get(connection.id))
+        staying = asyncio.create_task(lookup.get(connection.id))
+        await asyncio.sleep(0)  # both are waiting on the one query
+        leaving.cancel()
+        found = await staying
+        again = await lookup.get(connection.id)
+    finally:
+        await lookup.close()
+
+    assert leaving.cancelled()
+    assert found is not None
+    assert found.id == connection.id
+    assert again is not None

@@ -104,11 +104,11 @@ async def _accept(connection_id: str, request: Request) -> service.WebhookAck:
             headers=request.headers,
         )
     except AppError as exc:
-        metrics.webhook_received(str(connection.id), None, exc.code)
+        metrics.webhook_received(connection.id, None, exc.code)
         raise
     kind = ack.normalized.kind if ack.normalized is not None else None
     outcome = "accepted" if ack.outcome == "queued" else ack.outcome
-    metrics.webhook_received(str(connection.id), kind, outcome)
+    metrics.webhook_received(connection.id, kind, outcome)
     return ack
 
 

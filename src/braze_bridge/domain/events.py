@@ -39,4 +39,7 @@ class NormalizedEvent(BaseModel):
     occurred_at: datetime | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """`model_dump(mode="json")`, straight from the serializer (its wrapper costs ~0.5 µs
+        of argument handling, once per stored event)."""
+        dumped: dict[str, Any] = self.__pydantic_serializer__.to_python(self, mode="json")
+        return dumped

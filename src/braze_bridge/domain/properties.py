@@ -29,18 +29,30 @@ def is_valid_property_name(name: str) -> bool:
 
 def event_properties(values: Mapping[str, Any]) -> dict[str, Any]:
     """Keep the properties Braze accepts: valid names, no None; long strings cut to 255."""
+    # The checks of is_valid_property_name and clip_string, inlined: this runs for every
+    # property of every event.
     properties: dict[str, Any] = {}
     for name, value in values.items():
-        if value is None or not is_valid_property_name(name):
+        if (
+            value is None
+            or not name
+            or name[0] == "$"
+            or len(name) > MAX_STRING_LENGTH
+            or name in RESERVED_EVENT_PROPERTIES
+        ):
             continue
-        properties[name] = clip_string(value) if isinstance(value, str) else value
+        if isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
+            value = value[:MAX_STRING_LENGTH]
+        properties[name] = value
     return properties
 
 
 def attribute_values(values: Mapping[str, Any]) -> dict[str, Any]:
     """Attribute values without None (None would erase the attribute); strings cut to 255."""
     return {
-        name: clip_string(value) if isinstance(value, str) else value
+        name: value[:MAX_STRING_LENGTH]
+        if isinstance(value, str) and len(value) > MAX_STRING_LENGTH
+        else value
         for name, value in values.items()
         if value is not None
     }

@@ -17,7 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from braze_bridge.db.repositories._driver import HeldConnection
 from braze_bridge.db.repositories.live_connections import LiveConnection, fetch_live_connections
 
-_Waiters = dict[uuid.UUID, asyncio.Future[LiveConnection | None]]
+# Each request waits on a future of its own, so one giving up (client gone) cancels only its
+# own wait, never the answer for the others, without `asyncio.shield` (one more future and one
+# more event-loop hop per request).
+_Waiters = dict[uuid.UUID, list[asyncio.Future[LiveConnection | None]]]
 
 
 class ConnectionLookup:
@@ -28,14 +31,14 @@ class ConnectionLookup:
         self._task: asyncio.Task[None] | None = None
 
     async def get(self, connection_id: uuid.UUID) -> LiveConnection | None:
-        answer = self._running.get(connection_id) or self._next.get(connection_id)
-        if answer is None:
-            answer = asyncio.get_running_loop().create_future()
-            self._next[connection_id] = answer
+        answer: asyncio.Future[LiveConnection | None] = asyncio.get_running_loop().create_future()
+        waiting = self._running.get(connection_id) or self._next.get(connection_id)
+        if waiting is None:
+            waiting = self._next[connection_id] = []
             if self._task is None or self._task.done():
                 self._task = asyncio.create_task(self._run(), name="connection-lookup")
-        # shield: one caller giving up (client gone) must not cancel the answer for the others.
-        return await asyncio.shield(answer)
+        waiting.append(answer)
+        return await answer
 
     async def close(self) -> None:
         if self._task is not None:
@@ -48,13 +51,16 @@ class ConnectionLookup:
             try:
                 found = await self._fetch(list(self._running))
             except Exception as exc:  # each waiting request fails (a 500), none hangs
-                for answer in self._running.values():
-                    if not answer.done():
-                        answer.set_exception(exc)
+                for waiting in self._running.values():
+                    for answer in waiting:
+                        if not answer.done():
+                            answer.set_exception(exc)
             else:
-                for connection_id, answer in self._running.items():
-                    if not answer.done():
-                        answer.set_result(found.get(connection_id))
+                for connection_id, waiting in self._running.items():
+                    connection = found.get(connection_id)
+                    for answer in waiting:
+                        if not answer.done():
+                            answer.set_result(connection)
             finally:
                 self._running = {}
 

@@ -14,6 +14,7 @@ import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 import jwt
 
@@ -75,6 +76,13 @@ def _bearer_value(headers: Mapping[str, str]) -> str | None:
     return value.strip()
 
 
+@lru_cache(maxsize=1024)
+def _keyed_sha256(secret: str) -> hmac.HMAC:
+    """HMAC-SHA256 with `secret` already keyed in; copy it for each message. Keying hashes two
+    blocks, about a third of the work for a typical webhook body."""
+    return hmac.new(secret.encode(), digestmod="sha256")
+
+
 def verify_hmac_sha256(
     headers: Mapping[str, str], body: bytes, secrets: Sequence[str]
 ) -> AuthResult:
@@ -88,7 +96,9 @@ def verify_hmac_sha256(
     candidate = _header_bytes(value.lower())
     matched = False
     for secret in secrets:
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+        mac = _keyed_sha256(secret).copy()
+        mac.update(body)
+        expected = mac.hexdigest().encode()
         # No early exit: the time taken does not tell which secret (if any) matched.
         matched |= _same(candidate, expected)
     if matched:

@@ -8,12 +8,14 @@ external id the operations carry only the email and the worker resolves it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from braze_bridge.domain.content import ContentUpdate, RewardSnapshot
 from braze_bridge.domain.mapping import Filtered, Mapped, MappingContext, Rejected
 from braze_bridge.domain.operations import Operation, UserRef
 from braze_bridge.domain.properties import attribute_values, clip_string, event_properties
+from braze_bridge.domain.statuses import ObjectKind
 from braze_bridge.partners.extole.events import (
     ExtoleEvent,
     Outcome,
@@ -35,10 +37,15 @@ NO_COUPON_STATES = frozenset({"CANCELED", "REVOKED"})
 def braze_time(moment: datetime) -> str:
     """ISO 8601 in UTC with milliseconds, e.g. `2024-03-15T10:30:00.000Z`."""
     utc = moment.astimezone(UTC)
-    # Formatted by hand: strftime was a visible share of the ingest path's CPU.
-    return (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
-        f"{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+    # Formatted by hand, in one %-format (strftime, f-string specs and isoformat all cost more).
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        utc.year,
+        utc.month,
+        utc.day,
+        utc.hour,
+        utc.minute,
+        utc.second,
+        utc.microsecond // 1000,
     )
 
 
@@ -61,25 +68,35 @@ def user_for(event: ExtoleEvent, settings: ExtoleSettings) -> UserRef:
     raise Rejected("no_user_identifier")
 
 
+# The ExtoleEvents switch of each kind that has one.
+_KIND_SWITCHES: dict[type[ExtoleEvent], str] = {
+    ShareLinkCreated: "share_link_created",
+    Shared: "shared",
+    Subscribed: "subscribed",
+    Unsubscribed: "unsubscribed",
+}
+
+
+@lru_cache(maxsize=256)
+def _enabled_steps(outcomes: tuple[str, ...]) -> frozenset[str]:
+    """The step names a connection's `events.outcomes` list enables (settings change rarely)."""
+    return frozenset(step_name(name) for name in outcomes)
+
+
 def check_enabled(event: ExtoleEvent, settings: ExtoleSettings) -> None:
     """Raise Filtered when the settings do not forward this kind or reward state."""
     events = settings.events
-    if isinstance(event, Reward):
+    if type(event) is Reward:
         if event.state not in settings.reward_states:
             raise Filtered(f"reward_state_not_enabled: {event.state}")
         return
-    if isinstance(event, Outcome):
-        enabled = {step_name(name) for name in events.outcomes}
+    if type(event) is Outcome:
+        enabled = _enabled_steps(tuple(events.outcomes))
         if "*" not in enabled and event.step not in enabled:
             raise Filtered(f"outcome_not_enabled: {event.step}")
         return
-    enabled_flag = {
-        ShareLinkCreated: events.share_link_created,
-        Shared: events.shared,
-        Subscribed: events.subscribed,
-        Unsubscribed: events.unsubscribed,
-    }.get(type(event), True)
-    if not enabled_flag:
+    switch = _KIND_SWITCHES.get(type(event))
+    if switch is not None and not getattr(events, switch):
         raise Filtered(f"kind_not_enabled: {event.kind}")
 
 
@@ -96,16 +113,17 @@ def _operations(
     time: str,
     properties: dict[str, Any],
 ) -> list[Operation]:
+    # Operation.attributes / custom_event, without their defensive copies: these dicts are new.
     operations = []
     values = attribute_values(attributes)
     if values:
-        operations.append(Operation.attributes(user, values))
+        operations.append(Operation(ObjectKind.ATTRIBUTES, user, values))
     if event_name is not None:
-        operations.append(
-            Operation.custom_event(
-                user, event_name, time=time, properties=event_properties(properties)
-            )
-        )
+        payload: dict[str, Any] = {"name": event_name, "time": time}
+        sent = event_properties(properties)
+        if sent:
+            payload["properties"] = sent
+        operations.append(Operation(ObjectKind.EVENTS, user, payload))
     return operations
 
 
@@ -124,7 +142,10 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
     attributes: dict[str, Any]
     properties: dict[str, Any]
 
-    if isinstance(event, ShareLinkCreated):
+    # Exact classes (each kind is one final class): an isinstance miss on a pydantic model
+    # class goes through ABCMeta, ~0.2 µs each.
+
+    if type(event) is ShareLinkCreated:
         name = settings.event_name("extole_created_share_link", "share_link_created")
         attributes = {
             "email": event.email,
@@ -136,7 +157,7 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
             content = ContentUpdate(
                 user.external_id, at, share_link=event.share_link, share_code=event.share_code
             )
-    elif isinstance(event, Shared):
+    elif type(event) is Shared:
         name = settings.event_name("extole_shared", "shared")
         properties = {
             **base,
@@ -146,14 +167,14 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
         operations = _operations(user, names, name, time, properties)
         if user.external_id and event.share_link:
             content = ContentUpdate(user.external_id, at, share_link=event.share_link)
-    elif isinstance(event, Outcome):
+    elif type(event) is Outcome:
         default = clip_string(f"extole_{event.step}")
         name = settings.event_name(default, event.step)
         properties = {**base}
         for key, value in event.fields.items():
             properties.setdefault(key, value)
         operations = _operations(user, names, name, time, properties)
-    elif isinstance(event, Subscribed):
+    elif type(event) is Subscribed:
         attributes = {
             "email": event.email,
             "email_subscribe": "opted_in",
@@ -161,7 +182,7 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
             "subscription_groups": _subscription_groups(settings, "subscribed"),
         }
         operations = _operations(user, attributes, None, time, {})
-    elif isinstance(event, Unsubscribed):
+    elif type(event) is Unsubscribed:
         name = settings.event_name("extole_unsubscribed", "unsubscribed")
         attributes = {
             "email_subscribe": "unsubscribed",
@@ -175,7 +196,7 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
             "subscription_group_id": settings.subscription_group_id,
         }
         operations = _operations(user, attributes, name, time, properties)
-    elif isinstance(event, Reward):
+    elif type(event) is Reward:
         state = event.state.lower()
         name = settings.event_name(f"extole_reward_{state}", f"reward_{state}", event.reward_type)
         coupon = None if event.state in NO_COUPON_STATES else event.coupon_code

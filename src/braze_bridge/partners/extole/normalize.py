@@ -12,7 +12,6 @@ import re
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-from braze_bridge.domain.events import NormalizedUser
 from braze_bridge.domain.mapping import Rejected
 from braze_bridge.partners.extole.events import (
     AnyExtoleEvent,
@@ -66,11 +65,15 @@ NON_PROPERTY_KEYS = frozenset(
 MAX_ID_LENGTH = 200
 
 _SEPARATORS = re.compile(r"[\s\-]+")
+_UNIX_TIME = re.compile(r"\d{9,13}(\.\d+)?")
 
 
 def canonical_name(name: str) -> str:
     """`"Share Link Created"` → `share_link_created`; `extole-Shared` → `extole_shared`."""
-    return _SEPARATORS.sub("_", name.strip().lower())
+    lowered = name.strip().lower()
+    if lowered.isidentifier():  # no spaces or dashes to replace: most names as sent
+        return lowered
+    return _SEPARATORS.sub("_", lowered)
 
 
 def step_name(name: str) -> str:
@@ -84,7 +87,7 @@ def parse_time(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        if re.fullmatch(r"\d{9,13}(\.\d+)?", value):
+        if _UNIX_TIME.fullmatch(value):
             seconds = float(value)
             return datetime.fromtimestamp(seconds / 1000 if seconds > 1e11 else seconds, UTC)
         parsed = datetime.fromisoformat(value)
@@ -144,55 +147,50 @@ def normalize_extole(body: Any, *, received_at: datetime) -> AnyExtoleEvent:
         raise Rejected("unknown_shape: no event, event_name, name or type field names the kind")
     kind, sent_name = recognised
 
-    dedupe_key = _bounded("event", fields.event_id) if fields.event_id else None
-    common: dict[str, Any] = {
-        "source_event_id": fields.event_id[:255] if fields.event_id else None,
-        "dedupe_key": dedupe_key,
-        "user": NormalizedUser(external_id=fields.best_user_id, email=fields.best_email),
+    event_id = fields.event_id
+    email = fields.best_email
+    # One validation of the whole event, the user included (no model built field by field).
+    values: dict[str, Any] = {
+        "source_event_id": event_id[:255] if event_id else None,
+        "dedupe_key": _bounded("event", event_id) if event_id else None,
+        "user": {"external_id": fields.best_user_id, "email": email},
         "occurred_at": parse_time(fields.event_time or fields.timestamp),
-        "email": fields.best_email,
+        "email": email,
         "first_name": fields.first_name,
         "last_name": fields.last_name,
         "funnel": fields.best_funnel,
         "program": fields.best_program,
     }
     if kind == "share_link_created":
-        return ShareLinkCreated(
-            **common,
-            share_link=_share_link(fields.share_link),
-            share_code=fields.share_code or fields.advocate_code,
-        )
+        values["share_link"] = _share_link(fields.share_link)
+        values["share_code"] = fields.share_code or fields.advocate_code
+        return ShareLinkCreated.model_validate(values)
     if kind == "shared":
-        return Shared(
-            **common,
-            share_channel=fields.share_channel or fields.channel,
-            share_link=_share_link(fields.share_link),
-        )
+        values["share_channel"] = fields.share_channel or fields.channel
+        values["share_link"] = _share_link(fields.share_link)
+        return Shared.model_validate(values)
     if kind == "subscribed":
-        return Subscribed(**common, list_type=fields.list_type)
+        values["list_type"] = fields.list_type
+        return Subscribed.model_validate(values)
     if kind == "unsubscribed":
-        return Unsubscribed(**common, list_type=fields.list_type)
+        values["list_type"] = fields.list_type
+        return Unsubscribed.model_validate(values)
     if kind == "reward":
         canonical = canonical_name(sent_name)
-        state = REWARD_TYPES.get(canonical) or BARE_REWARD_STATES[canonical]
-        if dedupe_key is None and fields.reward_id is not None:
+        if values["dedupe_key"] is None and fields.reward_id is not None:
             # Each state change of a reward fires one webhook (research section 2d).
-            common["dedupe_key"] = _bounded("reward", f"{fields.reward_id}:{canonical}")
-        return Reward(
-            **common,
-            state=state,
-            reward_type=canonical,
-            reward_id=fields.reward_id,
-            face_value=fields.face_value,
-            face_value_type=fields.face_value_type,
-            coupon_code=fields.partner_reward_id,
-            reward_supplier_type=fields.reward_supplier_type,
-        )
-    return Outcome(
-        **common,
-        step=step_name(sent_name),
-        fields=scalar_fields(flat, NON_PROPERTY_KEYS),
-    )
+            values["dedupe_key"] = _bounded("reward", f"{fields.reward_id}:{canonical}")
+        values["state"] = REWARD_TYPES.get(canonical) or BARE_REWARD_STATES[canonical]
+        values["reward_type"] = canonical
+        values["reward_id"] = fields.reward_id
+        values["face_value"] = fields.face_value
+        values["face_value_type"] = fields.face_value_type
+        values["coupon_code"] = fields.partner_reward_id
+        values["reward_supplier_type"] = fields.reward_supplier_type
+        return Reward.model_validate(values)
+    values["step"] = step_name(sent_name)
+    values["fields"] = scalar_fields(flat, NON_PROPERTY_KEYS)
+    return Outcome.model_validate(values)
 
 
 def _json_type(value: Any) -> str:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from typing import Annotated, Any
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from collections.abc import Callable, Mapping
+from typing import Any
 
 Scalar = str | int | float | bool
 
@@ -24,6 +22,8 @@ _INTEGER = re.compile(r"[+-]?\d{1,15}")
 
 def unwrap(value: Any) -> Any:
     """`{"value": x}` (optionally with `type`/`scope`) → x, repeatedly; anything else as is."""
+    if not isinstance(value, dict):
+        return value
     for _ in range(8):  # wrappers inside wrappers are possible but never deep
         if isinstance(value, dict) and "value" in value and set(value) <= _WRAPPER_KEYS:
             value = value["value"]
@@ -34,25 +34,25 @@ def unwrap(value: Any) -> Any:
 
 def flatten_body(body: Mapping[str, Any]) -> dict[str, Any]:
     """Top-level fields, then `data` fields that the top level does not already have."""
-    flat = {key: unwrap(value) for key, value in body.items()}
+    flat = {key: unwrap(value) if isinstance(value, dict) else value for key, value in body.items()}
     data = flat.get("data")
     if isinstance(data, dict):
         for key, value in data.items():
-            flat.setdefault(key, unwrap(value))
+            if key not in flat:
+                flat[key] = unwrap(value) if isinstance(value, dict) else value
     return flat
 
 
 def _text(value: Any) -> str | None:
     """Strings as sent (trimmed); numbers become their decimal text; other types are absent."""
+    if isinstance(value, str):  # first: nearly every field is one
+        return value.strip() or None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        text = value.strip()
-        return text or None
     return None
 
 
@@ -74,57 +74,62 @@ def _number(value: Any) -> int | float | None:
     return None
 
 
-Text = Annotated[str | None, BeforeValidator(_text)]
-Number = Annotated[int | float | None, BeforeValidator(_number)]
+class ExtoleFields:
+    """The fields of a flattened Extole body that the mapping reads (DESIGN section 6).
 
-
-class ExtoleFields(BaseModel):
-    """The fields of a flattened Extole body that the mapping reads (DESIGN section 6)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    Text fields hold trimmed strings (numbers as their decimal text), `face_value` a number;
+    a field that is absent or of another JSON type reads as None. Read-only once read.
+    """
 
     # Kind names, in the order they are consulted.
-    event: Text = None
-    event_name: Text = None
-    name: Text = None
-    type: Text = None
+    event: str | None = None
+    event_name: str | None = None
+    name: str | None = None
+    type: str | None = None
 
-    event_id: Text = None
-    event_time: Text = None
-    timestamp: Text = None
+    event_id: str | None = None
+    event_time: str | None = None
+    timestamp: str | None = None
 
-    partner_user_id: Text = None
-    external_id: Text = None
-    email: Text = None
-    email_address: Text = None
-    recipient_email: Text = None
-    first_name: Text = None
-    last_name: Text = None
+    partner_user_id: str | None = None
+    external_id: str | None = None
+    email: str | None = None
+    email_address: str | None = None
+    recipient_email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
 
-    funnel: Text = None
-    journey_name: Text = None
-    rewardee_role: Text = None
-    program: Text = None
-    program_label: Text = None
-    campaign: Text = None
+    funnel: str | None = None
+    journey_name: str | None = None
+    rewardee_role: str | None = None
+    program: str | None = None
+    program_label: str | None = None
+    campaign: str | None = None
 
-    channel: Text = None
-    share_channel: Text = None
-    share_link: Text = None
-    share_code: Text = None
-    advocate_code: Text = None
-    list_type: Text = None
+    channel: str | None = None
+    share_channel: str | None = None
+    share_link: str | None = None
+    share_code: str | None = None
+    advocate_code: str | None = None
+    list_type: str | None = None
 
-    reward_id: Text = None
-    face_value: Number = None
-    face_value_type: Text = None
-    partner_reward_id: Text = None
-    reward_supplier_type: Text = None
+    reward_id: str | None = None
+    face_value: int | float | None = None
+    face_value_type: str | None = None
+    partner_reward_id: str | None = None
+    reward_supplier_type: str | None = None
 
     @classmethod
     def read(cls, flat: Mapping[str, Any]) -> ExtoleFields:
-        known = {key: flat[key] for key in cls.model_fields if key in flat}
-        return cls.model_validate(known)
+        # Only the keys present are read (bodies carry a few of the fields); the rest stay
+        # the class's None. A validating model here cost more than the rest of normalizing.
+        fields = cls()
+        values = fields.__dict__
+        for key, value in flat.items():
+            reader = _READERS.get(key)
+            if reader is not None:
+                values[key] = reader(value)
+        return fields
 
     @property
     def kind_names(self) -> list[str]:
@@ -148,6 +153,12 @@ class ExtoleFields(BaseModel):
     @property
     def best_user_id(self) -> str | None:
         return self.partner_user_id or self.external_id
+
+
+# How each field is read: every field is text but the reward's face value.
+_READERS: dict[str, Callable[[Any], Any]] = {
+    name: _number if name == "face_value" else _text for name in ExtoleFields.__annotations__
+}
 
 
 def scalar_fields(flat: Mapping[str, Any], exclude: frozenset[str]) -> dict[str, Scalar]:

@@ -1,0 +1,216 @@
+"""Python CPU per webhook of the hook route's own work, in process: no HTTP, no database.
+
+    .venv/bin/python bench/hook_cpu.py [--webhooks 5000] [--repeats 7]
+    PYTHONPATH=/path/to/other/checkout/src .venv/bin/python bench/hook_cpu.py   # A/B
+
+Runs `hooks.serve_webhook` (what the `api` process runs per `POST /v1/hooks/{id}` after
+uvicorn parsed the request) with the connection lookup and the event store replaced by
+stand-ins that answer at once: HMAC check, body read, JSON parse, normalize, map, the event
+record, metrics and the answer. Bodies are bench/ingest.py's `reward_fulfilled` webhooks and the
+documented Extole shapes of tests/extole_bodies.py. Prints CPU µs per webhook
+(`time.process_time`, best of `--repeats`), plus what turning the stored event into JSON
+(`NormalizedEvent.as_json`, done by the group committer) adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import hmac
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import ingest as bench  # the sibling bench: webhook bodies and secrets
+from tests import extole_bodies
+
+from braze_bridge.api import hooks
+from braze_bridge.db.repositories.events import EventRecord, StoreResult
+from braze_bridge.db.repositories.live_connections import LiveConnection
+from braze_bridge.domain.statuses import ConnectionState, Source, WebhookAuthMode
+from braze_bridge.logging import configure_logging
+from braze_bridge.security.secrets import SecretBox
+
+
+class InstantLookup:
+    def __init__(self, connection: LiveConnection) -> None:
+        self.connection = connection
+
+    async def get(self, connection_id: uuid.UUID) -> LiveConnection | None:
+        return self.connection if connection_id == self.connection.id else None
+
+
+class InstantStore:
+    """Keeps the records (so the JSON step can be timed apart) and answers without a database."""
+
+    def __init__(self) -> None:
+        self.records: list[EventRecord] = []
+
+    async def store(self, record: EventRecord) -> StoreResult:
+        self.records.append(record)
+        return StoreResult(record.id, duplicate=False)
+
+
+def run_to_end(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Drive a coroutine that never waits on I/O (every stand-in answers at once)."""
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return
+    coroutine.close()
+    raise RuntimeError("the webhook path suspended: a stand-in is missing")
+
+
+def make_connection(box: SecretBox) -> LiveConnection:
+    return LiveConnection(
+        id=uuid.uuid4(),
+        tenant_id=uuid.uuid4(),
+        source=Source.EXTOLE,
+        state=ConnectionState.ACTIVE,
+        braze_app_id=None,
+        webhook_auth_mode=WebhookAuthMode.HMAC_SHA256,
+        webhook_username=None,
+        webhook_secret_enc=box.encrypt(bench.WEBHOOK_SECRET),
+        previous_webhook_secret_enc=None,
+        previous_secret_expires_at=None,
+        content_token_enc=None,
+        # As bench/ingest.py seeds it; a fresh dict per request, as the lookup reads it.
+        settings={"reward_states": ["EARNED", "FULFILLED"]},
+        version=1,
+    )
+
+
+def signed_headers(body: bytes) -> list[tuple[bytes, bytes]]:
+    """The raw header pairs uvicorn hands the app for one signed webhook."""
+    signature = hmac.new(bench.WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return [
+        (b"host", b"127.0.0.1:8000"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-extole-signature", signature.encode()),
+    ]
+
+
+Webhook = tuple[bytes, list[tuple[bytes, bytes]]]
+
+
+def webhook_runner(
+    connection: LiveConnection, box: SecretBox, store: InstantStore
+) -> Callable[[Webhook], int]:
+    """A function that answers one signed webhook through `serve_webhook`; its status."""
+    app = SimpleNamespace(
+        state=SimpleNamespace(
+            context=SimpleNamespace(
+                settings=SimpleNamespace(max_body_bytes=1_048_576), engine=None, secrets=box
+            ),
+            event_store=store,
+            connection_lookup=InstantLookup(connection),
+        )
+    )
+    path = f"/v1/hooks/{connection.id}"
+    settings = orjson.dumps(connection.settings)
+
+    def answer(webhook: Webhook) -> int:
+        body, headers = webhook
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": path,
+            "root_path": "",
+            "app": app,
+            "headers": headers,
+        }
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        connection_id = hooks.webhook_connection_id(scope)
+        assert connection_id is not None
+        # The lookup reads the settings column afresh for every request.
+        object.__setattr__(connection, "settings", orjson.loads(settings))
+        run_to_end(hooks.serve_webhook(connection_id, scope, receive, send))
+        status: int = sent[0]["status"]
+        return status
+
+    return answer
+
+
+def best_of(repeats: int, work: Callable[[], None]) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        gc.collect()
+        started = time.process_time()
+        work()
+        best = min(best, time.process_time() - started)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--webhooks", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    configure_logging("warning")  # as bench/ingest.py starts the api process
+
+    box = SecretBox(bench.SECRET_KEY)
+    connection = make_connection(box)
+    store = InstantStore()
+    answer = webhook_runner(connection, box, store)
+
+    documented = [
+        json.dumps(body, separators=(",", ":")).encode()
+        for body in extole_bodies.ALL_DOCUMENTED.values()
+    ]
+    shapes: dict[str, list[Webhook]] = {
+        "bench reward_fulfilled": [
+            (body, signed_headers(body))
+            for body in (bench.webhook_body(n) for n in range(args.webhooks))
+        ],
+        "documented shapes (mix)": [
+            (body, signed_headers(body))
+            for body in (documented[n % len(documented)] for n in range(args.webhooks))
+        ],
+    }
+    print(f"{sys.modules['braze_bridge'].__file__}")
+    for label, bodies in shapes.items():
+        for webhook in bodies[: len(documented) * 2]:  # warm caches (settings, secrets, metrics)
+            status = answer(webhook)
+            if status != 200:
+                raise SystemExit(f"{label}: answered {status}")
+        store.records.clear()
+
+        def run_all(webhooks: list[Webhook] = bodies) -> None:
+            store.records.clear()
+            for webhook in webhooks:
+                answer(webhook)
+
+        total = best_of(args.repeats, run_all)
+        normalized = [r.normalized for r in store.records if r.normalized is not None]
+
+        def dump_all(events: list[Any] = normalized) -> None:
+            for event in events:
+                event.as_json()
+
+        as_json = best_of(args.repeats, dump_all)
+        print(
+            f"  {label:<24} route {1e6 * total / len(bodies):6.1f} µs/webhook"
+            f"   + as_json {1e6 * as_json / len(bodies):5.1f} µs"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Webhook bodies as JSON: the values read and the errors named, whichever way the body is read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from braze_bridge.errors import InvalidJson
+from braze_bridge.ingest.service import parse_json_body
+
+
+@pytest.mark.parametrize(
+    ("body", "value"),
+    [
+        (b'{"a":1,"b":[true,null,"x"]}', {"a": 1, "b": [True, None, "x"]}),
+        (b'\xef\xbb\xbf{"a":1}', {"a": 1}),  # one byte order mark is allowed
+        (b'  \n{"a": 1}\r\n ', {"a": 1}),  # whitespace around the value
+        (b'{"a":123456789012345678901234567890}', {"a": 123456789012345678901234567890}),
+        (b'{"a":-0.0,"b":1e400,"c":0.1}', {"a": -0.0, "b": float("inf"), "c": 0.1}),
+        (b'{"a":"\\ud800"}', {"a": "\ud800"}),  # a lone surrogate (cleaned when stored)
+        (b'{"a":1,"a":2}', {"a": 2}),
+        (b'"text"', "text"),
+        (b"12", 12),
+    ],
+)
+def test_valid_bodies_read_as_the_standard_library_reads_them(body: bytes, value: Any) -> None:
+    assert parse_json_body(body) == value
+
+
+@pytest.mark.parametrize(
+    ("body", "details"),
+    [
+        (b'{"a":1} x', {"line": 1, "column": 9, "position": 8}),  # data after the value
+        (b'{"a":1}\n{"b":2}', {"line": 2, "column": 1, "position": 8}),
+        (b"   ", {"line": 1, "column": 4, "position": 3}),
+        (b'{"a": 1,}', {"line": 1, "column": 9, "position": 8}),
+        (b'\xef\xbb\xbf\xef\xbb\xbf{"a":1}', {"line": 1, "column": 1, "position": 0}),
+        (b'{"a": NaN}', None),
+        (b'{"a": "\xff"}', {"line": 1, "column": 8, "position": 7}),
+        (b"[" * 100_000 + b"]" * 100_000, None),
+    ],
+)
+def test_invalid_bodies_name_the_position(body: bytes, details: dict[str, int] | None) -> None:
+    with pytest.raises(InvalidJson) as raised:
+        parse_json_body(body)
+    assert raised.value.details == details
