@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -221,37 +220,27 @@ class TestPaginationUnderConcurrentInserts:
             await make_event(session, tenancy.conn_a, received_at=base + timedelta(milliseconds=i))
             for i in range(40)
         ]
-        page_read = asyncio.Event()
         inserted: list[uuid.UUID] = []
 
-        async def ingest_meanwhile() -> None:
-            async with sessionmaker() as other:
-                for _ in range(30):
-                    await page_read.wait()
-                    page_read.clear()
-                    event = await make_event(other, tenancy.conn_a)
-                    inserted.append(event.id)
-
         async def page_through() -> list[str]:
+            """Reads a page, then has one new event committed before the next page."""
             seen: list[str] = []
             cursor: str | None = None
-            while True:
-                params: dict[str, str | int] = {"limit": 3}
-                if cursor:
-                    params["cursor"] = cursor
-                body = (
-                    await client.get("/v1/events", params=params, headers=tenancy.headers_a())
-                ).json()
-                seen.extend(item["id"] for item in body["items"])
-                page_read.set()
-                await asyncio.sleep(0)  # let the writer commit before the next page
-                cursor = body["next_cursor"]
-                if cursor is None:
-                    return seen
+            async with sessionmaker() as other:
+                while True:
+                    params: dict[str, str | int] = {"limit": 3}
+                    if cursor:
+                        params["cursor"] = cursor
+                    body = (
+                        await client.get("/v1/events", params=params, headers=tenancy.headers_a())
+                    ).json()
+                    seen.extend(item["id"] for item in body["items"])
+                    inserted.append((await make_event(other, tenancy.conn_a)).id)
+                    cursor = body["next_cursor"]
+                    if cursor is None:
+                        return seen
 
-        writer = asyncio.create_task(ingest_meanwhile())
         seen = await page_through()
-        writer.cancel()
 
         assert inserted, "the writer inserted nothing while paging"
         assert len(seen) == len(set(seen)), "an event appeared on two pages"
