@@ -46,7 +46,9 @@ sandbox: $(STAMP)
 BENCH_DB ?= postgresql://postgres@127.0.0.1:5432/test
 bench: $(STAMP)
 	$(BIN)/python bench/antavo.py
-	$(BIN)/python bench/ingest.py --requests 3000 --concurrency 64
+	$(BIN)/python bench/hook_cpu.py
+	BRAZE_BRIDGE_TEST_DATABASE_URL=$(BENCH_DB) $(BIN)/python bench/ingest_sql.py --batch-size 32 --batches 600
+	BRAZE_BRIDGE_TEST_DATABASE_URL=$(BENCH_DB) $(BIN)/python bench/ingest.py --requests 10000 --rounds 3
 	BRAZE_BRIDGE_TEST_DATABASE_URL=$(BENCH_DB) $(BIN)/python bench/delivery.py --objects 100000 --workers 1,2 --emails 500
 	BRAZE_BRIDGE_TEST_DATABASE_URL=$(BENCH_DB) $(BIN)/python bench/event_log.py 1000000
 
