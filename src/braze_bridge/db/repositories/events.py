@@ -144,13 +144,13 @@ def safe_dedupe_key(key: str) -> str:
 # Connected Content (domain/content.py): share links and codes are folded per user in batch
 # order (the last one wins). A reward is one row; its upsert applies the merge rules (the
 # newest state wins, equal times included; a state without a coupon keeps the known code
-# unless CANCELED/REVOKED) and takes a new `seq` when it changes (drawn in batch order: a
-# volatile select list is computed after its ORDER BY; rows are then written in key order). A batch holds at most one
-# change per reward (`_reward_safe_chunks`): one statement cannot update a row twice. `trim`
-# deletes a user's rewards beyond the newest $5 as this statement found them, never one this
-# batch changes (two CTEs must not touch one row), and only the row version it saw (by
-# `ctid`, which also keeps the plan on the primary key however stale the table's statistics):
-# a concurrent batch that just made that reward newer keeps it. The NOTIFY subquery runs once.
+# unless CANCELED/REVOKED) and takes a new `seq` when it changes, drawn in batch order (a
+# volatile select list is computed after its ORDER BY) while rows are written in key order.
+# A batch holds at most one change per reward (`_reward_safe_chunks`): one statement cannot
+# update a row twice. `trim` deletes a user's rewards beyond the newest $5 as this statement
+# found them, never one this batch changes (two CTEs must not touch one row), and only the row
+# version it saw (`ctid`): a concurrent batch that just made that reward newer keeps it.
+# The NOTIFY subquery runs once.
 _WRITE_BATCH_SQL = """
 WITH rows AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
