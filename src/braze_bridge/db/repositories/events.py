@@ -262,9 +262,9 @@ SELECT id, connection_id, dedupe_key, (SELECT count(*) FROM woken) AS woken FROM
 
 # For a connection that runs `_WRITE_BATCH_SQL` over and over (the group committer's). The
 # statement is prepared once, and Postgres soon settles on a generic plan costed with the table
-# sizes of that moment: on a new install `content_rewards` is empty then, and the plan read the
-# whole table for `trim` on every batch from then on (30 ms a batch at 3,000 rows) until
-# autovacuum's next ANALYZE. Every step of the statement is meant to go through a key.
+# sizes of that moment: on a new install `content_rewards` is empty then, and the plan scanned
+# the whole table for `trim` on every batch from then on (one shape of it took 30 ms a batch at
+# 3,000 rows) until autovacuum's next ANALYZE. Every step is meant to go through a key or ctid.
 BATCH_SESSION_SETTINGS = {"enable_seqscan": "off"}
 
 
