@@ -330,7 +330,7 @@ def _content_row(n: int, record: EventRecord) -> dict[str, Any] | None:
                 "state": reward.state[:32],
                 "face_value": reward.face_value,
                 "face_value_type": _clip(reward.face_value_type, 255),
-                "coupon_code": _clip(reward.coupon_code),
+                "coupon_code": reward.coupon_code,
                 "reward_at": reward.updated_at,
             }
         ),
