@@ -222,25 +222,22 @@ class TestPaginationUnderConcurrentInserts:
         ]
         inserted: list[uuid.UUID] = []
 
-        async def page_through() -> list[str]:
-            """Reads a page, then has one new event committed before the next page."""
-            seen: list[str] = []
-            cursor: str | None = None
-            async with sessionmaker() as other:
-                while True:
-                    params: dict[str, str | int] = {"limit": 3}
-                    if cursor:
-                        params["cursor"] = cursor
-                    body = (
-                        await client.get("/v1/events", params=params, headers=tenancy.headers_a())
-                    ).json()
-                    seen.extend(item["id"] for item in body["items"])
-                    inserted.append((await make_event(other, tenancy.conn_a)).id)
-                    cursor = body["next_cursor"]
-                    if cursor is None:
-                        return seen
-
-        seen = await page_through()
+        # Each page read is followed by one new event, committed before the next page.
+        seen: list[str] = []
+        cursor: str | None = None
+        async with sessionmaker() as other:
+            while True:
+                params: dict[str, str | int] = {"limit": 3}
+                if cursor:
+                    params["cursor"] = cursor
+                body = (
+                    await client.get("/v1/events", params=params, headers=tenancy.headers_a())
+                ).json()
+                seen.extend(item["id"] for item in body["items"])
+                inserted.append((await make_event(other, tenancy.conn_a)).id)
+                cursor = body["next_cursor"]
+                if cursor is None:
+                    break
 
         assert inserted, "the writer inserted nothing while paging"
         assert len(seen) == len(set(seen)), "an event appeared on two pages"

@@ -34,12 +34,12 @@ def unwrap(value: Any) -> Any:
 
 def flatten_body(body: Mapping[str, Any]) -> dict[str, Any]:
     """Top-level fields, then `data` fields that the top level does not already have."""
-    flat = {key: unwrap(value) if isinstance(value, dict) else value for key, value in body.items()}
+    flat = {key: unwrap(value) for key, value in body.items()}
     data = flat.get("data")
     if isinstance(data, dict):
         for key, value in data.items():
             if key not in flat:
-                flat[key] = unwrap(value) if isinstance(value, dict) else value
+                flat[key] = unwrap(value)
     return flat
 
 
