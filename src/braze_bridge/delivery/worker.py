@@ -30,6 +30,7 @@ from json.encoder import encode_basestring
 
 import asyncpg
 import httpx
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge import metrics
@@ -566,13 +567,42 @@ class DeliveryWorker:
             settlement.retries.append((op, answer.reason, 0.0, "lookup_failed", None))
 
     async def _settle(self, connection: DeliveryConnection, settlement: _Settlement) -> None:
-        await self._settle_in_transaction(connection, settlement)
+        await self._settle_surviving_disconnects(connection, settlement)
         if settlement.auth_error is not None:
             log.warning(
                 "worker.connection_held",
                 connection_id=str(connection.id),
                 reason=settlement.auth_error,
             )
+
+    async def _settle_surviving_disconnects(
+        self, connection: DeliveryConnection, settlement: _Settlement
+    ) -> None:
+        """Record the settlement, on a new connection if the database connection is lost.
+
+        Braze may already have accepted what the settlement records. The leases still hold (the
+        renewer keeps them while this process lives), so recording again is safe, and it is
+        the only way to keep the objects from being sent a second time. The transaction is
+        all or nothing, so a retry starts from the same settlement.
+        """
+        deadline = asyncio.get_running_loop().time() + self.options.lease_seconds / 2
+        pause = 0.05
+        while True:
+            try:
+                await self._settle_in_transaction(connection, settlement)
+                return
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                if asyncio.get_running_loop().time() + pause > deadline:
+                    raise
+                log.warning(
+                    "worker.settle_retried",
+                    connection_id=str(connection.id),
+                    reason="database connection lost",
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     async def _settle_in_transaction(
         self, connection: DeliveryConnection, settlement: _Settlement
