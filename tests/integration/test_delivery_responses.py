@@ -323,3 +323,33 @@ async def test_email_only_users_are_resolved_once_and_unknown_ones_become_aliase
         ("known@example.com", "found"),
         ("new@example.com", "not_found"),
     ]
+
+
+@pytest.mark.parametrize(("remaining", "paused"), [("0", True), ("12", False)])
+async def test_an_accepted_answer_with_no_budget_left_pauses_the_workspace_until_reset(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    remaining: str,
+    paused: bool,
+) -> None:
+    """Braze sends its rate-limit headers on every answer, not only on a 429.
+
+    braze-inc/braze-docs `_docs/_api/api_limits.md`: `X-RateLimit-Limit`, `-Remaining` and
+    `-Reset` (UTC epoch seconds). A 201 that says nothing is left in the window pauses the
+    workspace until the reset, instead of spending the next request on a 429.
+    """
+    conn = await make_connection(session, await make_tenant(session))
+    await make_operations(session, conn, 2, users=2)
+    reset = int(datetime.now(UTC).timestamp()) + 40
+    headers = {"X-RateLimit-Remaining": remaining, "X-RateLimit-Reset": str(reset)}
+    with respx.mock:
+        route = respx.post(TRACK).respond(201, json={"message": "success"}, headers=headers)
+        async with httpx.AsyncClient() as http:
+            await drain(make_worker(sessionmaker, http))
+    assert route.call_count == 1
+    blocked = await session.scalar(text("SELECT max(blocked_until) FROM rate_buckets"))
+    if paused:
+        assert blocked is not None
+        assert abs(blocked.timestamp() - reset) <= 2
+    else:
+        assert blocked is None or blocked <= datetime.now(UTC)

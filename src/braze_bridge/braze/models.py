@@ -109,6 +109,19 @@ def retry_after_seconds(headers: Mapping[str, str], *, now_epoch: float) -> floa
     return max(0.0, max(waits))
 
 
+def exhausted_budget_seconds(headers: Mapping[str, str], *, now_epoch: float) -> float | None:
+    """Seconds until the window resets when an answer says no request is left in it, else None.
+
+    Braze sends `X-RateLimit-Remaining` on every answer, so the budget can be respected
+    before a 429 rather than after one.
+    """
+    lowered = {key.lower(): value for key, value in headers.items()}
+    remaining = _number(lowered.get("x-ratelimit-remaining"))
+    if remaining is None or remaining > 0:
+        return None
+    return retry_after_seconds(headers, now_epoch=now_epoch)
+
+
 def _number(value: str | None) -> float | None:
     if value is None:
         return None

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge import metrics
 from braze_bridge.braze.client import TRACK_PATH, BrazeClient, BrazeReply
-from braze_bridge.braze.models import TRACK_ARRAYS, TrackArray
+from braze_bridge.braze.models import TRACK_ARRAYS, TrackArray, exhausted_budget_seconds
 from braze_bridge.config import Settings
 from braze_bridge.db.engine import create_engine, create_sessionmaker
 from braze_bridge.db.notify import OUTBOX_CHANNEL
@@ -476,8 +476,9 @@ class DeliveryWorker:
         self.stats.objects_sent += sent_count
         self.stats.delivered += delivered_count
         await self._settle(connection, settlement)
-        if settlement.rate_limited_until is not None:
-            await self.limiter.block(bucket, settlement.rate_limited_until)
+        pause_until = settlement.rate_limited_until or _exhausted_until(results, self._clock())
+        if pause_until is not None:
+            await self.limiter.block(bucket, pause_until)
 
     async def _identify(
         self,
@@ -755,6 +756,18 @@ class DeliveryWorker:
 
 _USER_OF = operator.attrgetter("connection_id", "user_key")
 _ID_OF = operator.attrgetter("id")
+
+
+def _exhausted_until(results: Sequence[TrackResult], now: datetime) -> datetime | None:
+    """When an accepted answer said the workspace's window is spent: its reset time."""
+    waits = [
+        wait
+        for result in results
+        for exchange in result.exchanges
+        if exchange.reply is not None
+        and (wait := exhausted_budget_seconds(exchange.reply.headers, now_epoch=now.timestamp()))
+    ]
+    return now + timedelta(seconds=max(waits)) if waits else None
 
 
 def _count_users(claimed: Sequence[ClaimedOperation]) -> int:
