@@ -102,6 +102,41 @@ async def test_400_on_a_multi_object_request_is_split_and_only_the_bad_object_fa
     assert dict(outcomes.all())["delivered"] == 9
 
 
+async def test_max_input_length_exceeded_splits_and_delivers_every_event(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A Braze that takes at most 50 objects (braze-inc/braze-docs
+    `_docs/_api/endpoints/user_data/post_user_track.md`: 50 combined on the Monthly Active Users
+    CY 24-25 plan) and answers 400 "Max Input Length Exceeded" (braze-inc/braze-docs
+    `_docs/_api/errors.md`) above that: nothing fails, every accepted request holds ≤ 50
+    objects, and later rounds no longer exceed what Braze took."""
+    conn = await make_connection(session, await make_tenant(session))
+    ops = await make_operations(session, conn, 75, users=75)
+    counts: list[int] = []
+
+    def braze(request: httpx.Request) -> httpx.Response:
+        count = len(json.loads(request.content)["events"])
+        counts.append(count)
+        if count > 50:
+            return httpx.Response(400, json={"message": "Max Input Length Exceeded"})
+        return httpx.Response(201, json={"message": "success", "events_processed": count})
+
+    with respx.mock:
+        respx.post(TRACK).mock(side_effect=braze)
+        async with httpx.AsyncClient() as http:
+            worker = make_worker(sessionmaker, http)
+            await drain(worker)
+            states = await op_states(session, ops)
+            assert [s.status for s in states] == ["delivered"] * 75
+            assert counts == [75, 38, 37]
+            more = await make_operations(session, conn, 75, users=75)
+            counts.clear()
+            await drain(worker)
+    assert [s.status for s in await op_states(session, more)] == ["delivered"] * 75
+    assert max(counts) <= 38
+    assert sum(counts) == 75
+
+
 @pytest.mark.parametrize("status", [401, 403, 404])
 async def test_auth_errors_hold_the_connection_and_burn_no_attempt(
     status: int, session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]

@@ -1,14 +1,15 @@
 """What Braze's answer to a `/users/track` request means for each object it carried.
 
 `classify_track_reply` turns one HTTP answer into a verdict; `deliver_track_request` sends a
-packed request and, when Braze refuses the whole of a multi-object request with a 400 that
-names no object, splits it to isolate the bad object(s) while still delivering the good ones.
-The worker turns the per-object outcomes into database state.
+packed request and, when Braze refuses the whole of a multi-object request naming no object,
+splits it: a 413 or "Max Input Length Exceeded" (too many objects or bytes) is halved and every
+half resent; any other opaque 400 is bisected to isolate the bad object(s) while still
+delivering the good ones. An object is `failed` only after Braze refused it sent alone (or
+named it). The worker turns the per-object outcomes into database state.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,7 @@ from typing import Literal, NamedTuple
 from braze_bridge.braze.client import BrazeReply
 from braze_bridge.braze.errors import Unreachable
 from braze_bridge.braze.models import (
+    MAX_INPUT_LENGTH_MESSAGE,
     TrackObjectError,
     parse_track_errors,
     reply_message,
@@ -38,10 +40,15 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """400/413: nothing in the request was applied."""
+    """400/413: nothing in the request was applied.
+
+    `too_large`: a 413, or a 400 saying "Max Input Length Exceeded": the request carried too
+    many objects (or bytes), which says nothing against any one object.
+    """
 
     message: str
     errors: list[TrackObjectError]
+    too_large: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +80,11 @@ def classify_track_reply(reply: BrazeReply, *, now_epoch: float) -> Verdict:
         return Accepted(parse_track_errors(reply.json()))
     body = reply.json()
     if status in REJECT_STATUSES:
+        said = reply_message(body, "request refused")
         return Rejected(
-            f"braze {status}: {reply_message(body, 'request refused')}", parse_track_errors(body)
+            f"braze {status}: {said}",
+            parse_track_errors(body),
+            too_large=status == 413 or said == MAX_INPUT_LENGTH_MESSAGE,
         )
     if status in AUTH_STATUSES:
         hint = {
@@ -122,6 +132,9 @@ class TrackResult:
     # For each culprit found by splitting: how many exchanges had been made when it was
     # pinned down (the confirming send of the presumed-good rest may follow).
     isolated_after: list[int] = field(default_factory=list)
+    # After a too-many/too-big refusal: the most objects a request should carry from now on
+    # (the larger half of the smallest refused request); None when no such refusal came.
+    learned_cap: int | None = None
 
     @property
     def requests_sent(self) -> int:
@@ -133,6 +146,10 @@ SendTrack = Callable[[str], Awaitable[BrazeReply]]
 
 class _Stop(Exception):
     """A verdict that ends the whole request (auth, rate limit, outage) was applied."""
+
+    def __init__(self, kind: OutcomeKind, reason: str, wait: float | None) -> None:
+        super().__init__(reason)
+        self.kind, self.reason, self.wait = kind, reason, wait
 
 
 class TrackDelivery:
@@ -154,8 +171,13 @@ class TrackDelivery:
         self._carried: set[int] | None = None
 
     async def run(self, request: TrackRequest) -> TrackResult:
-        with contextlib.suppress(_Stop):
+        try:
             await self._send_all(list(request.objects), first=True)
+        except _Stop as stop:
+            # Objects still waiting for a resend share the verdict that ended the request.
+            for obj in request.objects:
+                if id(obj) not in self._settled:
+                    self._final(obj, stop.kind, stop.reason, stop.wait)
         return self.result
 
     # -- one exchange -------------------------------------------------------------------------
@@ -218,7 +240,7 @@ class TrackDelivery:
         for obj in objects:
             if id(obj) not in self._settled:
                 self._final(obj, kind, reason, wait)
-        raise _Stop
+        raise _Stop(kind, reason, wait)
 
     def _apply_accepted(self, verdict: Accepted, request: TrackRequest) -> None:
         failed: dict[int, str] = {}
@@ -266,7 +288,19 @@ class TrackDelivery:
             return
         for obj in objects:
             self._note(obj, "bisect")
-        await self._isolate(objects, verdict.message)
+        if verdict.too_large:
+            await self._halve(objects)
+            return
+        await self._isolate(objects)
+
+    async def _halve(self, objects: list[PackedObject]) -> None:
+        """Braze found the request too large: resend all of it in two halves (each may split
+        again), and remember not to exceed the larger half from now on."""
+        half = (len(objects) + 1) // 2
+        cap = self.result.learned_cap
+        self.result.learned_cap = half if cap is None else min(cap, half)
+        await self._send_all(objects[:half])
+        await self._send_all(objects[half:])
 
     def _fail_named(self, verdict: Rejected, request: TrackRequest) -> set[int]:
         named: dict[int, tuple[PackedObject, str]] = {}
@@ -278,15 +312,15 @@ class TrackDelivery:
             self._final(obj, "failed", why)
         return set(named)
 
-    async def _isolate(self, objects: list[PackedObject], message: str) -> None:
+    async def _isolate(self, objects: list[PackedObject]) -> None:
         """`objects` went out together and got an opaque 400: find the culprit(s).
 
         Invariant: `suspect + deferred` holds a bad object; everything else is settled. Each
         test sends half the suspects together with the deferred (presumed good) objects, so a
         success delivers them all at once. One bad object among 75 is pinned down after at
-        most 7 extra requests (ceil(log2 75)); when the last test failed, one more request
-        delivers the presumed-good rest and confirms the culprit (8 in the worst case, which
-        is optimal for 65-128 objects when every good object must also be delivered).
+        most 7 extra requests (ceil(log2 75)); then the presumed-good rest (if any) is
+        delivered and the culprit is sent alone, so that no object fails on inference (9
+        extra requests in the worst case).
         """
         suspect, deferred = objects, list[PackedObject]()
         while len(suspect) > 1:
@@ -311,36 +345,31 @@ class TrackDelivery:
                     return
                 for obj in test:
                     self._note(obj, "bisect")
-                message = verdict.message
+                if verdict.too_large:
+                    # Not about any object after all: resend every unsettled one in halves.
+                    await self._halve(test + right)
+                    return
                 suspect, deferred = left, deferred + right
             else:
                 self._apply_stop(verdict, suspect + deferred)
                 return
         culprit = suspect[0]
         self.result.isolated_after.append(len(self.result.exchanges))
-        if not deferred:
-            self._final(culprit, "failed", f"{message} (isolated by splitting the request)")
-            return
-        verdict = await self._exchange(deferred)
+        if deferred:
+            # The presumed-good rest (each of its objects is tried alone before it can fail).
+            await self._send_all(deferred)
+        # The culprit fails only when Braze refuses it sent alone.
+        verdict = await self._exchange([culprit])
         request = self._request
         if isinstance(verdict, Accepted):
             self._apply_accepted(verdict, request)
-            self._final(culprit, "failed", f"{message} (isolated by splitting the request)")
         elif isinstance(verdict, Rejected):
-            for obj in deferred:
-                self._note(obj, "bisect")
-            if len(deferred) == 1:
-                self._final(deferred[0], "failed", verdict.message)
-            else:
-                named = self._fail_named(verdict, request)
-                rest = [o for o in deferred if id(o) not in named]
-                if len(rest) > 1 and not named:
-                    await self._isolate(rest, verdict.message)
-                elif rest:
-                    await self._send_all(rest)
-            await self._send_all([culprit])
+            if not self._fail_named(verdict, request):
+                self._final(
+                    culprit, "failed", f"{verdict.message} (isolated by splitting the request)"
+                )
         else:
-            self._apply_stop(verdict, [*deferred, culprit])
+            self._apply_stop(verdict, [culprit])
 
 
 async def deliver_track_request(

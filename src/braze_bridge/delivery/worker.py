@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import operator
@@ -187,6 +188,9 @@ class DeliveryWorker:
         self._busy = False
         self._objects_per_head = 1.0
         self._keys: dict[str, str] = {}
+        # Per connection: the most objects per request since Braze last said "too large"
+        # (413 / Max Input Length Exceeded); kept for this process's life.
+        self._learned_caps: dict[uuid.UUID, int] = {}
         # Requests beyond the pool's size would queue inside httpcore, which rescans its whole
         # queue against every connection on each state change (quadratic CPU); they wait here.
         self._http_slots = asyncio.Semaphore(HTTP_CONNECTIONS)
@@ -387,9 +391,11 @@ class DeliveryWorker:
         by_id = {op.id: op for op in ops}
 
         outgoing = await self._identify(connection, client, api_key, ops, settlement)
-        packing = pack_track_requests(
-            outgoing, PackLimits(per_array=connection.legacy_track_limits)
-        )
+        limits = PackLimits(per_array=connection.legacy_track_limits)
+        learned = self._learned_caps.get(connection.id)
+        if learned is not None and learned < limits.max_objects:
+            limits = dataclasses.replace(limits, max_objects=learned)
+        packing = pack_track_requests(outgoing, limits)
         settlement.rows += [SettleRow(op_id, OperationStatus.PENDING) for op_id in packing.deferred]
         self._learn_objects_per_head(sum(len(r.objects) for r in packing.requests), packing.users)
 
@@ -425,6 +431,9 @@ class DeliveryWorker:
         sent_count = delivered_count = 0
         for result in results:
             settlement.results.append(result)
+            if result.learned_cap is not None:
+                cap = self._learned_caps.get(connection.id, limits.max_objects)
+                self._learned_caps[connection.id] = min(cap, result.learned_cap)
             self.stats.requests += result.requests_sent
             # Once per object: the delivered case stays as short as it can be.
             for outcome in result.outcomes:
