@@ -24,7 +24,8 @@ from braze_bridge.ingest import service
 from braze_bridge.security.webhook_auth import sign_hmac_sha256
 from tests import extole_bodies as bodies
 from tests.conftest import asyncpg_dsn
-from tests.factories import BOX, MadeConnection, make_connection, make_tenant
+from tests.factories import BOX, MadeConnection, make_connection, make_tenant, make_token
+from tests.integration.admin_support import extole_body
 from tests.integration.hooks_helpers import (
     count_rows,
     post_signed,
@@ -400,6 +401,37 @@ class TestAuthModes:
         stored = await session.get(EventBody, uuid.UUID(good.json()["event_id"]))
         assert stored is not None
         assert "authorization" not in stored.headers
+
+    async def test_extole_http_basic_key_alone_on_a_connection_made_by_the_admin_api(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        """Extole's HTTP_Basic client key sends `Authorization:Basic <base64EncodedKey>`, the
+        key alone (extole/product-docs `technical/platform-integrations/webhooks/index.mdx`)."""
+        tenant = await make_tenant(session)
+        token = await make_token(session, tenant)
+        created = await client.post(
+            "/v1/connections",
+            json=extole_body(webhook_auth={"mode": "basic"}),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert created.status_code == 201, created.text
+        key = created.json()["webhook_secret"]
+        body = json.dumps(bodies.SHARED).encode()
+
+        response = await client.post(
+            f"/v1/hooks/{created.json()['id']}",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": "Basic " + base64.b64encode(key.encode()).decode(),
+            },
+        )
+
+        assert response.status_code == 200
+        assert response.json()["status"] == "accepted"
+        stored = await session.get(EventBody, uuid.UUID(response.json()["event_id"]))
+        assert stored is not None
+        assert stored.body == body
 
     async def test_previous_secret_works_only_during_the_grace_period(
         self, client: httpx.AsyncClient, session: AsyncSession

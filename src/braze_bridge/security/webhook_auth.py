@@ -120,10 +120,11 @@ def verify_bearer(headers: Mapping[str, str], secrets: Sequence[str]) -> AuthRes
 def verify_basic(
     headers: Mapping[str, str], secrets: Sequence[str], username: str | None
 ) -> AuthResult:
-    """`Authorization: Basic base64(user:secret)`.
+    """`Authorization: Basic base64(<secret>)`, as Extole's HTTP_Basic key sends it, or
+    `base64(user:secret)`.
 
-    With no username configured, any user part is accepted and only the secret counts
-    (Extole's HTTP_Basic client key does not document what its encoded value holds).
+    With a username configured, the value must be exactly `username:secret`. Without one, the
+    whole decoded value or the part after the first `:` must be the secret.
     """
     scheme, _, value = headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() != "basic" or not value.strip():
@@ -133,13 +134,20 @@ def verify_basic(
     except (binascii.Error, ValueError):
         return AuthResult.failed("Authorization: Basic value is not base64")
     user, sep, password = decoded.partition(b":")
-    if not sep:
-        user, password = b"", decoded
-    user_ok = True if username is None else _same(user, username.encode())
     matched = False
-    for secret in secrets:
-        matched |= _same(password, secret.encode())
-    if user_ok and matched:
+    if username is None:
+        for secret in secrets:
+            key = secret.encode()
+            # Both comparisons every time: the time taken does not tell which form matched.
+            whole = _same(decoded, key)
+            after_user = _same(password, key) if sep else False
+            matched |= whole | after_user
+    else:
+        user_ok = bool(sep) & _same(user, username.encode())
+        for secret in secrets:
+            matched |= _same(password, secret.encode())
+        matched &= user_ok
+    if matched:
         return AuthResult.passed()
     return AuthResult.failed("basic credentials are not valid")
 
