@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -267,6 +269,29 @@ class TestRefusals:
             f"/v1/hooks/{extole.id}", content=b"{}", headers={"Content-Type": "application/json"}
         )
         assert error(missing)["message"] == "missing X-Extole-Signature header"
+        assert await count_rows(session) == (0, 0, 0)
+
+    async def test_sha1_signature_is_401_saying_how_to_configure_hs256(
+        self, client: httpx.AsyncClient, session: AsyncSession, extole: MadeConnection
+    ) -> None:
+        """extole/product-docs `technical/platform-integrations/webhooks/webhook-creation.mdx`:
+        the Java sample signs HmacSHA256 hex, the Ruby sample `'sha1=' + HMAC-SHA1`."""
+        body = bodies.REWARD_EARNED_RAW
+        sha1 = hmac.new(extole.webhook_secret.encode(), body, hashlib.sha1).hexdigest()
+        response = await client.post(
+            f"/v1/hooks/{extole.id}",
+            content=body,
+            headers={"Content-Type": "application/json", "X-Extole-Signature": f"sha1={sha1}"},
+        )
+        assert response.status_code == 401
+        assert error(response) == {
+            "code": "unauthorized",
+            "message": "X-Extole-Signature is a sha1= signature; SHA-1 is not accepted. In "
+            "Extole's Security Center use a Webhook client key with algorithm HS256 "
+            "(HMAC-SHA256, hex) whose value is this connection's webhook_secret",
+            "details": None,
+        }
+        assert sha1 not in response.text
         assert await count_rows(session) == (0, 0, 0)
 
     async def test_prefixed_upper_case_signature_is_accepted(

@@ -22,6 +22,12 @@ from braze_bridge.domain.statuses import WebhookAuthMode
 
 SIGNATURE_HEADER = "x-extole-signature"
 _SHA256_PREFIX = "sha256="
+_SHA1_PREFIX = "sha1="
+SHA1_REFUSED = (
+    "X-Extole-Signature is a sha1= signature; SHA-1 is not accepted. In Extole's Security "
+    "Center use a Webhook client key with algorithm HS256 (HMAC-SHA256, hex) whose value is "
+    "this connection's webhook_secret"
+)
 # Small allowance for clock drift between Antavo and us when a JWT carries `exp`/`nbf`.
 JWT_LEEWAY_SECONDS = 30
 
@@ -91,6 +97,8 @@ def verify_hmac_sha256(
     if given is None or not given.strip():
         return AuthResult.failed("missing X-Extole-Signature header")
     value = given.strip()
+    if value[: len(_SHA1_PREFIX)].lower() == _SHA1_PREFIX:
+        return AuthResult.failed(SHA1_REFUSED)
     if value[: len(_SHA256_PREFIX)].lower() == _SHA256_PREFIX:
         value = value[len(_SHA256_PREFIX) :]
     candidate = _header_bytes(value.lower())
