@@ -84,6 +84,7 @@ class TestCreate:
             "external_id_source": "partner_user_id",
             "unknown_user": "alias",
             "subscription_group_id": None,
+            "global_email_unsubscribe": False,
             "event_names": {},
         }
         assert body["webhook_url"] == f"http://127.0.0.1:8000/v1/hooks/{body['id']}"
