@@ -81,7 +81,12 @@ async def make_connection(
         braze_api_key_enc=BOX.encrypt(api_key),
         braze_api_key_last4=last4(api_key),
         webhook_auth_mode=auth_mode,
-        webhook_username="extole" if auth_mode == WebhookAuthMode.BASIC else None,
+        # As the admin API stores it: an Extole Basic connection has no username by default.
+        webhook_username=(
+            source.value
+            if auth_mode == WebhookAuthMode.BASIC and source is not Source.EXTOLE
+            else None
+        ),
         webhook_secret_enc=BOX.encrypt(secret),
         content_token_enc=BOX.encrypt(content_token),
         settings=settings or {},

@@ -84,6 +84,7 @@ class TestCreate:
             "external_id_source": "partner_user_id",
             "unknown_user": "alias",
             "subscription_group_id": None,
+            "global_email_unsubscribe": False,
             "event_names": {},
         }
         assert body["webhook_url"] == f"http://127.0.0.1:8000/v1/hooks/{body['id']}"
@@ -126,9 +127,12 @@ class TestCreate:
         )
         assert settings["checkout_as_purchase"] is False
 
-    async def test_basic_auth_username_defaults_to_the_source(
+    async def test_basic_auth_extole_has_no_default_username_antavo_has_its_source(
         self, client: httpx.AsyncClient, tenant_a: TenantWithToken
     ) -> None:
+        """Extole's HTTP_Basic key sends the key alone (extole/product-docs
+        `technical/platform-integrations/webhooks/index.mdx`), so no username is stored."""
+        antavo = await create(client, tenant_a.headers, antavo_body(webhook_auth={"mode": "basic"}))
         default = await create(
             client, tenant_a.headers, extole_body(webhook_auth={"mode": "basic"})
         )
@@ -137,8 +141,9 @@ class TestCreate:
             tenant_a.headers,
             extole_body(webhook_auth={"mode": "basic", "username": "acme-hooks"}),
         )
-        assert default["webhook_auth"]["username"] == "extole"
+        assert default["webhook_auth"]["username"] is None
         assert named["webhook_auth"]["username"] == "acme-hooks"
+        assert antavo["webhook_auth"]["username"] == "antavo"
 
     async def test_username_without_basic_mode_is_422(
         self, client: httpx.AsyncClient, tenant_a: TenantWithToken
@@ -667,7 +672,7 @@ class TestPatch:
             url, json={"webhook_auth": {"mode": "bearer"}}, headers=tenant_a.headers
         )
 
-        assert basic.json()["webhook_auth"]["username"] == "extole"
+        assert basic.json()["webhook_auth"]["username"] is None
         assert renamed.json()["webhook_auth"] == {
             "mode": "basic",
             "username": "hooks",

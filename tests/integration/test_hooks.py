@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -24,7 +26,8 @@ from braze_bridge.ingest import service
 from braze_bridge.security.webhook_auth import sign_hmac_sha256
 from tests import extole_bodies as bodies
 from tests.conftest import asyncpg_dsn
-from tests.factories import BOX, MadeConnection, make_connection, make_tenant
+from tests.factories import BOX, MadeConnection, make_connection, make_tenant, make_token
+from tests.integration.admin_support import extole_body
 from tests.integration.hooks_helpers import (
     count_rows,
     post_signed,
@@ -268,6 +271,29 @@ class TestRefusals:
         assert error(missing)["message"] == "missing X-Extole-Signature header"
         assert await count_rows(session) == (0, 0, 0)
 
+    async def test_sha1_signature_is_401_saying_how_to_configure_hs256(
+        self, client: httpx.AsyncClient, session: AsyncSession, extole: MadeConnection
+    ) -> None:
+        """extole/product-docs `technical/platform-integrations/webhooks/webhook-creation.mdx`:
+        the Java sample signs HmacSHA256 hex, the Ruby sample `'sha1=' + HMAC-SHA1`."""
+        body = bodies.REWARD_EARNED_RAW
+        sha1 = hmac.new(extole.webhook_secret.encode(), body, hashlib.sha1).hexdigest()
+        response = await client.post(
+            f"/v1/hooks/{extole.id}",
+            content=body,
+            headers={"Content-Type": "application/json", "X-Extole-Signature": f"sha1={sha1}"},
+        )
+        assert response.status_code == 401
+        assert error(response) == {
+            "code": "unauthorized",
+            "message": "X-Extole-Signature is a sha1= signature; SHA-1 is not accepted. In "
+            "Extole's Security Center use a Webhook client key with algorithm HS256 "
+            "(HMAC-SHA256, hex) whose value is this connection's webhook_secret",
+            "details": None,
+        }
+        assert sha1 not in response.text
+        assert await count_rows(session) == (0, 0, 0)
+
     async def test_prefixed_upper_case_signature_is_accepted(
         self, client: httpx.AsyncClient, extole: MadeConnection
     ) -> None:
@@ -400,6 +426,37 @@ class TestAuthModes:
         stored = await session.get(EventBody, uuid.UUID(good.json()["event_id"]))
         assert stored is not None
         assert "authorization" not in stored.headers
+
+    async def test_extole_http_basic_key_alone_on_a_connection_made_by_the_admin_api(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        """Extole's HTTP_Basic client key sends `Authorization:Basic <base64EncodedKey>`, the
+        key alone (extole/product-docs `technical/platform-integrations/webhooks/index.mdx`)."""
+        tenant = await make_tenant(session)
+        token = await make_token(session, tenant)
+        created = await client.post(
+            "/v1/connections",
+            json=extole_body(webhook_auth={"mode": "basic"}),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert created.status_code == 201, created.text
+        key = created.json()["webhook_secret"]
+        body = json.dumps(bodies.SHARED).encode()
+
+        response = await client.post(
+            f"/v1/hooks/{created.json()['id']}",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": "Basic " + base64.b64encode(key.encode()).decode(),
+            },
+        )
+
+        assert response.status_code == 200
+        assert response.json()["status"] == "accepted"
+        stored = await session.get(EventBody, uuid.UUID(response.json()["event_id"]))
+        assert stored is not None
+        assert stored.body == body
 
     async def test_previous_secret_works_only_during_the_grace_period(
         self, client: httpx.AsyncClient, session: AsyncSession

@@ -227,8 +227,32 @@ class TestDocumentedBodies:
             ],
         }
 
-    def test_unsubscribed(self) -> None:
-        assert objects(bodies.UNSUBSCRIBED, subscription_group_id="sg-1") == [
+    def test_unsubscribed_sets_list_type_and_group_not_the_global_email_state(self) -> None:
+        """extole/product-docs `technical/partners/marketing-automation/braze.mdx`, Subscription
+        States: `unsubscribed` is an opt-out of Extole's emails; its user attribute is only the
+        list type, with the subscription group id."""
+        body = {
+            "event": "unsubscribed",
+            "email": "a@x.io",
+            "partner_user_id": "u1",
+            "list_type": "referral",
+        }
+        assert objects(body, subscription_group_id="sg-1")[0] == (
+            "attributes",
+            by_id("u1"),
+            {
+                "extole_list_type": "referral",
+                "subscription_groups": [
+                    {"subscription_group_id": "sg-1", "subscription_state": "unsubscribed"}
+                ],
+            },
+        )
+        assert objects(body)[0] == ("attributes", by_id("u1"), {"extole_list_type": "referral"})
+
+    def test_unsubscribed_with_global_email_unsubscribe(self) -> None:
+        assert objects(
+            bodies.UNSUBSCRIBED, subscription_group_id="sg-1", global_email_unsubscribe=True
+        ) == [
             (
                 "attributes",
                 by_id("019mr8mf4r"),

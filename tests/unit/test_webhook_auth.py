@@ -91,6 +91,20 @@ class TestBasic:
         assert check(basic, self.basic(f"anyone:{SECRET}"))
         assert not check(basic, self.basic("anyone:nope"))
 
+    def test_extole_key_alone_is_accepted_even_with_a_colon_in_it(self) -> None:
+        """Extole's HTTP_Basic key sends `Authorization:Basic <base64EncodedKey>`, the key alone
+        (extole/product-docs `technical/platform-integrations/webhooks/index.mdx`)."""
+        key = "abc:def-0123456789"
+        basic = creds(WebhookAuthMode.BASIC, key)
+        assert check(basic, self.basic(key))
+        assert not check(basic, self.basic("def-0123456789"))
+        assert not check(basic, self.basic("abc:"))
+
+    def test_with_a_username_the_key_alone_is_not_enough(self) -> None:
+        basic = creds(WebhookAuthMode.BASIC, username="hooks")
+        assert not check(basic, self.basic(SECRET))
+        assert not check(basic, self.basic(f"hooks{SECRET}"))
+
 
 class TestJwt:
     jwt_creds = creds(WebhookAuthMode.JWT_HS256)

@@ -161,9 +161,15 @@ def _webhook_auth(
     username: str | None,
     errors: list[dict[str, str]],
 ) -> str | None:
-    """The username to store for `mode`: Basic defaults to the source name, others have none."""
+    """The username to store for `mode`; modes other than Basic have none.
+
+    Extole's HTTP_Basic key sends `base64(<key>)` alone, so an Extole connection keeps no
+    username unless one is given; an Antavo Basic connection defaults to the source name.
+    """
     if mode == WebhookAuthMode.BASIC:
-        return username or source.value
+        if username or source is not Source.EXTOLE:
+            return username or source.value
+        return None
     if username is not None:
         errors.append(
             field_error(

@@ -22,6 +22,12 @@ from braze_bridge.domain.statuses import WebhookAuthMode
 
 SIGNATURE_HEADER = "x-extole-signature"
 _SHA256_PREFIX = "sha256="
+_SHA1_PREFIX = "sha1="
+SHA1_REFUSED = (
+    "X-Extole-Signature is a sha1= signature; SHA-1 is not accepted. In Extole's Security "
+    "Center use a Webhook client key with algorithm HS256 (HMAC-SHA256, hex) whose value is "
+    "this connection's webhook_secret"
+)
 # Small allowance for clock drift between Antavo and us when a JWT carries `exp`/`nbf`.
 JWT_LEEWAY_SECONDS = 30
 
@@ -91,6 +97,8 @@ def verify_hmac_sha256(
     if given is None or not given.strip():
         return AuthResult.failed("missing X-Extole-Signature header")
     value = given.strip()
+    if value[: len(_SHA1_PREFIX)].lower() == _SHA1_PREFIX:
+        return AuthResult.failed(SHA1_REFUSED)
     if value[: len(_SHA256_PREFIX)].lower() == _SHA256_PREFIX:
         value = value[len(_SHA256_PREFIX) :]
     candidate = _header_bytes(value.lower())
@@ -120,10 +128,11 @@ def verify_bearer(headers: Mapping[str, str], secrets: Sequence[str]) -> AuthRes
 def verify_basic(
     headers: Mapping[str, str], secrets: Sequence[str], username: str | None
 ) -> AuthResult:
-    """`Authorization: Basic base64(user:secret)`.
+    """`Authorization: Basic base64(<secret>)`, as Extole's HTTP_Basic key sends it, or
+    `base64(user:secret)`.
 
-    With no username configured, any user part is accepted and only the secret counts
-    (Extole's HTTP_Basic client key does not document what its encoded value holds).
+    With a username configured, the value must be exactly `username:secret`. Without one, the
+    whole decoded value or the part after the first `:` must be the secret.
     """
     scheme, _, value = headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() != "basic" or not value.strip():
@@ -133,13 +142,20 @@ def verify_basic(
     except (binascii.Error, ValueError):
         return AuthResult.failed("Authorization: Basic value is not base64")
     user, sep, password = decoded.partition(b":")
-    if not sep:
-        user, password = b"", decoded
-    user_ok = True if username is None else _same(user, username.encode())
     matched = False
-    for secret in secrets:
-        matched |= _same(password, secret.encode())
-    if user_ok and matched:
+    if username is None:
+        for secret in secrets:
+            key = secret.encode()
+            # Both comparisons every time: the time taken does not tell which form matched.
+            whole = _same(decoded, key)
+            after_user = _same(password, key) if sep else False
+            matched |= whole | after_user
+    else:
+        user_ok = bool(sep) & _same(user, username.encode())
+        for secret in secrets:
+            matched |= _same(password, secret.encode())
+        matched &= user_ok
+    if matched:
         return AuthResult.passed()
     return AuthResult.failed("basic credentials are not valid")
 

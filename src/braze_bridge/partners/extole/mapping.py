@@ -184,11 +184,14 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
         operations = _operations(user, attributes, None, time, {})
     elif type(event) is Unsubscribed:
         name = settings.event_name("extole_unsubscribed", "unsubscribed")
+        # An opt-out of Extole's emails, not of all email: Braze's global `email_subscribe`
+        # changes only when the connection asks for it.
         attributes = {
-            "email_subscribe": "unsubscribed",
             "extole_list_type": event.list_type,
             "subscription_groups": _subscription_groups(settings, "unsubscribed"),
         }
+        if settings.global_email_unsubscribe:
+            attributes["email_subscribe"] = "unsubscribed"
         properties = {
             "email": event.email,
             "external_id": user.external_id,

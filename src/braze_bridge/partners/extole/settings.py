@@ -40,6 +40,8 @@ class ExtoleSettings(BaseModel):
     subscription_group_id: (
         Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)] | None
     ) = None
+    # An Extole unsubscribe also sets Braze's workspace-wide `email_subscribe: "unsubscribed"`.
+    global_email_unsubscribe: bool = False
     event_names: dict[
         Annotated[str, StringConstraints(min_length=1, max_length=100)], BrazeEventName
     ] = Field(default_factory=dict)
