@@ -8,7 +8,6 @@ never disagree about what an event becomes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +22,8 @@ from braze_bridge.domain.mapping import (
 )
 from braze_bridge.domain.operations import Operation
 from braze_bridge.domain.statuses import EventStatus, Source
+from braze_bridge.errors import InvalidJson
+from braze_bridge.ingest.service import parse_json_body
 from braze_bridge.partners import PARTNERS
 from braze_bridge.partners.evaluate import evaluate_body
 
@@ -89,11 +90,9 @@ def remap_event(
     except ValidationError as exc:
         raise RemapImpossible(f"the connection's settings are invalid: {exc.errors()[:3]}") from exc
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return RemapOutcome(
-            EventStatus.REJECTED, f"body is not valid JSON: {exc}", None, None, None, None
-        )
+        document = parse_json_body(body)  # ingest's parser: what it stored, it reads alike
+    except InvalidJson as exc:
+        return RemapOutcome(EventStatus.REJECTED, exc.message, None, None, None, None)
     evaluation = evaluate_body(
         partner,
         settings,

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from braze_bridge.db.models import Connection, Event, EventBody, Operation, ReplayJob, UserValue
 from braze_bridge.db.notify import OUTBOX_CHANNEL
 from braze_bridge.db.repositories.event_log import EventFilter, filtered_events
+from braze_bridge.db.repositories.events import clean_text, jsonb_safe
 from braze_bridge.domain.operations import Operation as BrazeOperation
 from braze_bridge.domain.statuses import (
     SUPERSEDED_REASON,
@@ -212,7 +213,12 @@ async def insert_operations(
     operations: Sequence[BrazeOperation],
     now: datetime,
 ) -> int:
-    """Append the re-mapped objects after the event's existing positions."""
+    """Append the re-mapped objects after the event's existing positions.
+
+    Text and JSON go through ingest's cleaning (`clean_text`, `jsonb_safe`): a body stored by
+    any version maps to values Postgres can hold. Identifiers were checked by the mapping
+    (domain/ids.py), so cleaning never changes one.
+    """
     if not operations:
         return 0
     last = await session.scalar(
@@ -233,17 +239,21 @@ async def insert_operations(
                 "connection_id": event.connection_id,
                 "position": start + offset,
                 "kind": op.kind,
-                "user_key": key,
-                "external_id": op.user.external_id,
-                "email": op.user.email,
+                "user_key": clean_text(key, 1024),
+                "external_id": _clean(op.user.external_id, 1024),
+                "email": _clean(op.user.email, 512),
                 "unknown_user": op.user.unknown_user,
-                "payload": op.payload,
+                "payload": jsonb_safe(op.payload),
                 "status": OperationStatus.PENDING,
                 "available_at": now,
             }
         )
     await session.execute(insert(Operation), rows)
     return len(rows)
+
+
+def _clean(value: str | None, limit: int) -> str | None:
+    return None if value is None else clean_text(value, limit)
 
 
 async def record_remap(
@@ -261,15 +271,15 @@ async def record_remap(
     final = status in (EventStatus.FILTERED, EventStatus.REJECTED, EventStatus.DELIVERED)
     values: dict[str, Any] = {
         "status": status,
-        "reason": reason,
-        "normalized": normalized,
+        "reason": _clean(reason, 2000),
+        "normalized": jsonb_safe(normalized),
         "settled_at": now if final else None,
     }
     # A body we can no longer read keeps what ingest recorded about it.
     if kind is not None:
-        values["kind"] = kind
+        values["kind"] = clean_text(kind, 64)
     if user_key is not None:
-        values["user_key"] = user_key
+        values["user_key"] = clean_text(user_key, 1024)
     if occurred_at is not None:
         values["occurred_at"] = occurred_at
     await session.execute(update(Event).where(Event.id == event_id).values(**values))
