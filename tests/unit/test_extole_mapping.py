@@ -37,6 +37,9 @@ def by_id(external_id: str) -> UserRef:
 
 class TestDocumentedBodies:
     def test_share_link_created_sets_link_attributes_then_sends_the_event(self) -> None:
+        """Event name and properties of Extole's own Braze integration (extole/product-docs
+        `technical/partners/marketing-automation/braze.mdx`, Extole Program Events:
+        `extole_share_link_created` with Email, Funnel, Program)."""
         assert objects(bodies.SHARE_LINK_CREATED) == [
             (
                 "attributes",
@@ -51,14 +54,16 @@ class TestDocumentedBodies:
                 "events",
                 by_id("USER-12345"),
                 {
-                    "name": "extole_created_share_link",
+                    "name": "extole_share_link_created",
                     "time": "2024-03-15T10:30:00.000Z",
-                    "properties": {"partner": "Extole"},
+                    "properties": {"partner": "Extole", "email": "alex@example.com"},
                 },
             ),
         ]
 
     def test_shared(self) -> None:
+        """extole/product-docs `technical/partners/marketing-automation/braze.mdx`:
+        `extole_shared` carries Email, Funnel, Program, Share channel."""
         assert objects(bodies.SHARED) == [
             (
                 "attributes",
@@ -75,6 +80,7 @@ class TestDocumentedBodies:
                         "partner": "Extole",
                         "funnel": "ADVOCATE",
                         "program": "refer-a-friend",
+                        "email": "april@example.com",
                         "external_id": "019mr8mf4r",
                         "share_channel": "EMAIL",
                     },
@@ -292,6 +298,7 @@ class TestDocumentedBodies:
                         "partner": "Extole",
                         "funnel": "ADVOCATE",
                         "program": "refer-a-friend",
+                        "email": "april@example.com",
                         "external_id": "019mr8mf4r",
                         "share_channel": "EMAIL",
                     },
@@ -403,12 +410,12 @@ class TestSettings:
 
     def test_event_name_overrides(self) -> None:
         names = {
-            "share_link_created": "extole_share_link_created",
+            "share_link_created": "extole_created_share_link",
             "reward_fulfilled": "coupon_ready",
             "converted": "referral_converted",
         }
         assert objects(bodies.SHARE_LINK_CREATED, event_names=names)[1][2]["name"] == (
-            "extole_share_link_created"
+            "extole_created_share_link"
         )
         assert objects(bodies.REWARD_FULFILLED, event_names=names)[1][2]["name"] == "coupon_ready"
         assert objects(bodies.CONVERTED, event_names=names)[1][2]["name"] == "referral_converted"

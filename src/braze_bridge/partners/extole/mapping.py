@@ -146,13 +146,15 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
     # class goes through ABCMeta, ~0.2 µs each.
 
     if type(event) is ShareLinkCreated:
-        name = settings.event_name("extole_created_share_link", "share_link_created")
+        # Names and properties as Extole's own Braze integration sends them.
+        name = settings.event_name("extole_share_link_created", "share_link_created")
         attributes = {
             "email": event.email,
             "extole_share_link": event.share_link,
             "extole_share_code": event.share_code,
         }
-        operations = _operations(user, attributes, name, time, base)
+        properties = {**base, "email": event.email}
+        operations = _operations(user, attributes, name, time, properties)
         if user.external_id and (event.share_link or event.share_code):
             content = ContentUpdate(
                 user.external_id, at, share_link=event.share_link, share_code=event.share_code
@@ -161,6 +163,7 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
         name = settings.event_name("extole_shared", "shared")
         properties = {
             **base,
+            "email": event.email,
             "external_id": user.external_id,
             "share_channel": event.share_channel,
         }
