@@ -81,6 +81,7 @@ class TestCreate:
                 "unsubscribed": True,
             },
             "reward_states": ["FULFILLED", "EARNED"],
+            "untyped_reward_state": "FULFILLED",
             "external_id_source": "partner_user_id",
             "unknown_user": "alias",
             "subscription_group_id": None,

@@ -120,6 +120,34 @@ class TestAccepted:
         )
         assert await stored_operations(session, response.json()["event_id"]) == []
 
+    async def test_reward_body_without_a_type_is_queued_as_the_untyped_reward_state(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        """extole/product-docs `technical/platform-integrations/webhooks/reward-webhooks.mdx`:
+        "always contains the `reward_id` and the `data` parameters", example without `type`;
+        here with the `partner_user_id` a reward body carries."""
+        tenant = await make_tenant(session)
+        connection = await make_connection(session, tenant)  # default settings: FULFILLED
+        body = {
+            "reward_id": "b600f6fdd06c83f8ffdd6309",
+            "partner_user_id": "u-7",
+            "data": {"earned_event_value": "100.00", "journey_name": "ADVOCATE"},
+        }
+        response = await post_signed(client, connection, body)
+
+        assert response.status_code == 200
+        assert response.json()["status"] == "accepted"
+        event = await stored_event(session, response.json()["event_id"])
+        assert (event.status, event.reason, event.kind) == ("queued", None, "reward")
+        operations = await stored_operations(session, response.json()["event_id"])
+        assert [op.payload for op in operations] == [
+            {
+                "name": "extole_reward_fulfilled",
+                "time": operations[0].payload["time"],
+                "properties": {"reward_id": "b600f6fdd06c83f8ffdd6309"},
+            }
+        ]
+
     async def test_unknown_shape_and_non_object_json_are_stored_as_rejected(
         self, client: httpx.AsyncClient, session: AsyncSession, extole: MadeConnection
     ) -> None:

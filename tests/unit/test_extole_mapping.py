@@ -37,6 +37,9 @@ def by_id(external_id: str) -> UserRef:
 
 class TestDocumentedBodies:
     def test_share_link_created_sets_link_attributes_then_sends_the_event(self) -> None:
+        """Event name and properties of Extole's own Braze integration (extole/product-docs
+        `technical/partners/marketing-automation/braze.mdx`, Extole Program Events:
+        `extole_share_link_created` with Email, Funnel, Program)."""
         assert objects(bodies.SHARE_LINK_CREATED) == [
             (
                 "attributes",
@@ -51,14 +54,16 @@ class TestDocumentedBodies:
                 "events",
                 by_id("USER-12345"),
                 {
-                    "name": "extole_created_share_link",
+                    "name": "extole_share_link_created",
                     "time": "2024-03-15T10:30:00.000Z",
-                    "properties": {"partner": "Extole"},
+                    "properties": {"partner": "Extole", "email": "alex@example.com"},
                 },
             ),
         ]
 
     def test_shared(self) -> None:
+        """extole/product-docs `technical/partners/marketing-automation/braze.mdx`:
+        `extole_shared` carries Email, Funnel, Program, Share channel."""
         assert objects(bodies.SHARED) == [
             (
                 "attributes",
@@ -75,6 +80,7 @@ class TestDocumentedBodies:
                         "partner": "Extole",
                         "funnel": "ADVOCATE",
                         "program": "refer-a-friend",
+                        "email": "april@example.com",
                         "external_id": "019mr8mf4r",
                         "share_channel": "EMAIL",
                     },
@@ -206,6 +212,57 @@ class TestDocumentedBodies:
         assert event[2]["name"] == "extole_reward_failed"
         assert event[2]["properties"]["coupon_code"] == "RAF12345"
 
+    def test_fulfillment_failed_is_not_forwarded_by_a_fulfilled_filter(self) -> None:
+        """extole/product-docs `technical/platform-integrations/webhooks/reward-webhooks.mdx`
+        files `reward_fulfillment_failed` under FULFILLED; we read it as FAILED, so a Braze
+        Canvas on `extole_reward_fulfilled` never gets a reward whose fulfillment failed."""
+        body = bodies.reward(bodies.REWARD_FULFILLED_RAW, type="reward_fulfillment_failed")
+        with pytest.raises(Filtered) as caught:
+            mapped(body, reward_states=["FULFILLED"])
+        assert caught.value.reason == "reward_state_not_enabled: FAILED"
+
+    def test_reward_body_without_a_type_takes_the_untyped_reward_state(self) -> None:
+        """extole/product-docs `technical/platform-integrations/webhooks/reward-webhooks.mdx`:
+        a reward webhook "always contains the `reward_id` and the `data` parameters"; its
+        example is that alone. The doc example, with the user id a real body carries."""
+        body = {
+            "reward_id": "b600f6fdd06c83f8ffdd6309",
+            "partner_user_id": "u-7",
+            "data": {
+                "earned_event_value": "100.00",
+                "journey_name": "ADVOCATE",
+                "rewardee_role": "advocate",
+                "custom_key": "custom_value",
+            },
+        }
+        event = {
+            "name": "extole_reward_fulfilled",
+            "time": "2025-01-02T03:04:05.678Z",
+            "properties": {"reward_id": "b600f6fdd06c83f8ffdd6309"},
+        }
+        assert objects(body) == [("events", by_id("u-7"), event)]
+        earned = objects(body, untyped_reward_state="earned", reward_states=["EARNED"])
+        assert earned == [("events", by_id("u-7"), {**event, "name": "extole_reward_earned"})]
+        with pytest.raises(Filtered) as caught:
+            mapped(body, untyped_reward_state="SENT")
+        assert caught.value.reason == "reward_state_not_enabled: SENT"
+
+    def test_documented_minimal_reward_body_is_a_reward_without_a_user(self) -> None:
+        body = {
+            "reward_id": "b600f6fdd06c83f8ffdd6309",
+            "data": {
+                "earned_event_value": "100.00",
+                "journey_name": "ADVOCATE",
+                "rewardee_role": "advocate",
+                "custom_key": "custom_value",
+            },
+        }
+        event = EXTOLE.normalize(body, received_at=RECEIVED)
+        assert (event.kind, event.dedupe_key) == ("reward", None)
+        with pytest.raises(Rejected) as caught:
+            mapped(body)
+        assert caught.value.reason == "no_user_identifier"
+
     def test_subscribed_sets_email_subscribe_and_sends_no_event(self) -> None:
         assert objects(bodies.SUBSCRIBED) == [
             (
@@ -292,6 +349,7 @@ class TestDocumentedBodies:
                         "partner": "Extole",
                         "funnel": "ADVOCATE",
                         "program": "refer-a-friend",
+                        "email": "april@example.com",
                         "external_id": "019mr8mf4r",
                         "share_channel": "EMAIL",
                     },
@@ -349,7 +407,6 @@ class TestRecognition:
             ([1, 2], "unknown_shape: body is a JSON array, expected an object"),
             ({"email": "a@b.co"}, "unknown_shape: no event, event_name, name or type field"),
             ({"type": "STEP", "email": "a@b.co"}, "unknown_shape: no event, event_name"),
-            ({"reward_id": "r1", "data": {}}, "unknown_shape: reward body without a type"),
         ],
     )
     def test_unknown_shapes_are_rejected_with_the_reason(self, body: Any, reason: str) -> None:
@@ -403,12 +460,12 @@ class TestSettings:
 
     def test_event_name_overrides(self) -> None:
         names = {
-            "share_link_created": "extole_share_link_created",
+            "share_link_created": "extole_created_share_link",
             "reward_fulfilled": "coupon_ready",
             "converted": "referral_converted",
         }
         assert objects(bodies.SHARE_LINK_CREATED, event_names=names)[1][2]["name"] == (
-            "extole_share_link_created"
+            "extole_created_share_link"
         )
         assert objects(bodies.REWARD_FULFILLED, event_names=names)[1][2]["name"] == "coupon_ready"
         assert objects(bodies.CONVERTED, event_names=names)[1][2]["name"] == "referral_converted"

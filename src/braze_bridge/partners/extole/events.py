@@ -54,8 +54,10 @@ class Unsubscribed(ExtoleEvent):
 
 class Reward(ExtoleEvent):
     kind: Literal["reward"] = "reward"
-    state: RewardState
-    reward_type: str  # the inbound name, e.g. `reward_fulfillment_failed`
+    # None: the body names no state (Extole's minimal `{reward_id, data}` body); the mapping
+    # reads it from the connection's `untyped_reward_state`.
+    state: RewardState | None
+    reward_type: str  # the inbound name, e.g. `reward_fulfillment_failed`; `reward` if none
     reward_id: str | None = None
     face_value: int | float | None = None
     face_value_type: str | None = None

@@ -26,7 +26,7 @@ from braze_bridge.partners.extole.events import (
     Unsubscribed,
 )
 from braze_bridge.partners.extole.normalize import step_name
-from braze_bridge.partners.extole.settings import ExtoleSettings
+from braze_bridge.partners.extole.settings import ExtoleSettings, RewardState
 
 PARTNER = "Extole"
 MAX_IDENTIFIER_LENGTH = 512
@@ -83,12 +83,18 @@ def _enabled_steps(outcomes: tuple[str, ...]) -> frozenset[str]:
     return frozenset(step_name(name) for name in outcomes)
 
 
+def reward_state(event: Reward, settings: ExtoleSettings) -> RewardState:
+    """The state the body names, else the connection's `untyped_reward_state`."""
+    return event.state or settings.untyped_reward_state
+
+
 def check_enabled(event: ExtoleEvent, settings: ExtoleSettings) -> None:
     """Raise Filtered when the settings do not forward this kind or reward state."""
     events = settings.events
     if type(event) is Reward:
-        if event.state not in settings.reward_states:
-            raise Filtered(f"reward_state_not_enabled: {event.state}")
+        state = reward_state(event, settings)
+        if state not in settings.reward_states:
+            raise Filtered(f"reward_state_not_enabled: {state}")
         return
     if type(event) is Outcome:
         enabled = _enabled_steps(tuple(events.outcomes))
@@ -146,13 +152,15 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
     # class goes through ABCMeta, ~0.2 µs each.
 
     if type(event) is ShareLinkCreated:
-        name = settings.event_name("extole_created_share_link", "share_link_created")
+        # Names and properties as Extole's own Braze integration sends them.
+        name = settings.event_name("extole_share_link_created", "share_link_created")
         attributes = {
             "email": event.email,
             "extole_share_link": event.share_link,
             "extole_share_code": event.share_code,
         }
-        operations = _operations(user, attributes, name, time, base)
+        properties = {**base, "email": event.email}
+        operations = _operations(user, attributes, name, time, properties)
         if user.external_id and (event.share_link or event.share_code):
             content = ContentUpdate(
                 user.external_id, at, share_link=event.share_link, share_code=event.share_code
@@ -161,6 +169,7 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
         name = settings.event_name("extole_shared", "shared")
         properties = {
             **base,
+            "email": event.email,
             "external_id": user.external_id,
             "share_channel": event.share_channel,
         }
@@ -200,9 +209,10 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
         }
         operations = _operations(user, attributes, name, time, properties)
     elif type(event) is Reward:
-        state = event.state.lower()
+        upper = reward_state(event, settings)
+        state = upper.lower()
         name = settings.event_name(f"extole_reward_{state}", f"reward_{state}", event.reward_type)
-        coupon = None if event.state in NO_COUPON_STATES else event.coupon_code
+        coupon = None if upper in NO_COUPON_STATES else event.coupon_code
         properties = {
             "email": event.email,
             "face_value": event.face_value,
@@ -215,7 +225,7 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
         if user.external_id and event.reward_id:
             snapshot = RewardSnapshot(
                 reward_id=event.reward_id,
-                state=event.state,
+                state=upper,
                 face_value=event.face_value,
                 face_value_type=event.face_value_type,
                 coupon_code=coupon,

@@ -142,9 +142,11 @@ def normalize_extole(body: Any, *, received_at: datetime) -> AnyExtoleEvent:
     fields = ExtoleFields.read(flat)
     recognised = _recognise(fields)
     if recognised is None:
-        if fields.reward_id is not None:
-            raise Rejected("unknown_shape: reward body without a type, its state is unknown")
-        raise Rejected("unknown_shape: no event, event_name, name or type field names the kind")
+        if fields.reward_id is None:
+            raise Rejected("unknown_shape: no event, event_name, name or type field names the kind")
+        # Extole's documented minimum, `{reward_id, data}`: a reward whose state the body does
+        # not name (the mapping takes the connection's `untyped_reward_state`).
+        recognised = ("reward", "")
     kind, sent_name = recognised
 
     event_id = fields.event_id
@@ -177,11 +179,16 @@ def normalize_extole(body: Any, *, received_at: datetime) -> AnyExtoleEvent:
         return Unsubscribed.model_validate(values)
     if kind == "reward":
         canonical = canonical_name(sent_name)
-        if values["dedupe_key"] is None and fields.reward_id is not None:
-            # Each state change of a reward fires one webhook (research section 2d).
+        if canonical and values["dedupe_key"] is None and fields.reward_id is not None:
+            # Each state change of a reward fires one webhook (research section 2d). A body
+            # without a type keeps the raw-body hash: its state is not in it.
             values["dedupe_key"] = _bounded("reward", f"{fields.reward_id}:{canonical}")
-        values["state"] = REWARD_TYPES.get(canonical) or BARE_REWARD_STATES[canonical]
-        values["reward_type"] = canonical
+        if canonical:
+            values["state"] = REWARD_TYPES.get(canonical) or BARE_REWARD_STATES[canonical]
+            values["reward_type"] = canonical
+        else:
+            values["state"] = None
+            values["reward_type"] = "reward"
         values["reward_id"] = fields.reward_id
         values["face_value"] = fields.face_value
         values["face_value_type"] = fields.face_value_type

@@ -40,6 +40,9 @@ class ExtoleSettings(BaseModel):
     subscription_group_id: (
         Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)] | None
     ) = None
+    # The state of a reward body that names none (Extole's minimal `{reward_id, data}`): the
+    # state the Extole webhook's reward filter sends.
+    untyped_reward_state: RewardState = "FULFILLED"
     # An Extole unsubscribe also sets Braze's workspace-wide `email_subscribe: "unsubscribed"`.
     global_email_unsubscribe: bool = False
     event_names: dict[
@@ -52,6 +55,11 @@ class ExtoleSettings(BaseModel):
         if isinstance(value, list):
             return [v.upper() if isinstance(v, str) else v for v in value]
         return value
+
+    @field_validator("untyped_reward_state", mode="before")
+    @classmethod
+    def _upper_state(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     def event_name(self, default: str, *keys: str) -> str:
         """The Braze event name for a kind: an override under any of `keys`, else `default`."""
