@@ -15,11 +15,12 @@ import httpx
 import jwt
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.db.models import Event
 from braze_bridge.db.models import Operation as OperationRow
 from braze_bridge.domain.statuses import Source, WebhookAuthMode
+from tests.delivery_support import drain, make_worker, sandbox_client
 from tests.factories import MadeConnection, make_connection, make_tenant
 
 MEMBER = "280e674c"
@@ -224,3 +225,65 @@ class TestBodies:
         assert event.status == "rejected"
         assert event.reason is not None
         assert event.reason.startswith("unknown body shape")
+
+
+class TestAttributeValuesBrazeWouldLose:
+    """What reaches Braze's /users/track, and the note that says what was left out and why."""
+
+    async def delivered(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        body: Any,
+    ) -> list[dict[str, Any]]:
+        response = await post(client, connection, body, token(connection.webhook_secret))
+        assert response.status_code == 200, response.text
+        http, sandbox = sandbox_client()
+        async with http:
+            await drain(make_worker(sessionmaker, http))
+        return [r["body"] for r in sandbox.received if r["endpoint"] == "/users/track"]
+
+    async def notes(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        headers: dict[str, str],
+        body: Any,
+    ) -> list[str]:
+        response = await client.post(
+            f"/v1/connections/{connection.id}/preview", content=json.dumps(body), headers=headers
+        )
+        assert response.status_code == 200, response.text
+        notes: list[str] = response.json()["notes"]
+        return notes
+
+    async def test_an_object_with_a_space_in_a_key_is_not_sent_and_the_note_says_why(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        operator_headers: dict[str, str],
+    ) -> None:
+        """braze-inc/braze-docs
+        `_docs/_user_guide/data/custom_data/custom_attributes/nested_custom_attribute_support.md`:
+        "Key names cannot contain spaces"; Braze answers 201 and drops the nested updates.
+        """
+        body = {
+            "type": "sync",
+            "userId": MEMBER,
+            "attributes": {
+                "prefs": {"lang": "en", "fav colour": "red"},
+                "rewards": [{"id": "r1", "meta": {"given by": "shop"}}],
+                "last_store": "Budapest",
+            },
+            "types": {"prefs": "object", "rewards": "object_array"},
+        }
+        [sent] = await self.delivered(client, connection, sessionmaker, body)
+        assert sent["attributes"] == [{"external_id": MEMBER, "last_store": "Budapest"}]
+        assert await self.notes(client, connection, operator_headers, body) == [
+            "prefs not sent: 'fav colour': Braze does not accept spaces in object keys "
+            "(type object)",
+            "rewards not sent: 0.meta.'given by': Braze does not accept spaces in object keys "
+            "(type object_array)",
+        ]

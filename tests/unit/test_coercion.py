@@ -236,6 +236,9 @@ class TestObject:
         [
             ({"a.b": 1}, "a.b: Braze does not accept '.' or '$'"),
             ({"x": {"$inc": 1}}, "x.$inc: Braze does not accept"),
+            ({"fav colour": "red"}, "'fav colour': Braze does not accept spaces in object keys"),
+            ({"prefs": {"a": {"fav\tcolour": 1}}}, "prefs.a.'fav\\tcolour': Braze does not"),
+            ({"history": [{"at home": 1}]}, "history.0.'at home': Braze does not accept spaces"),
             ({"when": {"$time": "soon"}}, 'when: "soon" is not a date'),
             ([1], "a array is not an object"),
             ({"blob": "x" * 200, **{f"k{i}": "v" * 200 for i in range(600)}}, "bytes; Braze"),
@@ -258,6 +261,16 @@ class TestObjectArray:
     )
     def test_bad_object_arrays(self, given: Any, reason: str) -> None:
         assert reason in fails(given, "object_array")
+
+    def test_a_key_with_a_space_inside_an_item_refuses_the_attribute(self) -> None:
+        """braze-inc/braze-docs
+        `_docs/_user_guide/data/custom_data/custom_attributes/nested_custom_attribute_support.md`:
+        "Key names cannot contain spaces"; Braze would drop every nested update in the request.
+        """
+        reason = fails([{"id": "r1"}, {"id": "r2", "extra": {"fav colour": "red"}}], "object_array")
+        assert reason == (
+            "1.extra.'fav colour': Braze does not accept spaces in object keys (type object_array)"
+        )
 
 
 class TestAuto:

@@ -311,6 +311,9 @@ def _check_key(key: Json, path: str) -> str:
         raise _Fail(f"{path}: object keys must be non-empty strings")
     if "." in key or "$" in key:
         raise _Fail(f"{path}{key}: Braze does not accept '.' or '$' in object keys")
+    if any(character.isspace() for character in key):
+        # Braze answers 201 but drops every nested update in the request: refuse it here.
+        raise _Fail(f"{path}{key!r}: Braze does not accept spaces in object keys")
     if len(key) > MAX_STRING_CHARS:
         raise _Fail(f"{path}{key[:20]}...: object keys are at most {MAX_STRING_CHARS} characters")
     return key
