@@ -287,3 +287,32 @@ class TestAttributeValuesBrazeWouldLose:
             "rewards not sent: 0.meta.'given by': Braze does not accept spaces in object keys "
             "(type object_array)",
         ]
+
+    async def test_country_and_zone_names_and_a_never_expiring_date_are_sent_as_received(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        """braze-inc/braze-docs `_docs/_api/objects_filters/user_attributes_object.md`: country
+        names are mapped by Braze on a best effort, "Eastern Time (US & Canada)" is a time zone,
+        and years above 3000 are stored as strings.
+        """
+        body = {
+            "type": "sync",
+            "userId": MEMBER,
+            "attributes": {
+                "country": "Australia",
+                "time_zone": "Eastern Time (US & Canada)",
+                "points_expire": "9999-12-31",
+            },
+        }
+        [sent] = await self.delivered(client, connection, sessionmaker, body)
+        assert sent["attributes"] == [
+            {
+                "external_id": MEMBER,
+                "country": "Australia",
+                "time_zone": "Eastern Time (US & Canada)",
+                "points_expire": "9999-12-31",
+            }
+        ]

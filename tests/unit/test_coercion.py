@@ -165,6 +165,17 @@ class TestDate:
     def test_bad_dates_say_why(self, given: Any, reason: str) -> None:
         assert reason in fails(given, "date")
 
+    def test_under_auto_a_year_after_3000_is_sent_as_the_text_braze_stores(self) -> None:
+        """braze-inc/braze-docs `_docs/_api/objects_filters/user_attributes_object.md`: "if the
+        year is less than 0 or greater than 3000, Braze stores these values as strings".
+        """
+        assert coerce("9999-12-31", "auto") == Coerced(
+            "9999-12-31",
+            ("sent as text: Braze stores dates outside the years 1-3000 as strings",),
+        )
+        assert "outside the years Braze stores" in fails("9999-12-31", "date")
+        assert "is not a valid ISO 8601 date" in fails("9999-13-31", "auto")
+
     @given(st.datetimes(min_value=datetime(1971, 2, 1), max_value=datetime(2999, 12, 31)))  # noqa: DTZ001 - hypothesis bounds are naive
     def test_any_moment_round_trips_through_seconds_millis_and_iso(self, naive: datetime) -> None:
         moment = naive.replace(tzinfo=UTC, microsecond=naive.microsecond // 1000 * 1000)
@@ -345,11 +356,30 @@ class TestStandardFields:
         assert result.value == (given if expected is None else expected)
 
     @pytest.mark.parametrize(
+        ("name", "given", "expected"),
+        [
+            ("country", "Australia", "Australia"),
+            ("country", " Hungary ", "Hungary"),
+            ("time_zone", "Eastern Time (US & Canada)", "Eastern Time (US & Canada)"),
+        ],
+    )
+    def test_names_braze_maps_itself_are_sent_as_received(
+        self, name: str, given: Any, expected: str
+    ) -> None:
+        """braze-inc/braze-docs `_docs/_api/objects_filters/user_attributes_object.md`: Braze
+        makes a best effort to map country names ("Australia" may map to "AU") and takes time
+        zones such as "America/New_York" or "Eastern Time (US & Canada)".
+        """
+        assert coerce_attribute(name, given, "string") == Coerced(expected)
+
+    @pytest.mark.parametrize(
         ("name", "given", "reason"),
         [
             ("email_subscribe", "yes", "not one of opted_in, subscribed, unsubscribed"),
             ("gender", "x", "not a gender Braze knows"),
-            ("country", "Hungary", "not an ISO 3166-1 alpha-2"),
+            ("country", 36, "36 is not text (country takes"),
+            ("time_zone", "", '"" is not text (time_zone takes'),
+            ("time_zone", ["Europe/Budapest"], "is not text"),
             ("email", "not-an-email", "is not an email address"),
             ("dob", "someday", "is not a date"),
             ("current_location", {"latitude": 95, "longitude": 0}, "latitude 95 is out of range"),

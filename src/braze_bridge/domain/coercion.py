@@ -62,6 +62,10 @@ class _Fail(Exception):
         self.reason = reason
 
 
+class _OutsideDateYears(_Fail):
+    """Internal: a well-formed date whose year Braze keeps as a string, not a date."""
+
+
 # ─── dates ─────────────────────────────────────────────────────────────────────────────────────
 
 _ISO_DATE = re.compile(
@@ -155,7 +159,9 @@ def _to_datetime(value: Json) -> datetime:
         raise _Fail(f"a {_kind(value)} is not a date")
     parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     if not 0 < parsed.year <= MAX_YEAR:
-        raise _Fail(f"{_describe(value)} is outside the years Braze stores as dates (1-3000)")
+        raise _OutsideDateYears(
+            f"{_describe(value)} is outside the years Braze stores as dates (1-3000)"
+        )
     return parsed
 
 
@@ -428,7 +434,14 @@ def coerce(value: Json, to: BrazeType) -> CoercionResult:
         elif target == "boolean":
             result = _to_boolean(value)
         elif target == "date":
-            result = _to_date(value)
+            try:
+                result = _to_date(value)
+            except _OutsideDateYears:
+                if to != "auto" or not isinstance(value, str):
+                    raise
+                # Braze stores years outside 0..3000 as strings ("9999-12-31": never expires).
+                result = _to_string(value, notes)
+                notes.append("sent as text: Braze stores dates outside the years 1-3000 as strings")
         elif target == "array":
             result = _to_array(value, notes)
         elif target == "object":
@@ -461,9 +474,9 @@ STANDARD_FIELDS: Final[dict[str, StandardField]] = {
     "email": StandardField("string", "an email address"),
     "phone": StandardField("string", "a phone number (E.164 recommended)"),
     "home_city": StandardField("string", "text"),
-    "country": StandardField("string", "an ISO 3166-1 alpha-2 code such as 'US'"),
+    "country": StandardField("string", "an ISO 3166-1 alpha-2 code such as 'US', or a name"),
     "language": StandardField("string", "an ISO 639-1 code such as 'en'"),
-    "time_zone": StandardField("string", "an IANA zone name such as 'Europe/Budapest'"),
+    "time_zone": StandardField("string", "a zone name such as 'Europe/Budapest'"),
     "gender": StandardField("string", "one of M, F, O, N, P"),
     "email_subscribe": StandardField("string", "one of opted_in, subscribed, unsubscribed"),
     "push_subscribe": StandardField("string", "one of opted_in, subscribed, unsubscribed"),
@@ -509,7 +522,8 @@ _GENDER_WORDS = {
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2}$")
-_TIME_ZONE = re.compile(r"^(?:UTC|GMT|[A-Za-z_]+(?:/[A-Za-z0-9_+\-]+)+)$")
+# Fields Braze reads leniently (a country name, "Eastern Time (US & Canada)"): any text is sent.
+_TEXT_ONLY_FIELDS = frozenset({"country", "time_zone"})
 
 
 def attribute_name_problem(name: str) -> str | None:
@@ -553,16 +567,14 @@ def _check_standard(name: str, value: Json) -> Json:
             raise _Fail(f"{_describe(value)} is not an email address")
         return value
     if name == "country":
-        if not _COUNTRY.match(str(value)):
-            raise _Fail(f"{_describe(value)} is not an ISO 3166-1 alpha-2 country code")
-        return str(value).upper()
+        # Braze makes a best effort to map country names ("Australia" → AU): send them as given.
+        return str(value).upper() if _COUNTRY.match(str(value)) else value
     if name == "language":
         if not _LANGUAGE.match(str(value)):
             raise _Fail(f"{_describe(value)} is not an ISO 639-1 language code")
         return str(value).lower()
     if name == "time_zone":
-        if not _TIME_ZONE.match(str(value)):
-            raise _Fail(f"{_describe(value)} is not an IANA time zone name")
+        # Braze takes IANA names and names such as "Eastern Time (US & Canada)".
         return value
     if name == "dob":
         return str(value)[:10]  # Braze takes a date of birth as YYYY-MM-DD
@@ -586,6 +598,12 @@ def coerce_attribute(name: str, value: Json, to: BrazeType) -> CoercionResult:
     standard = STANDARD_FIELDS.get(name)
     if standard is not None:
         to = standard.type
+    if standard is not None and name in _TEXT_ONLY_FIELDS and value is not None:
+        if not isinstance(value, str) or not any(character.isalpha() for character in value):
+            return Uncoercible(
+                f"{_describe(value)} is not text ({name} takes {standard.description})"
+            )
+        value = value.strip()
     result = coerce(value, to)
     if standard is None or isinstance(result, Uncoercible):
         return result
