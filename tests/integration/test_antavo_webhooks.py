@@ -316,3 +316,28 @@ class TestAttributeValuesBrazeWouldLose:
                 "points_expire": "9999-12-31",
             }
         ]
+
+    async def test_a_share_link_over_255_characters_is_skipped_not_cut(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        operator_headers: dict[str, str],
+    ) -> None:
+        """Braze string values are at most 255 characters (braze-inc/braze-docs
+        `_docs/_api/objects_filters/user_attributes_object.md`); a cut link would be broken.
+        """
+        link = "https://refer.example.com/s/280e674c?" + "utm_source=antavo&" * 15
+        long_text = "t" * 300
+        body = {
+            "type": "sync",
+            "userId": MEMBER,
+            "attributes": {"share_link": link, "about": long_text},
+        }
+        [sent] = await self.delivered(client, connection, sessionmaker, body)
+        assert sent["attributes"] == [{"external_id": MEMBER, "about": "t" * 255}]
+        assert await self.notes(client, connection, operator_headers, body) == [
+            f"share_link not sent: a link of {len(link)} characters; Braze takes at most 255 "
+            "and a cut link would be broken (type string)",
+            "about: cut from 300 to 255 characters",
+        ]

@@ -286,6 +286,15 @@ class TestProgramEvents:
             "property '$bad' dropped: Braze does not accept that name",
         ]
 
+    def test_a_link_over_255_characters_is_left_out_not_cut(self) -> None:
+        link = "https://shop.example.com/share?member=280e674c&" + "x" * 260
+        mapped = run(track("referral_link", link=link, short="https://shop.example.com/s"))
+        assert mapped.operations[0].payload["properties"] == {"short": "https://shop.example.com/s"}
+        assert mapped.notes == [
+            "property 'link' dropped: a link of 307 characters; Braze takes at most 255 and a "
+            "cut link would be broken"
+        ]
+
     def test_an_oversized_property_is_dropped_not_the_event(self) -> None:
         mapped = run(track("activity", blob=["x" * 250] * 500, small=1))
         assert mapped.operations[0].payload["properties"] == {"small": 1}

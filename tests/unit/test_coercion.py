@@ -24,6 +24,7 @@ from braze_bridge.domain.coercion import (
     parse_datetime,
     same_value,
 )
+from braze_bridge.domain.properties import attribute_values, event_properties
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
 json_values = st.recursive(
@@ -108,9 +109,14 @@ class TestString:
     def test_structures_are_not_strings(self, given: Any) -> None:
         fails(given, "string")
 
-    @given(st.text())
-    def test_any_text_fits_braze(self, text: str) -> None:
-        value = ok(text, "string")
+    @given(st.text() | st.text().map(lambda tail: "https://example.com/" + tail * 30))
+    def test_any_text_fits_braze_or_is_a_link_left_whole(self, text: str) -> None:
+        result = coerce(text, "string")
+        if isinstance(result, Uncoercible):
+            assert len(text) > MAX_STRING_CHARS
+            assert text.startswith("https://")
+            return
+        value = result.value
         assert len(value) <= MAX_STRING_CHARS
         assert text.startswith(value)
 
@@ -437,3 +443,53 @@ class TestSameValue:
         except ValueError:
             return
         assert same_value(json.loads(encoded), value)
+
+
+LINK = "https://share.example.com/r/ABC?id=1" + "&utm=" * 60  # 336 characters
+
+
+class TestLongLinks:
+    """A link over Braze's 255 characters is left out with a note, never cut into a broken link.
+
+    braze-inc/braze-docs `_docs/_api/objects_filters/user_attributes_object.md` limits string
+    values to 255 characters; other long text is still cut.
+    """
+
+    def test_a_long_link_is_not_a_string_braze_can_take(self) -> None:
+        assert len(LINK) == 336
+        assert fails(LINK, "string") == (
+            "a link of 336 characters; Braze takes at most 255 and a cut link would be broken "
+            "(type string)"
+        )
+        assert "a cut link would be broken" in fails(LINK, "auto")
+        assert ok("https://share.example.com/r/ABC", "string") == "https://share.example.com/r/ABC"
+
+    def test_inside_arrays_and_objects_only_the_link_is_left_out(self) -> None:
+        assert coerce(["a", LINK, "b"], "array") == Coerced(
+            ["a", "b"],
+            (
+                "item 1 dropped: a link of 336 characters; Braze takes at most 255 and a cut "
+                "link would be broken",
+            ),
+        )
+        result = coerce({"code": "ABC", "links": {"share": LINK}, "all": [LINK]}, "object")
+        assert result == Coerced(
+            {"code": "ABC", "links": {}, "all": []},
+            (
+                "links.share dropped: a link of 336 characters; Braze takes at most 255 and a "
+                "cut link would be broken",
+                "all.0 dropped: a link of 336 characters; Braze takes at most 255 and a cut link "
+                "would be broken",
+            ),
+        )
+
+    def test_extole_values_leave_the_link_out_and_still_cut_other_text(self) -> None:
+        notes: list[str] = []
+        assert attribute_values({"extole_share_link": LINK, "bio": "x" * 300}, notes) == {
+            "bio": "x" * 255
+        }
+        assert notes == [
+            "extole_share_link not sent: a link of 336 characters; Braze takes at most 255 and "
+            "a cut link would be broken"
+        ]
+        assert event_properties({"share_link": LINK, "note": "y" * 300}) == {"note": "y" * 255}

@@ -178,6 +178,22 @@ def looks_like_iso_date(text: str) -> bool:
     return bool(_ISO_DATE.match(text.strip()))
 
 
+def is_long_link(value: Json) -> bool:
+    """A http(s) link over Braze's 255 characters: cutting it would leave a broken link."""
+    return (
+        isinstance(value, str)
+        and len(value) > MAX_STRING_CHARS
+        and value.lstrip()[:8].lower().startswith(("http://", "https://"))
+    )
+
+
+def long_link_note(value: str) -> str:
+    return (
+        f"a link of {len(value)} characters; Braze takes at most {MAX_STRING_CHARS} and a cut "
+        "link would be broken"
+    )
+
+
 # ─── scalars ───────────────────────────────────────────────────────────────────────────────────
 
 
@@ -194,6 +210,8 @@ def _to_string(value: Json, notes: list[str]) -> str:
         text = value
     else:
         raise _Fail(f"a {_kind(value)} is not a string")
+    if is_long_link(text):
+        raise _Fail(long_link_note(text))
     if len(text) > MAX_STRING_CHARS:
         notes.append(f"cut from {len(text)} to {MAX_STRING_CHARS} characters")
         text = text[:MAX_STRING_CHARS]
@@ -279,7 +297,7 @@ def _to_array(value: Json, notes: list[str]) -> list[Json]:
         raise _Fail(f"a {_kind(value)} is not an array")
     items: list[Json] = []
     seen: set[str] = set()
-    dropped_nulls = 0
+    dropped_nulls = dropped_links = 0
     for position, item in enumerate(value):
         if item is None:
             dropped_nulls += 1
@@ -291,6 +309,10 @@ def _to_array(value: Json, notes: list[str]) -> list[Json]:
             )
         if isinstance(item, float) and not math.isfinite(item):
             raise _Fail(f"item {position} ({item}) is not a finite number")
+        if is_long_link(item):
+            notes.append(f"item {position} dropped: {long_link_note(item)}")
+            dropped_links += 1
+            continue
         if isinstance(item, str) and len(item) > MAX_STRING_CHARS:
             notes.append(f"item {position} cut to {MAX_STRING_CHARS} characters")
             item = item[:MAX_STRING_CHARS]
@@ -302,8 +324,9 @@ def _to_array(value: Json, notes: list[str]) -> list[Json]:
         items.append(item)
     if dropped_nulls:
         notes.append(f"{dropped_nulls} null item(s) dropped")
-    if len(items) < len(value) - dropped_nulls:
-        notes.append(f"{len(value) - dropped_nulls - len(items)} duplicate item(s) dropped")
+    duplicates = len(value) - dropped_nulls - dropped_links - len(items)
+    if duplicates:
+        notes.append(f"{duplicates} duplicate item(s) dropped")
     if len(items) > MAX_ARRAY_ITEMS:
         # Braze drops the oldest items when an array outgrows its limit: keep the newest.
         notes.append(f"kept the last {MAX_ARRAY_ITEMS} of {len(items)} items")
@@ -341,6 +364,9 @@ def _nested(value: Json, path: str, notes: list[str], depth: int) -> Json:
             if item is None:
                 notes.append(f"{path}{name}: null dropped (Braze rejects nulls in objects)")
                 continue
+            if is_long_link(item):
+                notes.append(f"{path}{name} dropped: {long_link_note(item)}")
+                continue
             result[name] = _nested(item, f"{path}{name}.", notes, depth + 1)
         return result
     if isinstance(value, list | tuple):
@@ -348,6 +374,9 @@ def _nested(value: Json, path: str, notes: list[str], depth: int) -> Json:
         for position, item in enumerate(value):
             if item is None:
                 notes.append(f"{path}{position}: null dropped")
+                continue
+            if is_long_link(item):
+                notes.append(f"{path}{position} dropped: {long_link_note(item)}")
                 continue
             items.append(_nested(item, f"{path}{position}.", notes, depth + 1))
         return items

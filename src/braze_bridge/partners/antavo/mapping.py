@@ -26,6 +26,8 @@ from braze_bridge.domain.coercion import (
     coerce,
     coerce_attribute,
     format_datetime,
+    is_long_link,
+    long_link_note,
     same_value,
 )
 from braze_bridge.domain.events import NormalizedEvent
@@ -220,6 +222,9 @@ def _properties(
             continue
         if isinstance(value, float) and not math.isfinite(value):
             notes.append(f"property {key!r} dropped: {value} is not a finite number")
+            continue
+        if is_long_link(value):
+            notes.append(f"property {key!r} dropped: {long_link_note(value)}")
             continue
         if isinstance(value, str) and len(value) > MAX_STRING_CHARS:
             notes.append(f"property {key!r}: cut to {MAX_STRING_CHARS} characters")
