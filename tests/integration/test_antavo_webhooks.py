@@ -341,3 +341,33 @@ class TestAttributeValuesBrazeWouldLose:
             "and a cut link would be broken (type string)",
             "about: cut from 300 to 255 characters",
         ]
+
+    async def test_a_checkout_in_a_currency_braze_does_not_log_sends_no_purchase(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        session: AsyncSession,
+    ) -> None:
+        """braze-inc/braze-docs `_docs/_developer_guide/analytics/logging_purchases.md`: a
+        purchase in a currency outside Braze's list is not logged (the list has VEF, not VES).
+        """
+        body = {
+            "customer": MEMBER,
+            "action": "checkout",
+            "data": {"transaction_id": "T-VES", "total": 120, "currency": "VES"},
+        }
+        response = await post(client, connection, body, token(connection.webhook_secret))
+        assert response.json()["status"] == "accepted"
+        event = await session.get(Event, response.json()["event_id"])
+        assert event is not None
+        assert (event.status, event.reason) == (
+            "rejected",
+            "checkout currency 'VES' is not supported by Braze: it does not log purchases in "
+            "that currency",
+        )
+        assert await payloads(session, event.id) == []
+        http, sandbox = sandbox_client()
+        async with http:
+            await drain(make_worker(sessionmaker, http))
+        assert list(sandbox.received) == []

@@ -440,6 +440,25 @@ class TestCheckout:
             run(body, config(checkout_as_purchase=True))
         assert reason in excinfo.value.reason
 
+    @pytest.mark.parametrize("currency", ["VES", "mru", "STN"])
+    def test_a_currency_braze_does_not_log_is_refused_not_replaced(self, currency: str) -> None:
+        """braze-inc/braze-docs `_docs/_developer_guide/analytics/logging_purchases.md`
+        (Supported currencies): "Any other currency symbol you provide will log a warning and
+        the purchase will not be logged to Braze."
+        """
+        body = {
+            "customer": MEMBER,
+            "action": "checkout",
+            "data": {"total": 5, "currency": currency},
+        }
+        settings = config(checkout_as_purchase=True, purchase={"default_currency": "EUR"})
+        with pytest.raises(Rejected) as excinfo:
+            run(body, settings)
+        assert excinfo.value.reason == (
+            f"checkout currency {currency.upper()!r} is not supported by Braze: it does not log "
+            "purchases in that currency"
+        )
+
     def test_checkout_respects_the_events_list(self) -> None:
         with pytest.raises(Filtered):
             run(CHECKOUT, config(checkout_as_purchase=True, events=["point_*"]))

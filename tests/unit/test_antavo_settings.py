@@ -138,6 +138,11 @@ class TestOtherSettings:
                 "Input should be",
             ),
             ({"purchase": {"default_currency": "euro"}}, "purchase.default_currency", "pattern"),
+            (
+                {"purchase": {"default_currency": "ves"}},
+                "purchase.default_currency",
+                "'VES' is not a currency Braze logs purchases in",
+            ),
         ],
     )
     def test_bad_values_name_the_field(

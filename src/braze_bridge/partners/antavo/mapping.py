@@ -30,6 +30,7 @@ from braze_bridge.domain.coercion import (
     long_link_note,
     same_value,
 )
+from braze_bridge.domain.currencies import BRAZE_CURRENCIES
 from braze_bridge.domain.events import NormalizedEvent
 from braze_bridge.domain.mapping import Filtered, Mapped, MappingContext, Rejected
 from braze_bridge.domain.operations import Operation, UserRef
@@ -330,7 +331,14 @@ def _purchase_lines(
 def _currency(event: Checkout, settings: AntavoSettings) -> str:
     given = event.properties.get("currency")
     if isinstance(given, str) and len(given.strip()) == 3 and given.strip().isalpha():
-        return given.strip().upper()
+        code = given.strip().upper()
+        if code not in BRAZE_CURRENCIES:
+            # Braze would answer 201 and not log the purchase; another currency would misstate it.
+            raise Rejected(
+                f"checkout currency {code!r} is not supported by Braze: it does not log "
+                "purchases in that currency"
+            )
+        return code
     if settings.purchase.default_currency:
         return settings.purchase.default_currency
     if given is not None:

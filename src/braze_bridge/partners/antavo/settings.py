@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from braze_bridge.domain.coercion import STANDARD_FIELDS, BrazeType, attribute_name_problem
+from braze_bridge.domain.currencies import BRAZE_CURRENCIES
 
 AttributeType = BrazeType
 SyncMode = Literal["all_mapped", "changed_only"]
@@ -96,6 +97,13 @@ class PurchaseSettings(BaseModel):
     fallback_product_id: Annotated[
         str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)
     ] = "checkout"
+
+    @field_validator("default_currency")
+    @classmethod
+    def _braze_logs_the_currency(cls, code: str | None) -> str | None:
+        if code is not None and code not in BRAZE_CURRENCIES:
+            raise ValueError(f"{code!r} is not a currency Braze logs purchases in")
+        return code
 
 
 class AntavoSettings(BaseModel):
