@@ -371,3 +371,31 @@ class TestAttributeValuesBrazeWouldLose:
         async with http:
             await drain(make_worker(sessionmaker, http))
         assert list(sandbox.received) == []
+
+    async def test_merge_objects_reaches_braze_with_the_nested_object(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        """braze-inc/braze-docs
+        `_docs/_user_guide/data/custom_data/custom_attributes/nested_custom_attribute_support.md`:
+        "You must set `_merge_objects` to `true`, or your objects will be overwritten."
+        """
+        merging = await make_connection(
+            session,
+            await make_tenant(session),
+            source=Source.ANTAVO,
+            auth_mode=WebhookAuthMode.JWT_HS256,
+            settings={"merge_objects": True},
+        )
+        body = {
+            "type": "sync",
+            "userId": MEMBER,
+            "attributes": {"prefs": {"lang": "en"}},
+            "types": {"prefs": "object"},
+        }
+        [sent] = await self.delivered(client, merging, sessionmaker, body)
+        assert sent["attributes"] == [
+            {"external_id": MEMBER, "prefs": {"lang": "en"}, "_merge_objects": True}
+        ]

@@ -505,6 +505,24 @@ class TestWorkflowSync:
             "as an attribute",
         ]
 
+    def test_merge_objects_asks_braze_to_merge_a_nested_object_not_overwrite_it(self) -> None:
+        """braze-inc/braze-docs
+        `_docs/_user_guide/data/custom_data/custom_attributes/nested_custom_attribute_support.md`:
+        "You must set `_merge_objects` to `true`, or your objects will be overwritten."
+        """
+        body = {"type": "sync", "userId": MEMBER, "attributes": {"prefs": {"lang": "en"}, "n": 1}}
+        assert run(body, config(merge_objects=True)).operations[0].payload == {
+            "prefs": {"lang": "en"},
+            "n": 1,
+            "_merge_objects": True,
+        }
+        assert run(body).operations[0].payload == {"prefs": {"lang": "en"}, "n": 1}
+        flat = {"type": "sync", "userId": MEMBER, "attributes": {"n": 1, "at": "2024-01-01"}}
+        assert run(flat, config(merge_objects=True)).operations[0].payload == {
+            "n": 1,
+            "at": "2024-01-01T00:00:00Z",
+        }
+
     def test_changed_only_applies_to_syncs_too(self) -> None:
         body = {"type": "sync", "userId": MEMBER, "attributes": {"store": "Budapest", "visits": 3}}
         mapped = run(body, config(sync_mode="changed_only"), known={"store": "Budapest"})

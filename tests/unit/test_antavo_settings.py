@@ -28,6 +28,7 @@ def test_defaults_are_the_contract() -> None:
         "event_name_prefix": "",
         "events": ["*"],
         "checkout_as_purchase": False,
+        "merge_objects": False,
         "purchase": {
             "default_currency": None,
             "product_id_field": "product_id",

@@ -52,6 +52,8 @@ RESERVED_PURCHASE_PROPERTIES = frozenset(
 MAX_EVENT_PROPERTIES_BYTES = 102_400
 MAX_PURCHASE_PROPERTIES_BYTES = 51_200
 MAX_PURCHASE_QUANTITY = 100
+# The request flag of an attributes object that makes Braze merge nested objects.
+MERGE_OBJECTS = "_merge_objects"
 # How many names a note lists before it says "and N more".
 NOTE_NAMES = 10
 
@@ -142,6 +144,9 @@ def _attribute_operations(
             notes.append(
                 f"changed_only: {saved} unchanged attribute(s) not sent: {_names(unchanged)}"
             )
+    if settings.merge_objects and any(isinstance(value, dict) for value in to_send.values()):
+        # Braze overwrites a nested object unless the attributes object asks it to merge.
+        to_send = {**to_send, MERGE_OBJECTS: True}
     operations = [Operation.attributes(user, to_send)] if to_send else []
     return Mapped(operations=operations, notes=notes, data_points_saved=saved)
 

@@ -115,6 +115,9 @@ class AntavoSettings(BaseModel):
     # Antavo action names forwarded as custom events; shell-style patterns (`point_*`), "*" = all.
     events: list[EventPattern] = Field(default_factory=lambda: ["*"])
     checkout_as_purchase: bool = False
+    # Send `"_merge_objects": true` with attributes that carry a nested object, so Braze merges
+    # its keys into the stored object instead of overwriting it (keys left out are kept).
+    merge_objects: bool = False
     purchase: PurchaseSettings = Field(default_factory=PurchaseSettings)
 
     @field_validator("field_mappings")
