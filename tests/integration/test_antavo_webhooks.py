@@ -15,11 +15,12 @@ import httpx
 import jwt
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.db.models import Event
 from braze_bridge.db.models import Operation as OperationRow
 from braze_bridge.domain.statuses import Source, WebhookAuthMode
+from tests.delivery_support import drain, make_worker, sandbox_client
 from tests.factories import MadeConnection, make_connection, make_tenant
 
 MEMBER = "280e674c"
@@ -224,3 +225,177 @@ class TestBodies:
         assert event.status == "rejected"
         assert event.reason is not None
         assert event.reason.startswith("unknown body shape")
+
+
+class TestAttributeValuesBrazeWouldLose:
+    """What reaches Braze's /users/track, and the note that says what was left out and why."""
+
+    async def delivered(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        body: Any,
+    ) -> list[dict[str, Any]]:
+        response = await post(client, connection, body, token(connection.webhook_secret))
+        assert response.status_code == 200, response.text
+        http, sandbox = sandbox_client()
+        async with http:
+            await drain(make_worker(sessionmaker, http))
+        return [r["body"] for r in sandbox.received if r["endpoint"] == "/users/track"]
+
+    async def notes(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        headers: dict[str, str],
+        body: Any,
+    ) -> list[str]:
+        response = await client.post(
+            f"/v1/connections/{connection.id}/preview", content=json.dumps(body), headers=headers
+        )
+        assert response.status_code == 200, response.text
+        notes: list[str] = response.json()["notes"]
+        return notes
+
+    async def test_an_object_with_a_space_in_a_key_is_not_sent_and_the_note_says_why(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        operator_headers: dict[str, str],
+    ) -> None:
+        """braze-inc/braze-docs
+        `_docs/_user_guide/data/custom_data/custom_attributes/nested_custom_attribute_support.md`:
+        "Key names cannot contain spaces"; Braze answers 201 and drops the nested updates.
+        """
+        body = {
+            "type": "sync",
+            "userId": MEMBER,
+            "attributes": {
+                "prefs": {"lang": "en", "fav colour": "red"},
+                "rewards": [{"id": "r1", "meta": {"given by": "shop"}}],
+                "last_store": "Budapest",
+            },
+            "types": {"prefs": "object", "rewards": "object_array"},
+        }
+        [sent] = await self.delivered(client, connection, sessionmaker, body)
+        assert sent["attributes"] == [{"external_id": MEMBER, "last_store": "Budapest"}]
+        assert await self.notes(client, connection, operator_headers, body) == [
+            "prefs not sent: 'fav colour': Braze does not accept spaces in object keys "
+            "(type object)",
+            "rewards not sent: 0.meta.'given by': Braze does not accept spaces in object keys "
+            "(type object_array)",
+        ]
+
+    async def test_country_and_zone_names_and_a_never_expiring_date_are_sent_as_received(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        """braze-inc/braze-docs `_docs/_api/objects_filters/user_attributes_object.md`: country
+        names are mapped by Braze on a best effort, "Eastern Time (US & Canada)" is a time zone,
+        and years above 3000 are stored as strings.
+        """
+        body = {
+            "type": "sync",
+            "userId": MEMBER,
+            "attributes": {
+                "country": "Australia",
+                "time_zone": "Eastern Time (US & Canada)",
+                "points_expire": "9999-12-31",
+            },
+        }
+        [sent] = await self.delivered(client, connection, sessionmaker, body)
+        assert sent["attributes"] == [
+            {
+                "external_id": MEMBER,
+                "country": "Australia",
+                "time_zone": "Eastern Time (US & Canada)",
+                "points_expire": "9999-12-31",
+            }
+        ]
+
+    async def test_a_share_link_over_255_characters_is_skipped_not_cut(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        operator_headers: dict[str, str],
+    ) -> None:
+        """Braze string values are at most 255 characters (braze-inc/braze-docs
+        `_docs/_api/objects_filters/user_attributes_object.md`); a cut link would be broken.
+        """
+        link = "https://refer.example.com/s/280e674c?" + "utm_source=antavo&" * 15
+        long_text = "t" * 300
+        body = {
+            "type": "sync",
+            "userId": MEMBER,
+            "attributes": {"share_link": link, "about": long_text},
+        }
+        [sent] = await self.delivered(client, connection, sessionmaker, body)
+        assert sent["attributes"] == [{"external_id": MEMBER, "about": "t" * 255}]
+        assert await self.notes(client, connection, operator_headers, body) == [
+            f"share_link not sent: a link of {len(link)} characters; Braze takes at most 255 "
+            "and a cut link would be broken (type string)",
+            "about: cut from 300 to 255 characters",
+        ]
+
+    async def test_a_checkout_in_a_currency_braze_does_not_log_sends_no_purchase(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        session: AsyncSession,
+    ) -> None:
+        """braze-inc/braze-docs `_docs/_developer_guide/analytics/logging_purchases.md`: a
+        purchase in a currency outside Braze's list is not logged (the list has VEF, not VES).
+        """
+        body = {
+            "customer": MEMBER,
+            "action": "checkout",
+            "data": {"transaction_id": "T-VES", "total": 120, "currency": "VES"},
+        }
+        response = await post(client, connection, body, token(connection.webhook_secret))
+        assert response.json()["status"] == "accepted"
+        event = await session.get(Event, response.json()["event_id"])
+        assert event is not None
+        assert (event.status, event.reason) == (
+            "rejected",
+            "checkout currency 'VES' is not supported by Braze: it does not log purchases in "
+            "that currency",
+        )
+        assert await payloads(session, event.id) == []
+        http, sandbox = sandbox_client()
+        async with http:
+            await drain(make_worker(sessionmaker, http))
+        assert list(sandbox.received) == []
+
+    async def test_merge_objects_reaches_braze_with_the_nested_object(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        """braze-inc/braze-docs
+        `_docs/_user_guide/data/custom_data/custom_attributes/nested_custom_attribute_support.md`:
+        "You must set `_merge_objects` to `true`, or your objects will be overwritten."
+        """
+        merging = await make_connection(
+            session,
+            await make_tenant(session),
+            source=Source.ANTAVO,
+            auth_mode=WebhookAuthMode.JWT_HS256,
+            settings={"merge_objects": True},
+        )
+        body = {
+            "type": "sync",
+            "userId": MEMBER,
+            "attributes": {"prefs": {"lang": "en"}},
+            "types": {"prefs": "object"},
+        }
+        [sent] = await self.delivered(client, merging, sessionmaker, body)
+        assert sent["attributes"] == [
+            {"external_id": MEMBER, "prefs": {"lang": "en"}, "_merge_objects": True}
+        ]

@@ -286,6 +286,15 @@ class TestProgramEvents:
             "property '$bad' dropped: Braze does not accept that name",
         ]
 
+    def test_a_link_over_255_characters_is_left_out_not_cut(self) -> None:
+        link = "https://shop.example.com/share?member=280e674c&" + "x" * 260
+        mapped = run(track("referral_link", link=link, short="https://shop.example.com/s"))
+        assert mapped.operations[0].payload["properties"] == {"short": "https://shop.example.com/s"}
+        assert mapped.notes == [
+            "property 'link' dropped: a link of 307 characters; Braze takes at most 255 and a "
+            "cut link would be broken"
+        ]
+
     def test_an_oversized_property_is_dropped_not_the_event(self) -> None:
         mapped = run(track("activity", blob=["x" * 250] * 500, small=1))
         assert mapped.operations[0].payload["properties"] == {"small": 1}
@@ -431,6 +440,25 @@ class TestCheckout:
             run(body, config(checkout_as_purchase=True))
         assert reason in excinfo.value.reason
 
+    @pytest.mark.parametrize("currency", ["VES", "mru", "STN"])
+    def test_a_currency_braze_does_not_log_is_refused_not_replaced(self, currency: str) -> None:
+        """braze-inc/braze-docs `_docs/_developer_guide/analytics/logging_purchases.md`
+        (Supported currencies): "Any other currency symbol you provide will log a warning and
+        the purchase will not be logged to Braze."
+        """
+        body = {
+            "customer": MEMBER,
+            "action": "checkout",
+            "data": {"total": 5, "currency": currency},
+        }
+        settings = config(checkout_as_purchase=True, purchase={"default_currency": "EUR"})
+        with pytest.raises(Rejected) as excinfo:
+            run(body, settings)
+        assert excinfo.value.reason == (
+            f"checkout currency {currency.upper()!r} is not supported by Braze: it does not log "
+            "purchases in that currency"
+        )
+
     def test_checkout_respects_the_events_list(self) -> None:
         with pytest.raises(Filtered):
             run(CHECKOUT, config(checkout_as_purchase=True, events=["point_*"]))
@@ -476,6 +504,24 @@ class TestWorkflowSync:
             "external_id not sent: 'external_id' identifies the user in Braze and cannot be set "
             "as an attribute",
         ]
+
+    def test_merge_objects_asks_braze_to_merge_a_nested_object_not_overwrite_it(self) -> None:
+        """braze-inc/braze-docs
+        `_docs/_user_guide/data/custom_data/custom_attributes/nested_custom_attribute_support.md`:
+        "You must set `_merge_objects` to `true`, or your objects will be overwritten."
+        """
+        body = {"type": "sync", "userId": MEMBER, "attributes": {"prefs": {"lang": "en"}, "n": 1}}
+        assert run(body, config(merge_objects=True)).operations[0].payload == {
+            "prefs": {"lang": "en"},
+            "n": 1,
+            "_merge_objects": True,
+        }
+        assert run(body).operations[0].payload == {"prefs": {"lang": "en"}, "n": 1}
+        flat = {"type": "sync", "userId": MEMBER, "attributes": {"n": 1, "at": "2024-01-01"}}
+        assert run(flat, config(merge_objects=True)).operations[0].payload == {
+            "n": 1,
+            "at": "2024-01-01T00:00:00Z",
+        }
 
     def test_changed_only_applies_to_syncs_too(self) -> None:
         body = {"type": "sync", "userId": MEMBER, "attributes": {"store": "Budapest", "visits": 3}}

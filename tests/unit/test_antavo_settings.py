@@ -28,6 +28,7 @@ def test_defaults_are_the_contract() -> None:
         "event_name_prefix": "",
         "events": ["*"],
         "checkout_as_purchase": False,
+        "merge_objects": False,
         "purchase": {
             "default_currency": None,
             "product_id_field": "product_id",
@@ -138,6 +139,11 @@ class TestOtherSettings:
                 "Input should be",
             ),
             ({"purchase": {"default_currency": "euro"}}, "purchase.default_currency", "pattern"),
+            (
+                {"purchase": {"default_currency": "ves"}},
+                "purchase.default_currency",
+                "'VES' is not a currency Braze logs purchases in",
+            ),
         ],
     )
     def test_bad_values_name_the_field(

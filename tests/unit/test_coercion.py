@@ -24,6 +24,7 @@ from braze_bridge.domain.coercion import (
     parse_datetime,
     same_value,
 )
+from braze_bridge.domain.properties import attribute_values, event_properties
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
 json_values = st.recursive(
@@ -108,9 +109,14 @@ class TestString:
     def test_structures_are_not_strings(self, given: Any) -> None:
         fails(given, "string")
 
-    @given(st.text())
-    def test_any_text_fits_braze(self, text: str) -> None:
-        value = ok(text, "string")
+    @given(st.text() | st.text().map(lambda tail: "https://example.com/" + tail * 30))
+    def test_any_text_fits_braze_or_is_a_link_left_whole(self, text: str) -> None:
+        result = coerce(text, "string")
+        if isinstance(result, Uncoercible):
+            assert len(text) > MAX_STRING_CHARS
+            assert text.startswith("https://")
+            return
+        value = result.value
         assert len(value) <= MAX_STRING_CHARS
         assert text.startswith(value)
 
@@ -164,6 +170,17 @@ class TestDate:
     )
     def test_bad_dates_say_why(self, given: Any, reason: str) -> None:
         assert reason in fails(given, "date")
+
+    def test_under_auto_a_year_after_3000_is_sent_as_the_text_braze_stores(self) -> None:
+        """braze-inc/braze-docs `_docs/_api/objects_filters/user_attributes_object.md`: "if the
+        year is less than 0 or greater than 3000, Braze stores these values as strings".
+        """
+        assert coerce("9999-12-31", "auto") == Coerced(
+            "9999-12-31",
+            ("sent as text: Braze stores dates outside the years 1-3000 as strings",),
+        )
+        assert "outside the years Braze stores" in fails("9999-12-31", "date")
+        assert "is not a valid ISO 8601 date" in fails("9999-13-31", "auto")
 
     @given(st.datetimes(min_value=datetime(1971, 2, 1), max_value=datetime(2999, 12, 31)))  # noqa: DTZ001 - hypothesis bounds are naive
     def test_any_moment_round_trips_through_seconds_millis_and_iso(self, naive: datetime) -> None:
@@ -236,6 +253,9 @@ class TestObject:
         [
             ({"a.b": 1}, "a.b: Braze does not accept '.' or '$'"),
             ({"x": {"$inc": 1}}, "x.$inc: Braze does not accept"),
+            ({"fav colour": "red"}, "'fav colour': Braze does not accept spaces in object keys"),
+            ({"prefs": {"a": {"fav\tcolour": 1}}}, "prefs.a.'fav\\tcolour': Braze does not"),
+            ({"history": [{"at home": 1}]}, "history.0.'at home': Braze does not accept spaces"),
             ({"when": {"$time": "soon"}}, 'when: "soon" is not a date'),
             ([1], "a array is not an object"),
             ({"blob": "x" * 200, **{f"k{i}": "v" * 200 for i in range(600)}}, "bytes; Braze"),
@@ -258,6 +278,16 @@ class TestObjectArray:
     )
     def test_bad_object_arrays(self, given: Any, reason: str) -> None:
         assert reason in fails(given, "object_array")
+
+    def test_a_key_with_a_space_inside_an_item_refuses_the_attribute(self) -> None:
+        """braze-inc/braze-docs
+        `_docs/_user_guide/data/custom_data/custom_attributes/nested_custom_attribute_support.md`:
+        "Key names cannot contain spaces"; Braze would drop every nested update in the request.
+        """
+        reason = fails([{"id": "r1"}, {"id": "r2", "extra": {"fav colour": "red"}}], "object_array")
+        assert reason == (
+            "1.extra.'fav colour': Braze does not accept spaces in object keys (type object_array)"
+        )
 
 
 class TestAuto:
@@ -332,11 +362,30 @@ class TestStandardFields:
         assert result.value == (given if expected is None else expected)
 
     @pytest.mark.parametrize(
+        ("name", "given", "expected"),
+        [
+            ("country", "Australia", "Australia"),
+            ("country", " Hungary ", "Hungary"),
+            ("time_zone", "Eastern Time (US & Canada)", "Eastern Time (US & Canada)"),
+        ],
+    )
+    def test_names_braze_maps_itself_are_sent_as_received(
+        self, name: str, given: Any, expected: str
+    ) -> None:
+        """braze-inc/braze-docs `_docs/_api/objects_filters/user_attributes_object.md`: Braze
+        makes a best effort to map country names ("Australia" may map to "AU") and takes time
+        zones such as "America/New_York" or "Eastern Time (US & Canada)".
+        """
+        assert coerce_attribute(name, given, "string") == Coerced(expected)
+
+    @pytest.mark.parametrize(
         ("name", "given", "reason"),
         [
             ("email_subscribe", "yes", "not one of opted_in, subscribed, unsubscribed"),
             ("gender", "x", "not a gender Braze knows"),
-            ("country", "Hungary", "not an ISO 3166-1 alpha-2"),
+            ("country", 36, "36 is not text (country takes"),
+            ("time_zone", "", '"" is not text (time_zone takes'),
+            ("time_zone", ["Europe/Budapest"], "is not text"),
             ("email", "not-an-email", "is not an email address"),
             ("dob", "someday", "is not a date"),
             ("current_location", {"latitude": 95, "longitude": 0}, "latitude 95 is out of range"),
@@ -394,3 +443,53 @@ class TestSameValue:
         except ValueError:
             return
         assert same_value(json.loads(encoded), value)
+
+
+LINK = "https://share.example.com/r/ABC?id=1" + "&utm=" * 60  # 336 characters
+
+
+class TestLongLinks:
+    """A link over Braze's 255 characters is left out with a note, never cut into a broken link.
+
+    braze-inc/braze-docs `_docs/_api/objects_filters/user_attributes_object.md` limits string
+    values to 255 characters; other long text is still cut.
+    """
+
+    def test_a_long_link_is_not_a_string_braze_can_take(self) -> None:
+        assert len(LINK) == 336
+        assert fails(LINK, "string") == (
+            "a link of 336 characters; Braze takes at most 255 and a cut link would be broken "
+            "(type string)"
+        )
+        assert "a cut link would be broken" in fails(LINK, "auto")
+        assert ok("https://share.example.com/r/ABC", "string") == "https://share.example.com/r/ABC"
+
+    def test_inside_arrays_and_objects_only_the_link_is_left_out(self) -> None:
+        assert coerce(["a", LINK, "b"], "array") == Coerced(
+            ["a", "b"],
+            (
+                "item 1 dropped: a link of 336 characters; Braze takes at most 255 and a cut "
+                "link would be broken",
+            ),
+        )
+        result = coerce({"code": "ABC", "links": {"share": LINK}, "all": [LINK]}, "object")
+        assert result == Coerced(
+            {"code": "ABC", "links": {}, "all": []},
+            (
+                "links.share dropped: a link of 336 characters; Braze takes at most 255 and a "
+                "cut link would be broken",
+                "all.0 dropped: a link of 336 characters; Braze takes at most 255 and a cut link "
+                "would be broken",
+            ),
+        )
+
+    def test_extole_values_leave_the_link_out_and_still_cut_other_text(self) -> None:
+        notes: list[str] = []
+        assert attribute_values({"extole_share_link": LINK, "bio": "x" * 300}, notes) == {
+            "bio": "x" * 255
+        }
+        assert notes == [
+            "extole_share_link not sent: a link of 336 characters; Braze takes at most 255 and "
+            "a cut link would be broken"
+        ]
+        assert event_properties({"share_link": LINK, "note": "y" * 300}) == {"note": "y" * 255}

@@ -62,6 +62,10 @@ class _Fail(Exception):
         self.reason = reason
 
 
+class _OutsideDateYears(_Fail):
+    """Internal: a well-formed date whose year Braze keeps as a string, not a date."""
+
+
 # ─── dates ─────────────────────────────────────────────────────────────────────────────────────
 
 _ISO_DATE = re.compile(
@@ -155,7 +159,9 @@ def _to_datetime(value: Json) -> datetime:
         raise _Fail(f"a {_kind(value)} is not a date")
     parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     if not 0 < parsed.year <= MAX_YEAR:
-        raise _Fail(f"{_describe(value)} is outside the years Braze stores as dates (1-3000)")
+        raise _OutsideDateYears(
+            f"{_describe(value)} is outside the years Braze stores as dates (1-3000)"
+        )
     return parsed
 
 
@@ -170,6 +176,22 @@ def format_datetime(moment: datetime) -> str:
 
 def looks_like_iso_date(text: str) -> bool:
     return bool(_ISO_DATE.match(text.strip()))
+
+
+def is_long_link(value: Json) -> bool:
+    """A http(s) link over Braze's 255 characters: cutting it would leave a broken link."""
+    return (
+        isinstance(value, str)
+        and len(value) > MAX_STRING_CHARS
+        and value.lstrip()[:8].lower().startswith(("http://", "https://"))
+    )
+
+
+def long_link_note(value: str) -> str:
+    return (
+        f"a link of {len(value)} characters; Braze takes at most {MAX_STRING_CHARS} and a cut "
+        "link would be broken"
+    )
 
 
 # ─── scalars ───────────────────────────────────────────────────────────────────────────────────
@@ -188,6 +210,8 @@ def _to_string(value: Json, notes: list[str]) -> str:
         text = value
     else:
         raise _Fail(f"a {_kind(value)} is not a string")
+    if is_long_link(text):
+        raise _Fail(long_link_note(text))
     if len(text) > MAX_STRING_CHARS:
         notes.append(f"cut from {len(text)} to {MAX_STRING_CHARS} characters")
         text = text[:MAX_STRING_CHARS]
@@ -273,7 +297,7 @@ def _to_array(value: Json, notes: list[str]) -> list[Json]:
         raise _Fail(f"a {_kind(value)} is not an array")
     items: list[Json] = []
     seen: set[str] = set()
-    dropped_nulls = 0
+    dropped_nulls = dropped_links = 0
     for position, item in enumerate(value):
         if item is None:
             dropped_nulls += 1
@@ -285,6 +309,10 @@ def _to_array(value: Json, notes: list[str]) -> list[Json]:
             )
         if isinstance(item, float) and not math.isfinite(item):
             raise _Fail(f"item {position} ({item}) is not a finite number")
+        if is_long_link(item):
+            notes.append(f"item {position} dropped: {long_link_note(item)}")
+            dropped_links += 1
+            continue
         if isinstance(item, str) and len(item) > MAX_STRING_CHARS:
             notes.append(f"item {position} cut to {MAX_STRING_CHARS} characters")
             item = item[:MAX_STRING_CHARS]
@@ -296,8 +324,9 @@ def _to_array(value: Json, notes: list[str]) -> list[Json]:
         items.append(item)
     if dropped_nulls:
         notes.append(f"{dropped_nulls} null item(s) dropped")
-    if len(items) < len(value) - dropped_nulls:
-        notes.append(f"{len(value) - dropped_nulls - len(items)} duplicate item(s) dropped")
+    duplicates = len(value) - dropped_nulls - dropped_links - len(items)
+    if duplicates:
+        notes.append(f"{duplicates} duplicate item(s) dropped")
     if len(items) > MAX_ARRAY_ITEMS:
         # Braze drops the oldest items when an array outgrows its limit: keep the newest.
         notes.append(f"kept the last {MAX_ARRAY_ITEMS} of {len(items)} items")
@@ -311,6 +340,9 @@ def _check_key(key: Json, path: str) -> str:
         raise _Fail(f"{path}: object keys must be non-empty strings")
     if "." in key or "$" in key:
         raise _Fail(f"{path}{key}: Braze does not accept '.' or '$' in object keys")
+    if any(character.isspace() for character in key):
+        # Braze answers 201 but drops every nested update in the request: refuse it here.
+        raise _Fail(f"{path}{key!r}: Braze does not accept spaces in object keys")
     if len(key) > MAX_STRING_CHARS:
         raise _Fail(f"{path}{key[:20]}...: object keys are at most {MAX_STRING_CHARS} characters")
     return key
@@ -332,6 +364,9 @@ def _nested(value: Json, path: str, notes: list[str], depth: int) -> Json:
             if item is None:
                 notes.append(f"{path}{name}: null dropped (Braze rejects nulls in objects)")
                 continue
+            if is_long_link(item):
+                notes.append(f"{path}{name} dropped: {long_link_note(item)}")
+                continue
             result[name] = _nested(item, f"{path}{name}.", notes, depth + 1)
         return result
     if isinstance(value, list | tuple):
@@ -339,6 +374,9 @@ def _nested(value: Json, path: str, notes: list[str], depth: int) -> Json:
         for position, item in enumerate(value):
             if item is None:
                 notes.append(f"{path}{position}: null dropped")
+                continue
+            if is_long_link(item):
+                notes.append(f"{path}{position} dropped: {long_link_note(item)}")
                 continue
             items.append(_nested(item, f"{path}{position}.", notes, depth + 1))
         return items
@@ -425,7 +463,14 @@ def coerce(value: Json, to: BrazeType) -> CoercionResult:
         elif target == "boolean":
             result = _to_boolean(value)
         elif target == "date":
-            result = _to_date(value)
+            try:
+                result = _to_date(value)
+            except _OutsideDateYears:
+                if to != "auto" or not isinstance(value, str):
+                    raise
+                # Braze stores years outside 0..3000 as strings ("9999-12-31": never expires).
+                result = _to_string(value, notes)
+                notes.append("sent as text: Braze stores dates outside the years 1-3000 as strings")
         elif target == "array":
             result = _to_array(value, notes)
         elif target == "object":
@@ -458,9 +503,9 @@ STANDARD_FIELDS: Final[dict[str, StandardField]] = {
     "email": StandardField("string", "an email address"),
     "phone": StandardField("string", "a phone number (E.164 recommended)"),
     "home_city": StandardField("string", "text"),
-    "country": StandardField("string", "an ISO 3166-1 alpha-2 code such as 'US'"),
+    "country": StandardField("string", "an ISO 3166-1 alpha-2 code such as 'US', or a name"),
     "language": StandardField("string", "an ISO 639-1 code such as 'en'"),
-    "time_zone": StandardField("string", "an IANA zone name such as 'Europe/Budapest'"),
+    "time_zone": StandardField("string", "a zone name such as 'Europe/Budapest'"),
     "gender": StandardField("string", "one of M, F, O, N, P"),
     "email_subscribe": StandardField("string", "one of opted_in, subscribed, unsubscribed"),
     "push_subscribe": StandardField("string", "one of opted_in, subscribed, unsubscribed"),
@@ -506,7 +551,8 @@ _GENDER_WORDS = {
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2}$")
-_TIME_ZONE = re.compile(r"^(?:UTC|GMT|[A-Za-z_]+(?:/[A-Za-z0-9_+\-]+)+)$")
+# Fields Braze reads leniently (a country name, "Eastern Time (US & Canada)"): any text is sent.
+_TEXT_ONLY_FIELDS = frozenset({"country", "time_zone"})
 
 
 def attribute_name_problem(name: str) -> str | None:
@@ -550,16 +596,14 @@ def _check_standard(name: str, value: Json) -> Json:
             raise _Fail(f"{_describe(value)} is not an email address")
         return value
     if name == "country":
-        if not _COUNTRY.match(str(value)):
-            raise _Fail(f"{_describe(value)} is not an ISO 3166-1 alpha-2 country code")
-        return str(value).upper()
+        # Braze makes a best effort to map country names ("Australia" → AU): send them as given.
+        return str(value).upper() if _COUNTRY.match(str(value)) else value
     if name == "language":
         if not _LANGUAGE.match(str(value)):
             raise _Fail(f"{_describe(value)} is not an ISO 639-1 language code")
         return str(value).lower()
     if name == "time_zone":
-        if not _TIME_ZONE.match(str(value)):
-            raise _Fail(f"{_describe(value)} is not an IANA time zone name")
+        # Braze takes IANA names and names such as "Eastern Time (US & Canada)".
         return value
     if name == "dob":
         return str(value)[:10]  # Braze takes a date of birth as YYYY-MM-DD
@@ -583,6 +627,12 @@ def coerce_attribute(name: str, value: Json, to: BrazeType) -> CoercionResult:
     standard = STANDARD_FIELDS.get(name)
     if standard is not None:
         to = standard.type
+    if standard is not None and name in _TEXT_ONLY_FIELDS and value is not None:
+        if not isinstance(value, str) or not any(character.isalpha() for character in value):
+            return Uncoercible(
+                f"{_describe(value)} is not text ({name} takes {standard.description})"
+            )
+        value = value.strip()
     result = coerce(value, to)
     if standard is None or isinstance(result, Uncoercible):
         return result

@@ -26,8 +26,11 @@ from braze_bridge.domain.coercion import (
     coerce,
     coerce_attribute,
     format_datetime,
+    is_long_link,
+    long_link_note,
     same_value,
 )
+from braze_bridge.domain.currencies import BRAZE_CURRENCIES
 from braze_bridge.domain.events import NormalizedEvent
 from braze_bridge.domain.mapping import Filtered, Mapped, MappingContext, Rejected
 from braze_bridge.domain.operations import Operation, UserRef
@@ -49,6 +52,8 @@ RESERVED_PURCHASE_PROPERTIES = frozenset(
 MAX_EVENT_PROPERTIES_BYTES = 102_400
 MAX_PURCHASE_PROPERTIES_BYTES = 51_200
 MAX_PURCHASE_QUANTITY = 100
+# The request flag of an attributes object that makes Braze merge nested objects.
+MERGE_OBJECTS = "_merge_objects"
 # How many names a note lists before it says "and N more".
 NOTE_NAMES = 10
 
@@ -139,6 +144,9 @@ def _attribute_operations(
             notes.append(
                 f"changed_only: {saved} unchanged attribute(s) not sent: {_names(unchanged)}"
             )
+    if settings.merge_objects and any(isinstance(value, dict) for value in to_send.values()):
+        # Braze overwrites a nested object unless the attributes object asks it to merge.
+        to_send = {**to_send, MERGE_OBJECTS: True}
     operations = [Operation.attributes(user, to_send)] if to_send else []
     return Mapped(operations=operations, notes=notes, data_points_saved=saved)
 
@@ -220,6 +228,9 @@ def _properties(
             continue
         if isinstance(value, float) and not math.isfinite(value):
             notes.append(f"property {key!r} dropped: {value} is not a finite number")
+            continue
+        if is_long_link(value):
+            notes.append(f"property {key!r} dropped: {long_link_note(value)}")
             continue
         if isinstance(value, str) and len(value) > MAX_STRING_CHARS:
             notes.append(f"property {key!r}: cut to {MAX_STRING_CHARS} characters")
@@ -325,7 +336,14 @@ def _purchase_lines(
 def _currency(event: Checkout, settings: AntavoSettings) -> str:
     given = event.properties.get("currency")
     if isinstance(given, str) and len(given.strip()) == 3 and given.strip().isalpha():
-        return given.strip().upper()
+        code = given.strip().upper()
+        if code not in BRAZE_CURRENCIES:
+            # Braze would answer 201 and not log the purchase; another currency would misstate it.
+            raise Rejected(
+                f"checkout currency {code!r} is not supported by Braze: it does not log "
+                "purchases in that currency"
+            )
+        return code
     if settings.purchase.default_currency:
         return settings.purchase.default_currency
     if given is not None:

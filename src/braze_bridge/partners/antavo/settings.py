@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from braze_bridge.domain.coercion import STANDARD_FIELDS, BrazeType, attribute_name_problem
+from braze_bridge.domain.currencies import BRAZE_CURRENCIES
 
 AttributeType = BrazeType
 SyncMode = Literal["all_mapped", "changed_only"]
@@ -97,6 +98,13 @@ class PurchaseSettings(BaseModel):
         str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)
     ] = "checkout"
 
+    @field_validator("default_currency")
+    @classmethod
+    def _braze_logs_the_currency(cls, code: str | None) -> str | None:
+        if code is not None and code not in BRAZE_CURRENCIES:
+            raise ValueError(f"{code!r} is not a currency Braze logs purchases in")
+        return code
+
 
 class AntavoSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -107,6 +115,9 @@ class AntavoSettings(BaseModel):
     # Antavo action names forwarded as custom events; shell-style patterns (`point_*`), "*" = all.
     events: list[EventPattern] = Field(default_factory=lambda: ["*"])
     checkout_as_purchase: bool = False
+    # Send `"_merge_objects": true` with attributes that carry a nested object, so Braze merges
+    # its keys into the stored object instead of overwriting it (keys left out are kept).
+    merge_objects: bool = False
     purchase: PurchaseSettings = Field(default_factory=PurchaseSettings)
 
     @field_validator("field_mappings")
