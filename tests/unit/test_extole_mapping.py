@@ -512,6 +512,20 @@ class TestBrazeRules:
             "flag": True,
         }
 
+    def test_a_share_link_over_255_characters_is_left_out_with_a_note_not_cut(self) -> None:
+        """A cut link is a broken link in every message that uses it.
+
+        braze-inc/braze-docs `_docs/_api/objects_filters/user_attributes_object.md`: custom
+        attribute string values are at most 255 characters.
+        """
+        link = "https://share.example.com/" + "a" * 280
+        result = mapped({**bodies.SHARE_LINK_CREATED, "share_link": link})
+        [attributes, _event] = result.operations
+        assert "extole_share_link" not in attributes.payload
+        assert all(link[:255] not in str(op.payload) for op in result.operations)
+        assert len(result.notes) == 1
+        assert result.notes[0].startswith("extole_share_link not sent")
+
 
 class TestContentProjection:
     def test_share_link_created_updates_link_and_code(self) -> None:

@@ -113,6 +113,7 @@ def _subscription_groups(settings: ExtoleSettings, state: str) -> list[dict[str,
 
 
 def _operations(
+    notes: list[str],
     user: UserRef,
     attributes: dict[str, Any],
     event_name: str | None,
@@ -121,7 +122,7 @@ def _operations(
 ) -> list[Operation]:
     # Operation.attributes / custom_event, without their defensive copies: these dicts are new.
     operations = []
-    values = attribute_values(attributes)
+    values = attribute_values(attributes, notes)
     if values:
         operations.append(Operation(ObjectKind.ATTRIBUTES, user, values))
     if event_name is not None:
@@ -135,6 +136,7 @@ def _operations(
 
 def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingContext) -> Mapped:
     check_enabled(event, settings)
+    notes: list[str] = []
     user = user_for(event, settings)
     at = event.occurred_at or context.received_at
     time = braze_time(at)
@@ -160,7 +162,7 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
             "extole_share_code": event.share_code,
         }
         properties = {**base, "email": event.email}
-        operations = _operations(user, attributes, name, time, properties)
+        operations = _operations(notes, user, attributes, name, time, properties)
         if user.external_id and (event.share_link or event.share_code):
             content = ContentUpdate(
                 user.external_id, at, share_link=event.share_link, share_code=event.share_code
@@ -173,7 +175,7 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
             "external_id": user.external_id,
             "share_channel": event.share_channel,
         }
-        operations = _operations(user, names, name, time, properties)
+        operations = _operations(notes, user, names, name, time, properties)
         if user.external_id and event.share_link:
             content = ContentUpdate(user.external_id, at, share_link=event.share_link)
     elif type(event) is Outcome:
@@ -182,7 +184,7 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
         properties = {**base}
         for key, value in event.fields.items():
             properties.setdefault(key, value)
-        operations = _operations(user, names, name, time, properties)
+        operations = _operations(notes, user, names, name, time, properties)
     elif type(event) is Subscribed:
         attributes = {
             "email": event.email,
@@ -190,7 +192,7 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
             "extole_list_type": event.list_type,
             "subscription_groups": _subscription_groups(settings, "subscribed"),
         }
-        operations = _operations(user, attributes, None, time, {})
+        operations = _operations(notes, user, attributes, None, time, {})
     elif type(event) is Unsubscribed:
         name = settings.event_name("extole_unsubscribed", "unsubscribed")
         # An opt-out of Extole's emails, not of all email: Braze's global `email_subscribe`
@@ -207,7 +209,7 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
             "subscription_state": "unsubscribed",
             "subscription_group_id": settings.subscription_group_id,
         }
-        operations = _operations(user, attributes, name, time, properties)
+        operations = _operations(notes, user, attributes, name, time, properties)
     elif type(event) is Reward:
         upper = reward_state(event, settings)
         state = upper.lower()
@@ -221,7 +223,7 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
             "reward_id": event.reward_id,
             "reward_supplier_type": event.reward_supplier_type,
         }
-        operations = _operations(user, names, name, time, properties)
+        operations = _operations(notes, user, names, name, time, properties)
         if user.external_id and event.reward_id:
             snapshot = RewardSnapshot(
                 reward_id=event.reward_id,
@@ -234,4 +236,4 @@ def map_extole(event: ExtoleEvent, settings: ExtoleSettings, context: MappingCon
             content = ContentUpdate(user.external_id, at, reward=snapshot)
     else:  # pragma: no cover - every ExtoleEvent subclass is handled above
         raise Rejected(f"unknown_shape: no mapping for kind {event.kind}")
-    return Mapped(operations=operations, content=content)
+    return Mapped(operations=operations, content=content, notes=notes)
