@@ -1,15 +1,25 @@
-"""The HTTP edge of POST /v1/hooks/{connection_id}: what is kept of a webhook's headers."""
+"""The HTTP edge of POST /v1/hooks/{connection_id}: what is kept of a webhook's headers, and
+how long a slow client may hold a connection to the real server."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from braze_bridge.db.models import EventBody
 from tests import extole_bodies as bodies
+from tests.conftest import TEST_SECRET_KEY
 from tests.factories import BOX, MadeConnection, make_connection, make_tenant
 from tests.integration.hooks_helpers import post_signed
 
@@ -87,3 +97,103 @@ class TestStoredHeaders:
         detail = await client.get(f"/v1/events/{event_id}", headers=operator_headers)
 
         assert detail.json()["raw"]["headers"] == {"content-type": "application/json"}
+
+
+# Short limits for the real server, so a test waits seconds, not the defaults.
+HEADER_TIMEOUT_S = 1.0
+BODY_TIMEOUT_S = 1.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def api_port(database_url: str) -> Iterator[int]:
+    """`braze-bridge api` on the test database, with short HTTP limits."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRAZE_BRIDGE_")}
+    env.update(
+        BRAZE_BRIDGE_DATABASE_URL=database_url,
+        BRAZE_BRIDGE_SECRET_KEY=TEST_SECRET_KEY,
+        BRAZE_BRIDGE_PORT=str(port),
+        BRAZE_BRIDGE_HTTP_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT_S),
+        BRAZE_BRIDGE_HTTP_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT_S),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "braze_bridge", "api"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"api exited early with {process.returncode}"
+            assert time.monotonic() < deadline, "api did not become ready within 60 s"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)  # polling readiness of a subprocess, not synchronising with it
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def read_until_closed(sock: socket.socket, wait_s: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes, and how long that took (bounded)."""
+    started = time.monotonic()
+    sock.settimeout(wait_s)
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received, time.monotonic() - started
+
+
+class TestSlowClients:
+    async def test_a_body_shorter_than_its_content_length_gets_408_and_a_close(
+        self, session: AsyncSession, api_port: int
+    ) -> None:
+        tenant = await make_tenant(session)
+        connection = await make_connection(session, tenant)
+        head = (
+            f"POST /v1/hooks/{connection.id} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", api_port)) as sock:
+            sock.sendall(head.encode() + b'{"a": 1234')
+            received, took = read_until_closed(sock, wait_s=BODY_TIMEOUT_S + 5)
+
+        assert took < BODY_TIMEOUT_S + 3
+        status_line, _, rest = received.partition(b"\r\n")
+        assert status_line == b"HTTP/1.1 408 Request Timeout"
+        headers, _, body = rest.partition(b"\r\n\r\n")
+        assert b"connection: close" in headers.lower()
+        assert json.loads(body) == {
+            "error": {
+                "code": "request_timeout",
+                "message": "the request body did not arrive within 1 s",
+                "details": {"body_timeout_seconds": 1.0},
+            }
+        }
+
+    @pytest.mark.parametrize(
+        "sent",
+        [b"", b"POST /v1/hooks/any HTTP/1.1\r\nHost: x\r\n"],
+        ids=["connect-only", "half-headers"],
+    )
+    async def test_headers_not_finished_in_time_close_the_connection(
+        self, api_port: int, sent: bytes
+    ) -> None:
+        with socket.create_connection(("127.0.0.1", api_port)) as sock:
+            sock.sendall(sent)
+            received, took = read_until_closed(sock, wait_s=HEADER_TIMEOUT_S + 5)
+
+        assert received == b""
+        assert took < HEADER_TIMEOUT_S + 3
