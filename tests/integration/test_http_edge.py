@@ -15,7 +15,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import structlog
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Message
 
 from braze_bridge.db.models import EventBody
 from tests import extole_bodies as bodies
@@ -197,3 +201,52 @@ class TestSlowClients:
 
         assert received == b""
         assert took < HEADER_TIMEOUT_S + 3
+
+
+class TestAbortedUpload:
+    async def test_a_client_gone_mid_body_is_counted_and_logged_quietly(
+        self, app: FastAPI, session: AsyncSession
+    ) -> None:
+        tenant = await make_tenant(session)
+        connection = await make_connection(session, tenant)
+        labels = {"connection_id": str(connection.id)}
+        before = REGISTRY.get_sample_value("braze_bridge_webhooks_aborted_total", labels) or 0.0
+        incoming: list[Message] = [
+            {"type": "http.request", "body": b'{"type": "rew', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return incoming.pop(0)
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": f"/v1/hooks/{connection.id}",
+            "raw_path": f"/v1/hooks/{connection.id}".encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+        }
+        with structlog.testing.capture_logs() as logs:
+            await app(scope, receive, send)
+
+        assert sent == []  # nobody to answer
+        after = REGISTRY.get_sample_value("braze_bridge_webhooks_aborted_total", labels)
+        assert after == before + 1
+        assert logs == [
+            {
+                "event": "webhook.client_disconnected",
+                "connection_id": str(connection.id),
+                "log_level": "info",
+            }
+        ]

@@ -8,6 +8,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from braze_bridge import metrics
@@ -23,6 +24,9 @@ from braze_bridge.errors import (
 )
 from braze_bridge.ingest import service
 from braze_bridge.ingest.store import EventStore
+from braze_bridge.logging import get_logger
+
+log = get_logger(__name__)
 
 router = APIRouter(tags=["webhooks"])
 
@@ -113,9 +117,15 @@ async def _accept(connection_id: str, request: Request) -> service.WebhookAck:
         getattr(request.app.state, "connection_lookup", None),
     )
     try:
-        body = await read_body_deadline(
-            request, context.settings.max_body_bytes, context.settings.http_body_timeout_seconds
-        )
+        try:
+            body = await read_body_deadline(
+                request, context.settings.max_body_bytes, context.settings.http_body_timeout_seconds
+            )
+        except ClientDisconnect:
+            # A partner's retry, a network cut or a probe: an expected event, not a bug.
+            metrics.webhook_aborted(connection.id)
+            log.info("webhook.client_disconnected", connection_id=str(connection.id))
+            raise
         ack = await service.accept_webhook(
             engine=context.engine,
             store=event_store(request),
@@ -172,6 +182,8 @@ async def serve_webhook(connection_id: str, scope: Scope, receive: Receive, send
             scope, receive, send
         )
         return
+    except ClientDisconnect:
+        return  # nobody is left to answer; counted and logged by _accept
     except Exception as exc:
         await unexpected_error_response(exc)(scope, receive, send)
         return
