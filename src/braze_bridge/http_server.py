@@ -1,12 +1,15 @@
 """uvicorn, bounded: how long a client may take to send its request headers (the connection is
-closed after that), plus the keep-alive and concurrency limits (docs/ops.md, "HTTP limits")."""
+closed after that), plus the keep-alive and concurrency limits (docs/ops.md, "HTTP limits").
+Requests too malformed to reach the app are answered in the error contract's shape."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from braze_bridge.config import Settings
 
@@ -47,6 +50,44 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's own version, with a refusal in the error shape (and 413 for a
+        # Content-Length too large to parse) instead of its plain-text 400.
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if "Content-Length overflow" in str(exc):
+                self._refuse(413, "payload_too_large", "Content-Length is too large")
+            else:
+                self._refuse(400, "bad_request", f"invalid HTTP request: {exc}")
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(400, "bad_request", msg)
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        """Answer and close: the request never reached the app (its framing is unusable)."""
+        self._cancel_header_timer()
+        body = json.dumps({"error": {"code": code, "message": message, "details": None}}).encode()
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head.extend([name, b": ", value, b"\r\n"])
+        head.extend(
+            [
+                b"content-type: application/json\r\n",
+                b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+                b"connection: close\r\n\r\n",
+                body,
+            ]
+        )
+        self.transport.write(b"".join(head))
+        self.transport.close()
 
     def _headers_too_slow(self) -> None:
         self._header_timer = None

@@ -22,10 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Message
 
 from braze_bridge.db.models import EventBody
+from braze_bridge.security.webhook_auth import sign_hmac_sha256
 from tests import extole_bodies as bodies
 from tests.conftest import TEST_SECRET_KEY
 from tests.factories import BOX, MadeConnection, make_connection, make_tenant
-from tests.integration.hooks_helpers import post_signed
+from tests.integration.hooks_helpers import post_signed, raw
 
 PREVIOUS_SECRET = "whsec_previous-0123456789abcdef0123456789"
 
@@ -250,3 +251,60 @@ class TestAbortedUpload:
                 "log_level": "info",
             }
         ]
+
+
+def response_parts(received: bytes) -> tuple[bytes, bytes, object]:
+    status_line, _, rest = received.partition(b"\r\n")
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    return status_line, headers.lower(), json.loads(body)
+
+
+class TestFraming:
+    def test_unusable_framing_is_refused_in_the_error_shape(self, api_port: int) -> None:
+        head = "POST /v1/hooks/any HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        cases = {
+            "Content-Length: 100000000000000000000\r\n": (
+                b"HTTP/1.1 413 Request Entity Too Large",
+                "payload_too_large",
+                "Content-Length is too large",
+            ),
+            "Content-Length: 202\r\nContent-Length: 5\r\n": (
+                b"HTTP/1.1 400 Bad Request",
+                "bad_request",
+                "invalid HTTP request: Duplicate Content-Length",
+            ),
+            "Content-Length: abc\r\n": (
+                b"HTTP/1.1 400 Bad Request",
+                "bad_request",
+                "invalid HTTP request: Invalid character in Content-Length",
+            ),
+        }
+        for framing, (status, code, message) in cases.items():
+            with socket.create_connection(("127.0.0.1", api_port)) as sock:
+                sock.sendall((head + framing + "\r\n").encode())
+                received, _ = read_until_closed(sock, wait_s=5)
+            status_line, headers, body = response_parts(received)
+            assert status_line == status, framing
+            assert b"content-type: application/json" in headers
+            assert body == {"error": {"code": code, "message": message, "details": None}}
+
+
+class TestTrailingSlash:
+    async def test_a_trailing_slash_reaches_the_webhook_handler(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        tenant = await make_tenant(session)
+        connection = await make_connection(session, tenant)
+        content = raw(bodies.SHARED)
+
+        response = await client.post(
+            f"/v1/hooks/{connection.id}/",
+            content=content,
+            headers={
+                "Content-Type": "application/json",
+                "X-Extole-Signature": sign_hmac_sha256(connection.webhook_secret, content),
+            },
+        )
+
+        assert response.status_code == 200
+        assert response.json()["status"] == "accepted"

@@ -147,8 +147,9 @@ def _reply_body(ack: service.WebhookAck) -> bytes:
     return f'{{"status":"{ack.status}","event_id":"{ack.event_id}"}}'.encode()
 
 
-# The route's path as Starlette matches it: `{connection_id}` is one non-empty path segment.
-_HOOK_PATH = re.compile(r"/v1/hooks/([^/]+)")
+# The route's path as Starlette matches it: `{connection_id}` is one non-empty path segment;
+# a trailing slash reaches the same handler (Starlette's router would answer a bare 307).
+_HOOK_PATH = re.compile(r"/v1/hooks/([^/]+)/?")
 
 
 def webhook_connection_id(scope: Scope) -> str | None:
