@@ -21,6 +21,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     connects and sends nothing, or half a header block, is otherwise held for ever. The
     deadline runs from the connection (or from the first byte of the next request on a
     keep-alive connection) until the headers are complete; when it passes, the socket closes.
+    It builds on uvicorn's httptools protocol internals (written against uvicorn 0.55; the
+    tests in tests/integration/test_http_edge.py run it as a real server).
     """
 
     header_timeout: float = 10.0
