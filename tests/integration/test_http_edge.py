@@ -161,6 +161,7 @@ def read_until_closed(sock: socket.socket, wait_s: float) -> tuple[bytes, float]
     return received, time.monotonic() - started
 
 
+@pytest.mark.slow
 class TestSlowClients:
     async def test_a_body_shorter_than_its_content_length_gets_408_and_a_close(
         self, session: AsyncSession, api_port: int
@@ -259,6 +260,7 @@ def response_parts(received: bytes) -> tuple[bytes, bytes, object]:
     return status_line, headers.lower(), json.loads(body)
 
 
+@pytest.mark.slow
 class TestFraming:
     def test_unusable_framing_is_refused_in_the_error_shape(self, api_port: int) -> None:
         head = "POST /v1/hooks/any HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
