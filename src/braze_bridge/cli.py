@@ -79,6 +79,7 @@ def _serve_api(runtime: Runtime, *, run_worker: bool = False) -> None:
     import uvicorn
 
     from braze_bridge.app import create_app  # the web stack loads only for serve and api
+    from braze_bridge.http_server import server_options
 
     settings = runtime.settings
     base = f"http://{settings.host}:{settings.port}"
@@ -94,6 +95,7 @@ def _serve_api(runtime: Runtime, *, run_worker: bool = False) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,
+        **server_options(settings),
     )
 
 

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1_048_576
+    # HTTP limits (docs/ops.md): a request's header block, a webhook's body, an idle
+    # keep-alive connection, and open connections plus requests in flight (503 beyond it).
+    http_header_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    http_body_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    http_keep_alive_seconds: Annotated[int, Field(ge=1, le=600)] = 5
+    http_limit_concurrency: Annotated[int, Field(ge=1)] = 2000
     retry_horizon_seconds: Annotated[int, Field(ge=60)] = 86_400
     retention_days: Annotated[int, Field(ge=1)] = 30
     log_level: str = "info"

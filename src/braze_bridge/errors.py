@@ -57,6 +57,10 @@ class NotFound(AppError):
     status_code, code = 404, "not_found"
 
 
+class RequestTimeout(AppError):
+    status_code, code = 408, "request_timeout"
+
+
 class Conflict(AppError):
     status_code, code = 409, "conflict"
 
@@ -83,6 +87,7 @@ HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",

@@ -42,6 +42,11 @@ WEBHOOKS_RECEIVED = Counter(
     "payload_too_large, unsupported_media_type, invalid_json).",
     ["connection_id", "kind", "outcome"],
 )
+WEBHOOKS_ABORTED = Counter(
+    "braze_bridge_webhooks_aborted_total",
+    "Webhooks whose client disconnected before its body had fully arrived (nothing stored).",
+    ["connection_id"],
+)
 BRAZE_REQUESTS = Counter(
     "braze_bridge_braze_requests_total",
     "HTTP requests sent to Braze, by endpoint path and status code ('error' when no response).",
@@ -98,6 +103,11 @@ _OBJECTS_BY_STATUS = {
 # The counter of each label combination seen, as `labels()` returns it: that call validates and
 # joins the labels under a lock (~2 µs), once per webhook otherwise.
 _WEBHOOK_COUNTERS: dict[tuple[str | uuid.UUID, str | None, str], Counter] = {}
+
+
+def webhook_aborted(connection_id: str | uuid.UUID) -> None:
+    """Ingest: the client hung up mid-body; no answer is possible and nothing was stored."""
+    WEBHOOKS_ABORTED.labels(str(connection_id)).inc()
 
 
 def webhook_received(connection_id: str | uuid.UUID, kind: str | None, outcome: str) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from braze_bridge import metrics
@@ -16,11 +18,15 @@ from braze_bridge.errors import (
     BadRequest,
     ErrorBody,
     PayloadTooLarge,
+    RequestTimeout,
     error_response,
     unexpected_error_response,
 )
 from braze_bridge.ingest import service
 from braze_bridge.ingest.store import EventStore
+from braze_bridge.logging import get_logger
+
+log = get_logger(__name__)
 
 router = APIRouter(tags=["webhooks"])
 
@@ -60,6 +66,19 @@ async def read_body_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def read_body_deadline(request: Request, limit: int, seconds: float) -> bytes:
+    """`read_body_limited`, refused with 408 when the whole body takes longer than `seconds`
+    seconds (a slow or stalled client otherwise holds its connection for ever)."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await read_body_limited(request, limit)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {seconds:g} s",
+            details={"body_timeout_seconds": seconds},
+        ) from None
+
+
 @router.post(
     "/v1/hooks/{connection_id}",
     responses={
@@ -67,6 +86,10 @@ async def read_body_limited(request: Request, limit: int) -> bytes:
         400: {"model": ErrorBody, "description": "body is not valid JSON (position in details)"},
         401: {"model": ErrorBody, "description": "missing or wrong webhook credentials"},
         404: {"model": ErrorBody, "description": "unknown connection"},
+        408: {
+            "model": ErrorBody,
+            "description": "body not received within BRAZE_BRIDGE_HTTP_BODY_TIMEOUT_SECONDS",
+        },
         413: {"model": ErrorBody, "description": "body larger than BRAZE_BRIDGE_MAX_BODY_BYTES"},
         415: {"model": ErrorBody, "description": "Content-Type is not JSON"},
     },
@@ -94,7 +117,15 @@ async def _accept(connection_id: str, request: Request) -> service.WebhookAck:
         getattr(request.app.state, "connection_lookup", None),
     )
     try:
-        body = await read_body_limited(request, context.settings.max_body_bytes)
+        try:
+            body = await read_body_deadline(
+                request, context.settings.max_body_bytes, context.settings.http_body_timeout_seconds
+            )
+        except ClientDisconnect:
+            # A partner's retry, a network cut or a probe: an expected event, not a bug.
+            metrics.webhook_aborted(connection.id)
+            log.info("webhook.client_disconnected", connection_id=str(connection.id))
+            raise
         ack = await service.accept_webhook(
             engine=context.engine,
             store=event_store(request),
@@ -116,8 +147,9 @@ def _reply_body(ack: service.WebhookAck) -> bytes:
     return f'{{"status":"{ack.status}","event_id":"{ack.event_id}"}}'.encode()
 
 
-# The route's path as Starlette matches it: `{connection_id}` is one non-empty path segment.
-_HOOK_PATH = re.compile(r"/v1/hooks/([^/]+)")
+# The route's path as Starlette matches it: `{connection_id}` is one non-empty path segment;
+# a trailing slash reaches the same handler (Starlette's router would answer a bare 307).
+_HOOK_PATH = re.compile(r"/v1/hooks/([^/]+)/?")
 
 
 def webhook_connection_id(scope: Scope) -> str | None:
@@ -145,10 +177,14 @@ async def serve_webhook(connection_id: str, scope: Scope, receive: Receive, send
     try:
         ack = await _accept(connection_id, request)
     except AppError as exc:
-        await error_response(exc.status_code, exc.code, exc.message, exc.details)(
+        # The rest of a timed-out body may still be on its way: close rather than read it.
+        headers = {"connection": "close"} if isinstance(exc, RequestTimeout) else None
+        await error_response(exc.status_code, exc.code, exc.message, exc.details, headers)(
             scope, receive, send
         )
         return
+    except ClientDisconnect:
+        return  # nobody is left to answer; counted and logged by _accept
     except Exception as exc:
         await unexpected_error_response(exc)(scope, receive, send)
         return

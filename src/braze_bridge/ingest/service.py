@@ -33,6 +33,7 @@ from braze_bridge.domain.events import NormalizedEvent
 from braze_bridge.domain.ids import uuid7
 from braze_bridge.domain.mapping import Partner
 from braze_bridge.errors import InvalidJson, NotFound, Unauthorized, UnsupportedMediaType
+from braze_bridge.ingest.headers import stored_headers
 from braze_bridge.ingest.lookup import ConnectionLookup
 from braze_bridge.ingest.store import EventStore
 from braze_bridge.logging import get_logger, is_enabled_for
@@ -51,11 +52,6 @@ from braze_bridge.security.webhook_auth import (
 )
 
 log = get_logger(__name__)
-
-# Never stored with the raw body: credentials and the signature (it proves nothing later on).
-REDACTED_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-extole-signature", "cookie", "set-cookie"}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,10 +190,6 @@ def _decode_text(text: str) -> Any:
         raise InvalidJson(f"body is not valid JSON: {exc}", details=None) from None
 
 
-def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items() if k.lower() not in REDACTED_HEADERS}
-
-
 def dedupe_key_for(evaluation: Evaluation, body: bytes) -> str:
     """DESIGN section 5: the partner's key (event id, reward id + state), else the body's hash."""
     if evaluation.normalized is not None and evaluation.normalized.dedupe_key:
@@ -220,7 +212,8 @@ async def accept_webhook(
     `headers` must have lower-case keys. Returns after the COMMIT holding the event.
     """
     received_at = now or datetime.now(UTC)
-    verdict = verify_webhook(webhook_credentials(connection, box, received_at), headers, body)
+    credentials = webhook_credentials(connection, box, received_at)
+    verdict = verify_webhook(credentials, headers, body)
     if not verdict.ok:
         raise Unauthorized(verdict.reason)
     content_type = headers.get("content-type")
@@ -230,11 +223,12 @@ async def accept_webhook(
             details={"content_type": content_type},
         )
     parsed = parse_json_body(body)
+    kept_headers = stored_headers(headers, credentials.secrets)
 
     partner = PARTNERS.get(connection.source)
     if partner is not None and tracks_user_values(partner, connection.settings):
         result, evaluation = await store_with_user_values(
-            engine, partner, connection, parsed, body, headers, received_at
+            engine, partner, connection, parsed, body, kept_headers, received_at
         )
     else:
         evaluation = evaluate_body(
@@ -244,7 +238,9 @@ async def accept_webhook(
             received_at=received_at,
             app_id=connection.braze_app_id,
         )
-        result = await store.store(event_record(connection, evaluation, body, headers, received_at))
+        result = await store.store(
+            event_record(connection, evaluation, body, kept_headers, received_at)
+        )
     if result.duplicate:
         if is_enabled_for(DEBUG):
             log.debug(
@@ -329,7 +325,7 @@ def event_record(
         status=evaluation.status,
         received_at=received_at,
         body=body,
-        headers=stored_headers(headers),
+        headers=dict(headers),
         content_type=headers.get("content-type"),
         source_event_id=evaluation.normalized.source_event_id if evaluation.normalized else None,
         kind=evaluation.normalized.kind if evaluation.normalized else None,

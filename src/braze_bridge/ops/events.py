@@ -16,6 +16,7 @@ from braze_bridge.db.repositories.event_log import EventFilter, EventRecord, Eve
 from braze_bridge.domain.principal import Principal
 from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.errors import BadRequest, NotFound
+from braze_bridge.ingest.headers import STORED_HEADERS
 
 MAX_PAGE = 200
 
@@ -43,6 +44,14 @@ def redact_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
         secret = lowered in SECRET_HEADERS or any(part in lowered for part in SECRET_HEADER_PARTS)
         out[name] = REDACTED if secret else value
     return out
+
+
+def shown_request_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A stored webhook's headers as event detail shows them: the allowlisted names, and the
+    names of credentials with `[redacted]` values. Rows stored before the allowlist may hold a
+    partner's custom headers (any of which may carry a secret): those are left out."""
+    redacted = redact_headers(headers)
+    return {k: v for k, v in redacted.items() if k.lower() in STORED_HEADERS or v == REDACTED}
 
 
 async def ensure_connection_visible(

@@ -24,7 +24,7 @@ from braze_bridge.domain.statuses import (
     ReplayStatus,
     Source,
 )
-from braze_bridge.ops.events import redact_headers
+from braze_bridge.ops.events import redact_headers, shown_request_headers
 from braze_bridge.ops.health import ConnectionHealth
 from braze_bridge.ops.replay import ReplayResult
 
@@ -68,7 +68,9 @@ class RawBodyRead(BaseModel):
         default=None, alias="json", description="the body parsed, when it is JSON"
     )
     content_type: str | None
-    headers: dict[str, Any] = Field(description="request headers; credentials redacted")
+    headers: dict[str, Any] = Field(
+        description="request headers: an allowlist (docs/ops.md), never credentials"
+    )
     size_bytes: int
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
@@ -142,7 +144,7 @@ class EventDetail(BaseModel):
                 body=text,
                 json_body=parsed,
                 content_type=record.body.content_type,
-                headers=redact_headers(record.body.headers),
+                headers=shown_request_headers(record.body.headers),
                 size_bytes=len(record.body.body),
             )
         return cls(
