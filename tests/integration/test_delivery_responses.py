@@ -137,6 +137,32 @@ async def test_max_input_length_exceeded_splits_and_delivers_every_event(
     assert sum(counts) == 75
 
 
+async def test_a_combined_50_connection_never_sends_more_than_50_objects(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """braze-inc/braze-docs `_docs/_api/endpoints/user_data/post_user_track.md`: accounts on
+    the Monthly Active Users CY 24-25 plan take 50 objects combined per request."""
+    conn = await make_connection(
+        session, await make_tenant(session), track_object_cap="combined_50"
+    )
+    ops = await make_operations(session, conn, 75, users=75)
+    counts: list[int] = []
+
+    def braze(request: httpx.Request) -> httpx.Response:
+        count = len(json.loads(request.content)["events"])
+        counts.append(count)
+        if count > 50:
+            return httpx.Response(400, json={"message": "Max Input Length Exceeded"})
+        return httpx.Response(201, json={"message": "success", "events_processed": count})
+
+    with respx.mock:
+        respx.post(TRACK).mock(side_effect=braze)
+        async with httpx.AsyncClient() as http:
+            await drain(make_worker(sessionmaker, http))
+    assert [s.status for s in await op_states(session, ops)] == ["delivered"] * 75
+    assert counts == [50, 25]
+
+
 @pytest.mark.parametrize("status", [401, 403, 404])
 async def test_auth_errors_hold_the_connection_and_burn_no_attempt(
     status: int, session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
