@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from importlib.metadata import version
 from typing import Any
 
 import httpx
@@ -67,6 +68,13 @@ async def test_extole_connection_passes_every_check_with_harmless_probes(
     assert all(c["hint"] is None for c in body["checks"])
     sent = track.calls.last.request
     assert sent.headers["Authorization"] == f"Bearer {made.api_key}"
+    # braze-inc/braze-docs `_docs/_partners/isv_partners/api_partner.md`: partners name
+    # themselves in User-Agent on every call.
+    for call in (track.calls.last, export.calls.last):
+        assert (
+            call.request.headers["User-Agent"]
+            == f"partner-BrazeBridge-BrazeBridge/{version('braze-bridge')}"
+        )
     assert json.loads(sent.content) == {"attributes": []}
     assert json.loads(export.calls.last.request.content) == {
         "external_ids": ["braze-bridge-connection-test"],

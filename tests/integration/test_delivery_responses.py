@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 
 import httpx
 import pytest
@@ -100,6 +101,26 @@ async def test_400_on_a_multi_object_request_is_split_and_only_the_bad_object_fa
         text("SELECT outcome, count(*) FROM attempt_operations GROUP BY outcome ORDER BY 1")
     )
     assert dict(outcomes.all())["delivered"] == 9
+
+
+async def test_every_braze_call_names_the_partner_in_user_agent(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """braze-inc/braze-docs `_docs/_partners/isv_partners/api_partner.md`:
+    `User-Agent: partner-OrganizationName-ProductName/ProductVersion` on all partner traffic,
+    here on the email lookup (export/ids) and on /users/track."""
+    conn = await make_connection(session, await make_tenant(session))
+    await make_operations(session, conn, 1, external_id=None, email="a@example.com")
+    with respx.mock:
+        export = respx.post(f"{SANDBOX_ENDPOINT}/users/export/ids").respond(
+            201, json={"users": [{"external_id": "u-1"}], "message": "success"}
+        )
+        track = respx.post(TRACK).mock(side_effect=ok)
+        async with httpx.AsyncClient() as http:
+            await drain(make_worker(sessionmaker, http))
+    agents = {c.request.headers["User-Agent"] for c in [*export.calls, *track.calls]}
+    assert agents == {f"partner-BrazeBridge-BrazeBridge/{version('braze-bridge')}"}
+    assert export.call_count == track.call_count == 1
 
 
 async def test_max_input_length_exceeded_splits_and_delivers_every_event(
