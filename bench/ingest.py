@@ -114,9 +114,9 @@ async def seed_connection(url: str) -> uuid.UUID:
         await conn.execute(
             """INSERT INTO connections (id, tenant_id, name, source, state, braze_rest_endpoint,
                  braze_api_key_enc, braze_api_key_last4, webhook_auth_mode, webhook_secret_enc,
-                 settings, legacy_track_limits, version)
+                 settings, version)
                VALUES ($1, $2, 'bench', 'extole', 'active', 'https://rest.iad-01.braze.com',
-                 $3, 'abcd', 'hmac_sha256', $4, $5::jsonb, false, 1)""",
+                 $3, 'abcd', 'hmac_sha256', $4, $5::jsonb, 1)""",
             connection_id,
             tenant_id,
             box.encrypt("braze-api-key"),

@@ -155,8 +155,18 @@ def sandbox(
         float, typer.Option(min=0.0, max=1.0, help="Share of requests answered 500/503")
     ] = 0.0,
     latency_ms: Annotated[float, typer.Option(min=0.0, help="Delay added to every answer")] = 0.0,
+    track_object_cap: Annotated[
+        str,
+        typer.Option(
+            help="Objects per /users/track: combined_75, combined_50 or per_array_75 "
+            "(more is 400 Max Input Length Exceeded)"
+        ),
+    ] = "combined_75",
     legacy_limits: Annotated[
-        bool, typer.Option(help="Allow 75 objects per array instead of 75 in total")
+        bool, typer.Option(help="Same as --track-object-cap per_array_75")
+    ] = False,
+    retry_after: Annotated[
+        bool, typer.Option(help="Send Retry-After on 429 (Braze sends X-RateLimit-* only)")
     ] = False,
     seed: Annotated[int | None, typer.Option(help="Seed for injected failures")] = None,
 ) -> None:
@@ -164,7 +174,13 @@ def sandbox(
     BRAZE_BRIDGE_ALLOW_ANY_BRAZE_URL=1); see GET /_sandbox/received."""
     import uvicorn
 
+    from braze_bridge.braze.models import TRACK_OBJECT_CAPS
     from braze_bridge.sandbox.app import SandboxConfig, create_sandbox_app
+
+    if track_object_cap not in TRACK_OBJECT_CAPS:
+        raise typer.BadParameter(
+            f"one of {', '.join(TRACK_OBJECT_CAPS)}", param_hint="--track-object-cap"
+        )
 
     configure_logging("info")
     config = SandboxConfig(
@@ -172,7 +188,8 @@ def sandbox(
         export_limit_per_minute=export_rate_limit_per_minute,
         fail_rate=fail_rate,
         latency_ms=latency_ms,
-        legacy_limits=legacy_limits,
+        track_object_cap="per_array_75" if legacy_limits else track_object_cap,
+        retry_after_on_429=retry_after,
         seed=seed,
     )
     typer.echo(f"Braze sandbox on http://{host}:{port} (received: /_sandbox/received)", err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from importlib.metadata import version
 from typing import Any
 
 import httpx
@@ -67,33 +68,42 @@ async def test_extole_connection_passes_every_check_with_harmless_probes(
     assert all(c["hint"] is None for c in body["checks"])
     sent = track.calls.last.request
     assert sent.headers["Authorization"] == f"Bearer {made.api_key}"
-    assert json.loads(sent.content) == {"attributes": []}
+    # braze-inc/braze-docs `_docs/_partners/isv_partners/api_partner.md`: partners name
+    # themselves in User-Agent on every call.
+    for call in (track.calls.last, export.calls.last):
+        assert (
+            call.request.headers["User-Agent"]
+            == f"partner-BrazeBridge-BrazeBridge/{version('braze-bridge')}"
+        )
+    # A valid object that changes nothing: `_update_existing_only` on a made-up user.
+    assert json.loads(sent.content) == {
+        "attributes": [
+            {"external_id": "braze-bridge-connection-test", "_update_existing_only": True}
+        ]
+    }
     assert json.loads(export.calls.last.request.content) == {
         "external_ids": ["braze-bridge-connection-test"],
         "fields_to_export": ["external_id"],
     }
 
 
-async def test_antavo_connection_checks_events_list(
+async def test_antavo_connection_needs_only_users_track(
     client: httpx.AsyncClient,
     tenant_a: TenantWithToken,
     session: AsyncSession,
     braze: respx.MockRouter,
 ) -> None:
+    """We only write to Braze for Antavo: a key without events.list is fine."""
     made = await make_connection(session, tenant_a.tenant, source=Source.ANTAVO)
     braze.post("/users/track").respond(201, json=OK_TRACK)
-    events = braze.get("/events/list").respond(200, json={"events": [], "message": "success"})
+    events = braze.get("/events/list").respond(403, json={"message": "Access Denied"})
     export = braze.post("/users/export/ids").respond(201, json={})
 
     body = await run_test(client, made, tenant_a)
 
-    assert verdicts(body) == [
-        ("endpoint", True),
-        ("api_key", True),
-        ("users.track", True),
-        ("events.list", True),
-    ]
-    assert events.called
+    assert body["ok"] is True
+    assert verdicts(body) == [("endpoint", True), ("api_key", True), ("users.track", True)]
+    assert not events.called
     assert not export.called
 
 
@@ -151,9 +161,9 @@ async def test_missing_track_permission_still_checks_the_others(
     session: AsyncSession,
     braze: respx.MockRouter,
 ) -> None:
-    made = await make_connection(session, tenant_a.tenant, source=Source.ANTAVO)
+    made = await make_connection(session, tenant_a.tenant)
     braze.post("/users/track").respond(403, json={"message": "Access Denied"})
-    braze.get("/events/list").respond(200, json={"events": []})
+    braze.post("/users/export/ids").respond(201, json={"users": [], "message": "success"})
 
     body = await run_test(client, made, tenant_a)
 
@@ -161,7 +171,7 @@ async def test_missing_track_permission_still_checks_the_others(
         ("endpoint", True),
         ("api_key", True),
         ("users.track", False),
-        ("events.list", True),
+        ("users.export.ids", True),
     ]
     assert "lacks the users.track permission" in check(body, "users.track")["hint"]
 
@@ -247,18 +257,44 @@ async def test_busy_braze_makes_the_key_check_inconclusive(
     assert "run the test again" in key["hint"]
 
 
-async def test_a_400_from_track_proves_the_permission(
+async def test_a_400_from_track_proves_nothing(
+    client: httpx.AsyncClient,
+    tenant_a: TenantWithToken,
+    session: AsyncSession,
+    braze: respx.MockRouter,
+) -> None:
+    """The probe is a valid object, so a 400 is not Braze vouching for the key."""
+    made = await make_connection(session, tenant_a.tenant)
+    braze.post("/users/track").respond(400, json={"message": "Bad Request"})
+    export = braze.post("/users/export/ids").respond(201, json={})
+
+    body = await run_test(client, made, tenant_a)
+    assert body["ok"] is False
+    assert verdicts(body) == [
+        ("endpoint", True),
+        ("api_key", False),
+        ("users.track", False),
+        ("users.export.ids", False),
+    ]
+    key = check(body, "api_key")
+    assert key["detail"] == "Braze answered 400: Bad Request"
+    assert key["hint"].startswith("Braze refused a valid, harmless test request (400)")
+    assert not export.called
+
+
+async def test_a_400_from_export_ids_fails_that_permission(
     client: httpx.AsyncClient,
     tenant_a: TenantWithToken,
     session: AsyncSession,
     braze: respx.MockRouter,
 ) -> None:
     made = await make_connection(session, tenant_a.tenant)
-    braze.post("/users/track").respond(400, json={"message": "Missing attributes"})
-    braze.post("/users/export/ids").respond(201, json={})
+    braze.post("/users/track").respond(201, json=OK_TRACK)
+    braze.post("/users/export/ids").respond(400, json={"message": "Bad Request"})
 
     body = await run_test(client, made, tenant_a)
-    assert body["ok"] is True
+    assert body["ok"] is False
+    assert verdicts(body)[-1] == ("users.export.ids", False)
 
 
 async def test_passing_test_lifts_auth_error_and_a_failing_one_does_not(

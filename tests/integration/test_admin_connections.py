@@ -351,6 +351,24 @@ class TestCreate:
         assert (broken.status_code, empty.status_code) == (422, 422)
         assert error_of(broken)["code"] == error_of(empty)["code"] == "validation_error"
 
+    async def test_the_track_object_cap_is_stored_and_the_former_flag_still_read(
+        self,
+        client: httpx.AsyncClient,
+        tenant_a: TenantWithToken,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        fifty = await create(
+            client, tenant_a.headers, extole_body(limits={"track_object_cap": "combined_50"})
+        )
+        legacy = await create(
+            client, tenant_a.headers, extole_body(limits={"legacy_track_limits": True})
+        )
+        assert fifty["limits"]["track_object_cap"] == "combined_50"
+        assert legacy["limits"]["track_object_cap"] == "per_array_75"
+        assert "legacy_track_limits" not in legacy["limits"]
+        row = await load_connection(sessionmaker, legacy["id"])
+        assert row.track_object_cap == "per_array_75"
+
     async def test_limits_are_stored_and_shown(
         self,
         client: httpx.AsyncClient,
@@ -367,7 +385,7 @@ class TestCreate:
             "track_rate_window_seconds": 60,
             "export_rate_limit": None,
             "export_rate_window_seconds": None,
-            "legacy_track_limits": False,
+            "track_object_cap": "combined_75",
         }
         row = await load_connection(sessionmaker, body["id"])
         assert (row.track_rate_limit, row.track_rate_window_seconds) == (500, 60)
@@ -592,7 +610,8 @@ class TestPatch:
             ({"webhook_auth": {"mode": None}}, "webhook_auth.mode"),
             ({"webhook_auth": {"username": "u"}}, "webhook_auth.username"),
             ({"settings": {"events": {"sharred": True}}}, "settings.events.sharred"),
-            ({"limits": {"legacy_track_limits": None}}, "limits.legacy_track_limits"),
+            ({"limits": {"track_object_cap": None}}, "limits.track_object_cap"),
+            ({"limits": {"track_object_cap": "combined_60"}}, "limits.track_object_cap"),
         ],
     )
     async def test_bad_patch_is_422_naming_the_field(
@@ -695,7 +714,7 @@ class TestPatch:
             url,
             json={
                 "braze": {"app_id": "app-9"},
-                "limits": {"export_rate_limit": 200, "legacy_track_limits": True},
+                "limits": {"export_rate_limit": 200, "track_object_cap": "combined_50"},
             },
             headers=tenant_a.headers,
         )
@@ -709,7 +728,7 @@ class TestPatch:
         assert set_.json()["limits"]["export_rate_limit"] == 200
         assert cleared.json()["braze"]["app_id"] is None
         assert cleared.json()["limits"]["export_rate_limit"] is None
-        assert cleared.json()["limits"]["legacy_track_limits"] is True
+        assert cleared.json()["limits"]["track_object_cap"] == "combined_50"
         assert cleared.json()["version"] == 3
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 
 import httpx
 import pytest
@@ -102,6 +103,26 @@ async def test_400_on_a_multi_object_request_is_split_and_only_the_bad_object_fa
     assert dict(outcomes.all())["delivered"] == 9
 
 
+async def test_every_braze_call_names_the_partner_in_user_agent(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """braze-inc/braze-docs `_docs/_partners/isv_partners/api_partner.md`:
+    `User-Agent: partner-OrganizationName-ProductName/ProductVersion` on all partner traffic,
+    here on the email lookup (export/ids) and on /users/track."""
+    conn = await make_connection(session, await make_tenant(session))
+    await make_operations(session, conn, 1, external_id=None, email="a@example.com")
+    with respx.mock:
+        export = respx.post(f"{SANDBOX_ENDPOINT}/users/export/ids").respond(
+            201, json={"users": [{"external_id": "u-1"}], "message": "success"}
+        )
+        track = respx.post(TRACK).mock(side_effect=ok)
+        async with httpx.AsyncClient() as http:
+            await drain(make_worker(sessionmaker, http))
+    agents = {c.request.headers["User-Agent"] for c in [*export.calls, *track.calls]}
+    assert agents == {f"partner-BrazeBridge-BrazeBridge/{version('braze-bridge')}"}
+    assert export.call_count == track.call_count == 1
+
+
 async def test_max_input_length_exceeded_splits_and_delivers_every_event(
     session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -135,6 +156,32 @@ async def test_max_input_length_exceeded_splits_and_delivers_every_event(
     assert [s.status for s in await op_states(session, more)] == ["delivered"] * 75
     assert max(counts) <= 38
     assert sum(counts) == 75
+
+
+async def test_a_combined_50_connection_never_sends_more_than_50_objects(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """braze-inc/braze-docs `_docs/_api/endpoints/user_data/post_user_track.md`: accounts on
+    the Monthly Active Users CY 24-25 plan take 50 objects combined per request."""
+    conn = await make_connection(
+        session, await make_tenant(session), track_object_cap="combined_50"
+    )
+    ops = await make_operations(session, conn, 75, users=75)
+    counts: list[int] = []
+
+    def braze(request: httpx.Request) -> httpx.Response:
+        count = len(json.loads(request.content)["events"])
+        counts.append(count)
+        if count > 50:
+            return httpx.Response(400, json={"message": "Max Input Length Exceeded"})
+        return httpx.Response(201, json={"message": "success", "events_processed": count})
+
+    with respx.mock:
+        respx.post(TRACK).mock(side_effect=braze)
+        async with httpx.AsyncClient() as http:
+            await drain(make_worker(sessionmaker, http))
+    assert [s.status for s in await op_states(session, ops)] == ["delivered"] * 75
+    assert counts == [50, 25]
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])

@@ -14,6 +14,7 @@ from braze_bridge.db.repositories import outbox
 from braze_bridge.delivery.identity import NotFound
 from braze_bridge.delivery.ratelimit import export_bucket
 from braze_bridge.domain.statuses import ObjectKind
+from braze_bridge.sandbox.app import SandboxConfig
 from tests.delivery_support import drain, make_worker, op_states, sandbox_client
 from tests.factories import SANDBOX_ENDPOINT, make_connection, make_operations, make_tenant
 
@@ -44,6 +45,26 @@ async def test_backlog_goes_out_in_full_requests_and_every_object_is_delivered(
     attempts = await session.scalar(text("SELECT count(*) FROM delivery_attempts"))
     carried = await session.scalar(text("SELECT count(*) FROM attempt_operations"))
     assert (attempts, carried) == (4, 300)
+
+
+async def test_a_braze_account_capped_at_50_objects_still_gets_every_event(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The connection says 75 (the default) but the account is on the Monthly Active Users
+    CY 24-25 plan (braze-inc/braze-docs `_docs/_api/endpoints/user_data/post_user_track.md`:
+    50 combined), so Braze answers 400 "Max Input Length Exceeded" (braze-inc/braze-docs
+    `_docs/_api/errors.md`): the request is halved, nothing fails."""
+    conn = await make_connection(session, await make_tenant(session))
+    ops = await make_operations(session, conn, 75, users=75)
+    http, sandbox = sandbox_client(SandboxConfig(seed=1, track_object_cap="combined_50"))
+    async with http:
+        await drain(make_worker(sessionmaker, http))
+    assert {s.status for s in await op_states(session, ops)} == {"delivered"}
+    assert sandbox.counts["/users/track 400"] == 1
+    assert sandbox.counts["/users/track 201"] == 2
+    assert sandbox.counts["objects.events"] == 75
+    accepted = [r for r in sandbox.received if r["status"] == 201]
+    assert all(len(r["body"]["events"]) <= 50 for r in accepted)
 
 
 async def test_one_users_attribute_objects_are_merged_in_order(

@@ -50,6 +50,51 @@ class TestMigrations:
         async with engine.connect() as conn:
             assert await conn.run_sync(diff) == []
 
+    async def test_the_track_object_cap_survives_a_downgrade_and_upgrade(
+        self, database_url: str, engine: AsyncEngine
+    ) -> None:
+        """0008 replaced `legacy_track_limits` (bool) with `track_object_cap`; values carry."""
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO tenants (id, slug, name) VALUES "
+                    "('00000000-0000-0000-0000-000000000001', 't', 'T')"
+                )
+            )
+            for n, cap in ((2, "per_array_75"), (3, "combined_50"), (4, "combined_75")):
+                await conn.execute(
+                    text(
+                        "INSERT INTO connections (id, tenant_id, name, source, state, "
+                        "braze_rest_endpoint, braze_api_key_enc, braze_api_key_last4, "
+                        "webhook_auth_mode, webhook_secret_enc, settings, track_object_cap) "
+                        "VALUES (CAST(:id AS uuid), "
+                        "'00000000-0000-0000-0000-000000000001', :name, 'extole', 'active', "
+                        "'https://rest.iad-01.braze.com', 'x', 'abcd', 'hmac_sha256', 'x', "
+                        "'{}'::jsonb, :cap)"
+                    ),
+                    {"id": f"00000000-0000-0000-0000-00000000000{n}", "name": cap, "cap": cap},
+                )
+        await asyncio.to_thread(migrate.downgrade, database_url, "0007_content_rewards_rows")
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT name, legacy_track_limits FROM connections ORDER BY id")
+            )
+            assert rows.all() == [
+                ("per_array_75", True),
+                ("combined_50", False),
+                ("combined_75", False),
+            ]
+        await asyncio.to_thread(migrate.upgrade, database_url, "head")
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT name, track_object_cap FROM connections ORDER BY id")
+            )
+            assert rows.all() == [
+                ("per_array_75", "per_array_75"),
+                ("combined_50", "combined_75"),
+                ("combined_75", "combined_75"),
+            ]
+
 
 class TestReadiness:
     async def test_ready_at_head(self, client: httpx.AsyncClient) -> None:

@@ -1,4 +1,11 @@
-"""The Braze sandbox answers like Braze documents (validation, shapes, auth, rate limits)."""
+"""The Braze sandbox answers like Braze documents (validation, shapes, auth, rate limits).
+
+Sources: braze-inc/braze-docs `_docs/_api/endpoints/user_data/post_user_track.md` (75 objects
+combined, 50 on the Monthly Active Users CY 24-25 plan, 75 per array on older accounts),
+`_docs/_api/errors.md` (400 "Max Input Length Exceeded"),
+`_docs/_api/endpoints/export/user_data/post_users_identifier.md` (`fields_to_export`
+required, at most 50 `external_ids`).
+"""
 
 from __future__ import annotations
 
@@ -110,13 +117,96 @@ async def test_keys_spell_their_permissions(sandbox: httpx.AsyncClient) -> None:
     assert listed.json() == {"message": "success", "events": []}
 
 
-async def test_an_empty_bucket_answers_429_with_retry_after(sandbox: httpx.AsyncClient) -> None:
+async def test_an_empty_bucket_answers_429_with_rate_headers_only(
+    sandbox: httpx.AsyncClient,
+) -> None:
     statuses = [(await track(sandbox, {"events": [EVENT]})).status_code for _ in range(6)]
     assert statuses == [201] * 5 + [429]
     limited = await track(sandbox, {"events": [EVENT]})
-    assert 1 <= int(limited.headers["Retry-After"]) <= 3
+    assert "Retry-After" not in limited.headers
+    assert limited.headers["X-RateLimit-Remaining"] == "0"
+    assert int(limited.headers["X-RateLimit-Reset"]) > 1_000_000_000
     # Another key has its own bucket.
     assert (await track(sandbox, {"events": [EVENT]}, key="other")).status_code == 201
+
+
+async def test_retry_after_on_429_only_when_asked() -> None:
+    app = create_sandbox_app(SandboxConfig(track_limit_per_3s=1, retry_after_on_429=True))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        await track(c, {"events": [EVENT]})
+        limited = await track(c, {"events": [EVENT]})
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["Retry-After"]) <= 3
+
+
+@pytest.mark.parametrize(
+    ("cap", "accepted", "refused"),
+    [
+        (
+            "combined_75",
+            {"events": [EVENT] * 75},
+            {"events": [EVENT] * 40, "attributes": [{}] * 36},
+        ),
+        (
+            "combined_50",
+            {"events": [EVENT] * 50},
+            {"events": [EVENT] * 26, "attributes": [{}] * 25},
+        ),
+        (
+            "per_array_75",
+            {"events": [EVENT] * 75, "attributes": [{"external_id": "u1", "a": 1}] * 75},
+            {"events": [EVENT] * 76},
+        ),
+    ],
+)
+async def test_more_objects_than_the_cap_is_max_input_length_exceeded(
+    cap: str, accepted: Any, refused: Any
+) -> None:
+    app = create_sandbox_app(SandboxConfig(track_object_cap=cap))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        ok = await track(c, accepted)
+        too_many = await track(c, refused)
+    assert ok.status_code == 201
+    assert (too_many.status_code, too_many.json()) == (
+        400,
+        {"message": "Max Input Length Exceeded"},
+    )
+
+
+async def test_attributes_processed_counts_distinct_users(sandbox: httpx.AsyncClient) -> None:
+    body = {
+        "attributes": [
+            {"external_id": "u1", "a": 1},
+            {"external_id": "u1", "b": 2},
+            {"external_id": "u2", "a": 1},
+        ],
+        "events": [EVENT, EVENT],
+    }
+    response = await track(sandbox, body)
+    assert response.json() == {
+        "message": "success",
+        "attributes_processed": 2,
+        "events_processed": 2,
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"external_ids": ["u1"]}, "'fields_to_export' is required"),
+        (
+            {"external_ids": [f"u{i}" for i in range(51)], "fields_to_export": ["external_id"]},
+            "'external_ids' may list at most 50 ids",
+        ),
+    ],
+)
+async def test_export_ids_needs_fields_and_at_most_50_ids(
+    sandbox: httpx.AsyncClient, body: Any, message: str
+) -> None:
+    response = await sandbox.post("/users/export/ids", json=body, headers=KEY)
+    assert (response.status_code, response.json()) == (400, {"message": message})
+    fifty = {"external_ids": [f"u{i}" for i in range(50)], "fields_to_export": ["external_id"]}
+    assert (await sandbox.post("/users/export/ids", json=fifty, headers=KEY)).status_code == 201
 
 
 async def test_export_ids_finds_users_seen_through_track(sandbox: httpx.AsyncClient) -> None:

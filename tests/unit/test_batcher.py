@@ -30,6 +30,23 @@ def test_legacy_accounts_take_75_per_array() -> None:
     assert [len(r.objects) for r in packing.requests] == [150]
 
 
+def test_each_track_object_cap_packs_as_braze_counts() -> None:
+    """braze-inc/braze-docs `_docs/_api/endpoints/user_data/post_user_track.md`: 75 objects
+    combined, 50 on the Monthly Active Users CY 24-25 plan, 75 per array on older accounts."""
+    items = [event(i, f"u{i}") for i in range(75)] + [
+        attrs(100 + i, f"v{i}", a=1) for i in range(75)
+    ]
+    counts = {
+        cap: [len(r.objects) for r in pack_track_requests(items, PackLimits.for_cap(cap)).requests]
+        for cap in ("combined_75", "combined_50", "per_array_75")
+    }
+    assert counts == {"combined_75": [75, 75], "combined_50": [50, 50, 50], "per_array_75": [150]}
+
+
+def test_the_byte_cap_is_4_000_000_bytes() -> None:
+    assert PackLimits().max_bytes == 4_000_000
+
+
 def test_body_stays_under_the_byte_cap() -> None:
     packing = pack_track_requests(
         [event(i, f"u{i}", size=1000) for i in range(10)], PackLimits(max_bytes=4000)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from braze_bridge.braze.client import BrazeClient
+from braze_bridge.braze.client import USER_AGENT, BrazeClient
 from braze_bridge.delivery import worker
 
 
@@ -32,7 +32,11 @@ async def test_prebuilt_requests_match_what_httpx_request_would_send() -> None:
             "POST",
             "https://rest.iad-01.braze.com/users/track",
             content=b'{"events":[]}',
-            headers={"Authorization": "Bearer key-1", "Content-Type": "application/json"},
+            headers={
+                "Authorization": "Bearer key-1",
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+            },
         )
 
     first, second, third = seen
@@ -43,6 +47,7 @@ async def test_prebuilt_requests_match_what_httpx_request_would_send() -> None:
     assert second.extensions["timeout"] == httpx.Timeout(5.0).as_dict()
     assert (third.method, "content-type" in third.headers) == ("GET", False)
     assert third.headers["authorization"] == "Bearer key-1"
+    assert {r.headers["user-agent"] for r in seen} == {USER_AGENT}
     assert reply.status_code == 201
     assert reply.headers == {"x-request-id": "r1", "content-type": "application/json"}
 

@@ -2,9 +2,10 @@
 
 Checks, in order: `endpoint` (the host answers like a Braze REST endpoint), `api_key` (Braze
 accepts the key), then one per permission the source needs. A later check is reported as not
-checked when an earlier one failed, so the first failure is the one to fix. Every probe is
-read-only or empty (`/users/track` with no objects costs no data points), and redirects are
-never followed: the endpoint itself must answer.
+checked when an earlier one failed, so the first failure is the one to fix. Every probe is a
+valid request that changes nothing (`/users/track` updates a made-up user only if it exists,
+`_update_existing_only`), and only a 2xx passes: a 400 proves neither key nor permission.
+Redirects are never followed: the endpoint itself must answer.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from braze_bridge.admin import connections
 from braze_bridge.braze.client import (
-    EVENTS_LIST_PATH,
     EXPORT_IDS_PATH,
     TRACK_PATH,
     BrazeClient,
@@ -35,18 +35,22 @@ log = get_logger(__name__)
 
 REQUIRED_PERMISSIONS: Final[dict[Source, tuple[str, ...]]] = {
     Source.EXTOLE: ("users.track", "users.export.ids"),
-    Source.ANTAVO: ("users.track", "events.list"),
+    # Braze's Antavo page lists events.list for Antavo's own module; we only write.
+    Source.ANTAVO: ("users.track",),
 }
 PROBE_EXTERNAL_ID: Final = "braze-bridge-connection-test"
 # (method, path, body) per permission; each is harmless to call against a live workspace.
 PROBES: Final[dict[str, tuple[str, str, object]]] = {
-    "users.track": ("POST", TRACK_PATH, {"attributes": []}),
+    "users.track": (
+        "POST",
+        TRACK_PATH,
+        {"attributes": [{"external_id": PROBE_EXTERNAL_ID, "_update_existing_only": True}]},
+    ),
     "users.export.ids": (
         "POST",
         EXPORT_IDS_PATH,
         {"external_ids": [PROBE_EXTERNAL_ID], "fields_to_export": ["external_id"]},
     ),
-    "events.list": ("GET", EVENTS_LIST_PATH, None),
 }
 CHECK_DEADLINE_S: Final = 10.0
 
@@ -63,6 +67,11 @@ HINT_WRONG_HOST: Final = (
 HINT_KEY: Final = (
     "Braze rejected the key: wrong key, or the key belongs to another instance — check the "
     "REST endpoint shown next to the key in Braze."
+)
+HINT_REFUSED: Final = (
+    "Braze refused a valid, harmless test request (400), so neither the key nor its permissions "
+    "are proven. Check that braze.rest_endpoint is the REST endpoint of the key's instance and "
+    "run the test again."
 )
 HINT_RETRY: Final = "Braze could not answer this check just now; run the test again in a minute."
 HINT_DECRYPT: Final = (
@@ -135,8 +144,10 @@ def _judge_key(reply: BrazeReply) -> Check:
             f"Braze answered {status}{_braze_message(reply)}; the key could not be verified",
             HINT_RETRY,
         )
-    if reply.ok or status in (400, 403):
+    if reply.ok or status == 403:  # 403: a known key without the permission (checked next)
         return Check("api_key", True, "Braze accepted the key")
+    if status == 400:
+        return Check("api_key", False, f"Braze answered 400{_braze_message(reply)}", HINT_REFUSED)
     return Check("api_key", False, f"unexpected answer {status}{_braze_message(reply)}")
 
 
@@ -147,9 +158,10 @@ def _judge_permission(
     if isinstance(reply, Unreachable):
         return Check(permission, False, f"no answer for {path}: {reply}", HINT_UNREACHABLE)
     status, message = reply.status_code, _braze_message(reply)
-    # 400 means Braze authorised the call and then disliked the probe body: permission present.
-    if reply.ok or status == 400:
+    if reply.ok:
         return Check(permission, True, f"the key may call {path} (HTTP {status})")
+    if status == 400:
+        return Check(permission, False, f"Braze answered 400 for {path}{message}", HINT_REFUSED)
     if status == 403:
         return Check(
             permission,

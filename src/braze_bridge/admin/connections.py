@@ -51,7 +51,7 @@ LIMIT_FIELDS: Final = (
     "track_rate_window_seconds",
     "export_rate_limit",
     "export_rate_window_seconds",
-    "legacy_track_limits",
+    "track_object_cap",
 )
 # A new Braze endpoint or key is the fix for a connection whose queue is held in auth_error.
 AUTH_FIX_FIELDS: Final = frozenset({"braze.rest_endpoint", "braze.api_key"})
@@ -79,7 +79,7 @@ class NewConnection:
     auth_mode: WebhookAuthMode | None = None
     username: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
-    limits: Mapping[str, int | bool | None] = field(default_factory=dict)
+    limits: Mapping[str, int | str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +93,7 @@ class ConnectionChanges:
     auth_mode: WebhookAuthMode | Unset = UNSET
     username: str | Unset | None = UNSET
     settings: Mapping[str, Any] | Unset = UNSET
-    limits: Mapping[str, int | bool | None] = field(default_factory=dict)
+    limits: Mapping[str, int | str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

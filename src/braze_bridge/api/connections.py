@@ -134,7 +134,7 @@ async def run_connection_test(
 ) -> ConnectionTestRead:
     """Call Braze with the stored key: endpoint, key, and each permission the source needs.
 
-    Extole needs users.track and users.export.ids, Antavo users.track and events.list. A
+    Extole needs users.track and users.export.ids, Antavo users.track. Only a 2xx passes. A
     failed check carries a `hint`. A full pass moves an `auth_error` connection to `active`.
     """
     report = await connection_test.check_connection(

@@ -14,9 +14,20 @@ TrackArray = Literal["attributes", "events", "purchases"]
 TRACK_ARRAYS: Final[tuple[TrackArray, ...]] = ("attributes", "events", "purchases")
 
 # Braze: "Each /users/track request can contain up to 75 total objects combined" (legacy
-# accounts: 75 per array); request bodies up to 4 MB (research/braze-api.md 1.1, 1.2).
+# accounts: 75 per array; accounts on the Monthly Active Users CY 24-25 plan: 50 combined);
+# request bodies up to 4 MB, meant as 4,000,000 bytes (braze-inc/braze-docs
+# `_docs/_api/endpoints/user_data/post_user_track.md`).
 MAX_TRACK_OBJECTS: Final = 75
-MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+MAX_BODY_BYTES: Final = 4_000_000
+
+TrackObjectCap = Literal["combined_75", "combined_50", "per_array_75"]
+DEFAULT_TRACK_OBJECT_CAP: Final[TrackObjectCap] = "combined_75"
+# Per cap: (most objects, counted per array rather than combined).
+TRACK_OBJECT_CAPS: Final[dict[str, tuple[int, bool]]] = {
+    "combined_75": (75, False),
+    "combined_50": (50, False),
+    "per_array_75": (75, True),
+}
 
 NO_VALID_DATA_MESSAGE: Final = (
     "Valid data must be provided in the 'attributes', 'events', or 'purchases' fields."

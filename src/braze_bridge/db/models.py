@@ -116,8 +116,9 @@ class Connection(Base):
     track_rate_window_seconds: Mapped[int | None] = mapped_column(Integer)
     export_rate_limit: Mapped[int | None] = mapped_column(Integer)
     export_rate_window_seconds: Mapped[int | None] = mapped_column(Integer)
-    legacy_track_limits: Mapped[bool] = mapped_column(
-        Boolean, default=False, server_default=text("false")
+    # Objects per /users/track request: combined_75 | combined_50 | per_array_75.
+    track_object_cap: Mapped[str] = mapped_column(
+        String(16), default="combined_75", server_default=text("'combined_75'")
     )
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
@@ -130,6 +131,10 @@ class Connection(Base):
     __table_args__ = (
         Index(
             "ix_connections_tenant_live", "tenant_id", postgresql_where=text("deleted_at IS NULL")
+        ),
+        CheckConstraint(
+            "track_object_cap IN ('combined_75', 'combined_50', 'per_array_75')",
+            name="track_object_cap_known",
         ),
     )
 

@@ -1,7 +1,7 @@
 """Packing identified objects into `/users/track` requests.
 
-Rules (DESIGN 8): at most 75 objects per request in total (or 75 per array for legacy
-accounts), under Braze's 4 MB body cap; a user's attribute objects that follow each other are
+Rules (DESIGN 8): at most 75 objects per request in total (or 50 in total, or 75 per array,
+as the connection's `track_object_cap` says), under Braze's 4 MB body cap; a user's attribute objects that follow each other are
 merged into one, in order. A user's objects never straddle two requests of one round, because
 requests of a round go out concurrently and per-user order must hold; what does not fit the
 round waits (is "deferred") until the part that went is settled.
@@ -14,7 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from braze_bridge.braze.models import MAX_BODY_BYTES, MAX_TRACK_OBJECTS, TRACK_ARRAYS, TrackArray
+from braze_bridge.braze.models import (
+    MAX_BODY_BYTES,
+    MAX_TRACK_OBJECTS,
+    TRACK_ARRAYS,
+    TRACK_OBJECT_CAPS,
+    TrackArray,
+)
 
 _BODY_OVERHEAD = 64  # braces, array names and commas around the objects
 
@@ -90,6 +96,12 @@ class PackLimits:
     max_objects: int = MAX_TRACK_OBJECTS
     per_array: bool = False  # legacy accounts: the limit applies to each array separately
     max_bytes: int = MAX_BODY_BYTES
+
+    @classmethod
+    def for_cap(cls, cap: str) -> PackLimits:
+        """Limits for a connection's `track_object_cap` (unknown values: Braze's default)."""
+        max_objects, per_array = TRACK_OBJECT_CAPS.get(cap, (MAX_TRACK_OBJECTS, False))
+        return cls(max_objects=max_objects, per_array=per_array)
 
 
 def object_json(identifier_json: str, payload_json: str) -> str:

@@ -391,7 +391,7 @@ class DeliveryWorker:
         by_id = {op.id: op for op in ops}
 
         outgoing = await self._identify(connection, client, api_key, ops, settlement)
-        limits = PackLimits(per_array=connection.legacy_track_limits)
+        limits = PackLimits.for_cap(connection.track_object_cap)
         learned = self._learned_caps.get(connection.id)
         if learned is not None and learned < limits.max_objects:
             limits = dataclasses.replace(limits, max_objects=learned)

@@ -5,6 +5,12 @@ with rate-limit headers, returns 429 when its per-key bucket is empty and inject
 configurable rate. `GET /_sandbox/received` shows what it got; `POST /_sandbox/reset` forgets.
 State lives in memory and is bounded: it is a test double, not a database.
 
+Strict where Braze is: more objects than the configured cap (75 combined; 50 combined for the
+Monthly Active Users CY 24-25 plan; 75 per array for older accounts) is 400 "Max Input Length
+Exceeded"; `/users/export/ids` needs `fields_to_export` and takes at most 50 `external_ids`;
+`attributes_processed` counts distinct users; a 429 carries the X-RateLimit-* headers only,
+`Retry-After` just when `retry_after_on_429` asks for it.
+
 API keys: any non-empty key has every permission; `invalid` answers 401; a key spelled
 `sandbox-perms:users.track,events.list` has only the permissions listed.
 """
@@ -27,11 +33,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from braze_bridge.braze.models import (
+    DEFAULT_TRACK_OBJECT_CAP,
     MAX_BODY_BYTES,
     MAX_INPUT_LENGTH_MESSAGE,
-    MAX_TRACK_OBJECTS,
     NO_VALID_DATA_MESSAGE,
     TRACK_ARRAYS,
+    TRACK_OBJECT_CAPS,
 )
 
 ALL_PERMISSIONS = frozenset(
@@ -43,6 +50,7 @@ RESERVED_PURCHASE_PROPERTIES = frozenset(
     {"time", "product_id", "quantity", "event_name", "price", "currency"}
 )
 SUBSCRIBE_STATES = frozenset({"opted_in", "subscribed", "unsubscribed"})
+MAX_EXPORT_EXTERNAL_IDS = 50
 _ABSENT = object()
 
 
@@ -52,7 +60,9 @@ class SandboxConfig:
     export_limit_per_minute: int = 250
     fail_rate: float = 0.0
     latency_ms: float = 0.0
-    legacy_limits: bool = False
+    # combined_75 | combined_50 | per_array_75 (braze_bridge.braze.models.TRACK_OBJECT_CAPS).
+    track_object_cap: str = DEFAULT_TRACK_OBJECT_CAP
+    retry_after_on_429: bool = False
     max_logged_requests: int = 2000
     max_logged_bytes: int = 64 * 1024 * 1024
     max_users: int = 1_000_000
@@ -239,6 +249,18 @@ def _identifier_error(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _user_key(obj: Mapping[str, Any]) -> str:
+    """Which profile a (valid) object names, for counting distinct users."""
+    for key in ("external_id", "braze_id", "email", "phone"):
+        if isinstance(obj.get(key), str):
+            value = obj[key]
+            return f"{key}:{value.lower() if key == 'email' else value}"
+    alias = obj.get("user_alias")
+    if isinstance(alias, Mapping):
+        return f"alias:{alias.get('alias_label')}:{alias.get('alias_name')}"
+    return f"object:{id(obj)}"
+
+
 def _properties_error(props: Any, reserved: frozenset[str]) -> str | None:
     if props is None:
         return None
@@ -292,6 +314,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
     state = SandboxState(config, random.Random(config.seed))  # noqa: S311 - not crypto
     app = FastAPI(title="braze-bridge Braze sandbox", docs_url=None, redoc_url=None)
     app.state.sandbox = state
+    max_objects, per_array = TRACK_OBJECT_CAPS[config.track_object_cap]
 
     def authorize(request: Request, permission: str) -> JSONResponse | None:
         header = request.headers.get("authorization", "")
@@ -313,7 +336,8 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
             "X-RateLimit-Reset": str(math.ceil(reset)),
         }
         if not allowed:
-            headers["Retry-After"] = str(max(1, math.ceil(reset - time.time())))
+            if config.retry_after_on_429:
+                headers["Retry-After"] = str(max(1, math.ceil(reset - time.time())))
             headers["X-Sandbox-Limited"] = "1"
         return headers
 
@@ -372,15 +396,16 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         arrays: dict[str, list[Any]] = {a: body[a] for a in TRACK_ARRAYS if body.get(a) is not None}
         sizes = {a: len(items) for a, items in arrays.items()}
         too_many = (
-            any(n > MAX_TRACK_OBJECTS for n in sizes.values())
-            if config.legacy_limits
-            else sum(sizes.values()) > MAX_TRACK_OBJECTS
+            any(n > max_objects for n in sizes.values())
+            if per_array
+            else sum(sizes.values()) > max_objects
         )
         if too_many:
             state.log("/users/track", 400, body, size)
             return _error(400, MAX_INPUT_LENGTH_MESSAGE, headers)
         errors: list[dict[str, Any]] = []
         processed: dict[str, int] = {}
+        attribute_users: set[str] = set()
         for array, items in arrays.items():
             refused = len(errors)
             for index, obj in enumerate(items):
@@ -388,6 +413,8 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
                 if problem_text:
                     errors.append({"type": problem_text, "input_array": array, "index": index})
                     continue
+                if array == "attributes":
+                    attribute_users.add(_user_key(obj))
                 create = (
                     array != "attributes"
                     or obj.get("_update_existing_only") is False
@@ -400,7 +427,12 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
                     state.event_names[obj["name"]] = None
                     while len(state.event_names) > 10_000:
                         state.event_names.popitem(last=False)
-            processed[array] = len(items) - (len(errors) - refused)
+            # Braze counts attributes per user updated, events and purchases per object.
+            processed[array] = (
+                len(attribute_users)
+                if array == "attributes"
+                else len(items) - (len(errors) - refused)
+            )
         if sum(processed.values()) == 0:
             state.log("/users/track", 400, body, size)
             answer: dict[str, Any] = {"message": NO_VALID_DATA_MESSAGE}
@@ -436,9 +468,16 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
                 400, "Only one of email_address, phone or device_id may be given", headers
             )
         fields = body.get("fields_to_export")
+        if not isinstance(fields, list) or not fields:
+            state.log("/users/export/ids", 400, body, size)
+            return _error(400, "'fields_to_export' is required", headers)
+        external_ids = body.get("external_ids") or []
+        if isinstance(external_ids, list) and len(external_ids) > MAX_EXPORT_EXTERNAL_IDS:
+            state.log("/users/export/ids", 400, body, size)
+            return _error(400, "'external_ids' may list at most 50 ids", headers)
         found: list[_User] = []
         invalid: list[str] = []
-        for external_id in body.get("external_ids") or []:
+        for external_id in external_ids:
             user = state.find_or_create({"external_id": external_id}, create=False)
             if user:
                 found.append(user)
@@ -466,8 +505,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
                 "email": user.email,
                 "user_aliases": user.aliases,
             }
-            if isinstance(fields, list):
-                record = {k: v for k, v in record.items() if k in fields}
+            record = {k: v for k, v in record.items() if k in fields}
             users.append({k: v for k, v in record.items() if v not in (None, [])})
         state.log("/users/export/ids", 201, body, size)
         answer: dict[str, Any] = {"users": users, "message": "success"}

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from braze_bridge.admin import connections as service
 from braze_bridge.admin.connection_test import ConnectionCheckReport
+from braze_bridge.braze.models import DEFAULT_TRACK_OBJECT_CAP, TrackObjectCap
 from braze_bridge.db.models import Connection, ConnectionAudit
 from braze_bridge.domain.statuses import ConnectionState, Source, WebhookAuthMode
 
@@ -107,15 +116,32 @@ class Limits(BaseModel):
         default=None, description="/users/export/ids requests per window"
     )
     export_rate_window_seconds: RateWindow | None = None
-    legacy_track_limits: bool = Field(
-        default=False, description="Cap each /users/track array at 75 (older workspaces)"
+    track_object_cap: TrackObjectCap = Field(
+        default=DEFAULT_TRACK_OBJECT_CAP,
+        description=(
+            "Objects per /users/track request: combined_75 (Braze's default, attributes + "
+            "events + purchases), combined_50 (Monthly Active Users CY 24-25 plan), "
+            "per_array_75 (older accounts: 75 per array)"
+        ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_flag(cls, data: Any) -> Any:
+        """`legacy_track_limits` (the former boolean) is still read: true is per_array_75."""
+        if isinstance(data, dict) and "legacy_track_limits" in data:
+            data = dict(data)
+            legacy = data.pop("legacy_track_limits")
+            if not isinstance(legacy, bool):
+                raise ValueError("legacy_track_limits must be true or false")
+            data.setdefault("track_object_cap", "per_array_75" if legacy else "combined_75")
+        return data
 
 
 class LimitsPatch(Limits):
-    legacy_track_limits: bool | None = None  # type: ignore[assignment]
+    track_object_cap: TrackObjectCap | None = None  # type: ignore[assignment]
 
-    _not_null = field_validator("legacy_track_limits", mode="before")(_reject_null)
+    _not_null = field_validator("track_object_cap", mode="before")(_reject_null)
 
 
 class ConnectionCreate(BaseModel):
@@ -249,7 +275,7 @@ def _read_fields(row: Connection, base_url: str) -> dict[str, Any]:
             track_rate_window_seconds=row.track_rate_window_seconds,
             export_rate_limit=row.export_rate_limit,
             export_rate_window_seconds=row.export_rate_window_seconds,
-            legacy_track_limits=row.legacy_track_limits,
+            track_object_cap=cast("TrackObjectCap", row.track_object_cap),
         ),
         "webhook_url": f"{base_url}/v1/hooks/{row.id}",
         "content_url": f"{base_url}/v1/content/{row.id}",

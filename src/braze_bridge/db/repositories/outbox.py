@@ -307,7 +307,7 @@ class DeliveryConnection:
     track_rate_window_seconds: int | None
     export_rate_limit: int | None
     export_rate_window_seconds: int | None
-    legacy_track_limits: bool
+    track_object_cap: str
     version: int
     # The partner; only Antavo connections record sent values (`changed_only`).
     source: str = ""
@@ -321,7 +321,7 @@ async def load_delivery_connections(
             """
 SELECT id, tenant_id, state, braze_rest_endpoint, braze_api_key_enc, track_rate_limit,
        track_rate_window_seconds, export_rate_limit, export_rate_window_seconds,
-       legacy_track_limits, version, source
+       track_object_cap, version, source
 FROM connections WHERE id = ANY(CAST(:ids AS uuid[]))
 """
         ),
