@@ -1,7 +1,7 @@
 """Extole: existing connections keep the Braze names and Basic auth they were created with
 
 Revision ID: 0009_extole_native_names
-Revises: 0007_content_rewards_rows
+Revises: 0008_track_object_caps
 Create Date: 2026-12-03 11:50:00
 
 The default Braze event for a created share link is now `extole_share_link_created`, the name
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0009_extole_native_names"
-down_revision: str | None = "0007_content_rewards_rows"
+down_revision: str | None = "0008_track_object_caps"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
