@@ -10,9 +10,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession
+import pytest
+import respx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from braze_bridge.domain.statuses import EventStatus, ObjectKind
+from braze_bridge.domain.mapping import Rejected
+from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus
+from braze_bridge.partners.antavo.normalize import normalize_body
+from tests.delivery_support import drain, make_worker
+from tests.factories import SANDBOX_ENDPOINT, make_connection, make_tenant
+from tests.integration.hooks_helpers import post_signed, stored_event, stored_operations
 from tests.ops_factories import Tenancy, make_event, make_tenancy, operations_of, reload_event
 
 RECEIVED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -68,3 +75,121 @@ class TestReplayCleansStoredText:
             "last_name": "?X?",
         }
         assert custom_event.kind == ObjectKind.EVENTS
+
+
+def reward_with(**fields: str) -> bytes:
+    """An Extole reward body; `fields` are JSON string contents, escapes kept as written."""
+    values = {
+        "event_id": "evt-id-1",
+        "type": "reward_fulfilled",
+        "reward_id": "r-1",
+        "partner_user_id": "u-1",
+        "email": "ada@example.com",
+        **fields,
+    }
+    pairs = ", ".join(f'"{key}": "{value}"' for key, value in values.items())
+    return ("{" + pairs + "}").encode()
+
+
+def id_reason(field: str, character: str) -> str:
+    return f"invalid_user_identifier: {field} holds a character Braze cannot receive ({character})"
+
+
+async def braze_calls(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """Run a worker over the outbox against a mocked Braze; how many requests Braze got."""
+    with respx.mock(base_url=SANDBOX_ENDPOINT, assert_all_called=False) as braze:
+        braze.post("/users/track").respond(201, json={"message": "success"})
+        async with httpx.AsyncClient(base_url=SANDBOX_ENDPOINT) as http:
+            await drain(make_worker(sessionmaker, http))
+        return len(braze.calls)
+
+
+ID_CASES = [
+    pytest.param({"partner_user_id": "a\\u0000b"}, "partner_user_id", "U+0000", id="nul-id"),
+    pytest.param({"partner_user_id": "x\\ud800y"}, "partner_user_id", "U+D800", id="surrogate"),
+    pytest.param(
+        {"partner_user_id": "", "external_id": "\\udfffz"}, "external_id", "U+DFFF", id="ext-id"
+    ),
+    pytest.param(
+        {"partner_user_id": "", "email": "a\\u0000@example.com"}, "email", "U+0000", id="email"
+    ),
+]
+
+
+class TestIdentifiersAreNeverRewritten:
+    """Extole sends `partner_user_id` as the advocate's id (extole/product-docs
+    `technical/platform-integrations/webhooks/index.mdx`); Braze's `external_id` is the profile
+    it writes to (braze-inc/braze-docs `_docs/_api/endpoints/user_data/post_user_track.md`). An
+    id changed on the way would write onto another profile, so it is refused instead."""
+
+    @pytest.mark.parametrize(("fields", "field", "character"), ID_CASES)
+    async def test_a_webhook_whose_id_braze_cannot_receive_is_stored_rejected_and_never_sent(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        fields: dict[str, str],
+        field: str,
+        character: str,
+    ) -> None:
+        connection = await make_connection(session, await make_tenant(session))
+
+        response = await post_signed(client, connection, reward_with(**fields))
+
+        assert response.status_code == 200
+        assert response.json()["status"] == "accepted"
+        event = await stored_event(session, response.json()["event_id"])
+        assert (event.status, event.reason) == ("rejected", id_reason(field, character))
+        assert await stored_operations(session, response.json()["event_id"]) == []
+        assert await braze_calls(sessionmaker) == 0
+
+    async def test_a_replay_of_a_stored_event_with_such_an_id_ends_rejected_and_sends_nothing(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        tenancy = await make_tenancy(session)
+        # As an older version stored it: the raw body keeps the escape; it was never mapped.
+        event = await make_event(
+            session,
+            tenancy.conn_a,
+            status=EventStatus.REJECTED,
+            user=None,
+            body=reward_with(partner_user_id="x\\ud800y"),
+            operations=[OperationStatus.DEAD],
+        )
+
+        response = await replay(client, tenancy, event.id)
+
+        assert response.status_code == 200
+        assert response.json() == {
+            "event_id": str(event.id),
+            "status": "rejected",
+            "requeued": 0,
+            "remapped": True,
+        }
+        refreshed = await reload_event(session, event)
+        assert (refreshed.status, refreshed.reason) == (
+            EventStatus.REJECTED,
+            id_reason("partner_user_id", "U+D800"),
+        )
+        assert [op.status for op in await operations_of(session, event)] == [
+            OperationStatus.SKIPPED
+        ]
+        assert await braze_calls(sessionmaker) == 0
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"type": "identify", "userId": "m\x001", "traits": {"tier": "gold"}}, "userId"),
+            ({"customer": "m\ud8001", "action": "spend", "data": {}}, "customer"),
+        ],
+    )
+    def test_an_antavo_member_id_braze_cannot_receive_is_rejected(
+        self, body: dict[str, object], field: str
+    ) -> None:
+        with pytest.raises(Rejected) as rejected:
+            normalize_body(body, received_at=RECEIVED)
+        character = "U+0000" if field == "userId" else "U+D800"
+        assert rejected.value.reason == id_reason(field, character)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from braze_bridge.domain.content import ContentUpdate
 from braze_bridge.domain.events import NormalizedEvent
+from braze_bridge.domain.ids import unsendable_identifier_reason
 from braze_bridge.domain.mapping import Filtered, MappingContext, Partner, Rejected
 from braze_bridge.domain.operations import Operation, UserRef
 from braze_bridge.domain.statuses import EventStatus
@@ -129,6 +130,8 @@ def evaluate_body(
         return Evaluation(
             EventStatus.REJECTED, normalized=event, reason=f"mapping_error: {type(exc).__name__}"
         )
+    if reason := _unsendable_user(mapped.operations):
+        return Evaluation(EventStatus.REJECTED, normalized=event, reason=reason)
     if not mapped.operations:
         return Evaluation(
             EventStatus.FILTERED,
@@ -146,3 +149,13 @@ def evaluate_body(
         notes=list(mapped.notes),
         data_points_saved=mapped.data_points_saved,
     )
+
+
+def _unsendable_user(operations: list[Operation]) -> str | None:
+    """Whatever the partner read, an identifier Braze cannot receive is refused, never cleaned."""
+    for operation in operations:
+        user = operation.user
+        for name, value in (("external_id", user.external_id), ("email", user.email)):
+            if reason := unsendable_identifier_reason(name, value):
+                return reason
+    return None
