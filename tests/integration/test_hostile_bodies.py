@@ -12,13 +12,19 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import respx
+from fastapi import FastAPI
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from braze_bridge.domain.mapping import Rejected
-from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus
+from braze_bridge.domain.events import NormalizedEvent
+from braze_bridge.domain.mapping import Mapped, MappingContext, Partner, Rejected
+from braze_bridge.domain.operations import Operation
+from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus, Source
+from braze_bridge.ops.replay import run_next_replay_job
 from braze_bridge.partners.antavo.normalize import normalize_body
 from tests.delivery_support import drain, make_worker
 from tests.factories import SANDBOX_ENDPOINT, make_connection, make_tenant
+from tests.fake_partner import FakePartner
 from tests.integration.hooks_helpers import post_signed, stored_event, stored_operations
 from tests.ops_factories import Tenancy, make_event, make_tenancy, operations_of, reload_event
 
@@ -193,3 +199,75 @@ class TestIdentifiersAreNeverRewritten:
             normalize_body(body, received_at=RECEIVED)
         character = "U+0000" if field == "userId" else "U+D800"
         assert rejected.value.reason == id_reason(field, character)
+
+
+class PartnerWithABug(FakePartner):
+    """Maps like the fake partner, but the user `boom` gets an object the database refuses
+    (a set is no JSON): the kind of bug that made one stored event fail a whole job, whose
+    error then carried the SQL and its parameters (this payload's email and coupon)."""
+
+    def map(self, event: NormalizedEvent, settings: BaseModel, context: MappingContext) -> Mapped:
+        mapped = super().map(event, settings, context)
+        if event.user.external_id != "boom":
+            return mapped
+        payload = {"email": "secret@example.com", "coupon_code": "CODE5", "tags": {"x"}}
+        return Mapped([Operation.attributes(event.user.ref(), payload)])
+
+
+def partner_with_a_bug(source: Source) -> Partner | None:
+    return PartnerWithABug() if source == Source.EXTOLE else None
+
+
+class TestBulkReplayOfABadEvent:
+    async def test_one_event_that_cannot_be_replayed_fails_alone_and_the_job_holds_no_pii(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        app.state.replay_runner.stop()  # this test runs the job itself
+        await app.state.replay_task
+        tenancy = await make_tenancy(session)
+        good = [
+            await make_event(
+                session,
+                tenancy.conn_a,
+                status=EventStatus.REJECTED,
+                user=None,
+                body={"type": "reward_fulfilled", "partner_user_id": f"u-{n}"},
+            )
+            for n in range(3)
+        ]
+        bad = await make_event(
+            session,
+            tenancy.conn_a,
+            status=EventStatus.REJECTED,
+            user=None,
+            body={"type": "reward_fulfilled", "partner_user_id": "boom"},
+        )
+        created = await client.post(
+            "/v1/events/replay", json={"status": "rejected"}, headers=tenancy.headers_a()
+        )
+        assert created.status_code == 202
+
+        assert await run_next_replay_job(sessionmaker, partner_with_a_bug, owner="t", batch_size=10)
+
+        job = (
+            await client.get(f"/v1/replays/{created.json()['id']}", headers=tenancy.headers_a())
+        ).json()
+        assert {k: job[k] for k in ("status", "total", "done", "requeued", "skipped")} == {
+            "status": "done",
+            "total": 4,
+            "done": 3,
+            "requeued": 3,
+            "skipped": 1,
+        }
+        assert job["error"] == (
+            "events that could not be replayed (replay.event_failed in the logs): "
+            f"{bad.id} (StatementError)"
+        )
+        for event in good:
+            assert (await reload_event(session, event)).status == EventStatus.QUEUED
+        refreshed = await reload_event(session, bad)
+        assert (refreshed.status, await operations_of(session, bad)) == (EventStatus.REJECTED, [])
