@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import respx
+import structlog
 from fastapi import FastAPI
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -271,3 +272,36 @@ class TestBulkReplayOfABadEvent:
             assert (await reload_event(session, event)).status == EventStatus.QUEUED
         refreshed = await reload_event(session, bad)
         assert (refreshed.status, await operations_of(session, bad)) == (EventStatus.REJECTED, [])
+
+
+class TestHugeNumbers:
+    async def test_a_face_value_beyond_a_double_is_stored_rejected_with_a_plain_reason(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        """Braze reads numbers as doubles (braze-inc/braze-docs
+        `_docs/_api/endpoints/user_data/post_user_track.md`); 400 digits cannot be one."""
+        connection = await make_connection(session, await make_tenant(session))
+        body = reward_with()[:-1] + b', "face_value": ' + b"9" * 400 + b"}"
+
+        with structlog.testing.capture_logs() as logged:
+            response = await post_signed(client, connection, body)
+
+        assert response.status_code == 200
+        event = await stored_event(session, response.json()["event_id"])
+        assert (event.status, event.reason) == (
+            "rejected",
+            "number_out_of_range: a number in the body is too large for Braze"
+            " (beyond a double's range)",
+        )
+        assert [entry for entry in logged if entry["log_level"] in ("warning", "error")] == [
+            {
+                "event": "ingest.number_out_of_range",
+                "source": "extole",
+                "step": "normalize",
+                "log_level": "warning",
+            }
+        ]
+        assert await braze_calls(sessionmaker) == 0

@@ -109,6 +109,8 @@ def evaluate_body(
         event = normalized or partner.normalize(body, received_at=received_at)
     except Rejected as outcome:
         return Evaluation(EventStatus.REJECTED, reason=outcome.reason)
+    except OverflowError:
+        return _out_of_range(partner, "normalize")
     except Exception as exc:  # a partner bug must not lose the body: stored as rejected
         log.exception("ingest.normalize_failed", source=partner.source.value)
         return Evaluation(EventStatus.REJECTED, reason=f"mapping_error: {type(exc).__name__}")
@@ -125,6 +127,8 @@ def evaluate_body(
         return Evaluation(EventStatus.FILTERED, normalized=event, reason=outcome.reason)
     except Rejected as outcome:
         return Evaluation(EventStatus.REJECTED, normalized=event, reason=outcome.reason)
+    except OverflowError:
+        return _out_of_range(partner, "map", event)
     except Exception as exc:
         log.exception("ingest.map_failed", source=partner.source.value)
         return Evaluation(
@@ -149,6 +153,18 @@ def evaluate_body(
         notes=list(mapped.notes),
         data_points_saved=mapped.data_points_saved,
     )
+
+
+# An integer too large for a double (JSON allows any number of digits; Braze reads numbers as
+# doubles): the body is valid, the event is not sendable. Not a bug, so no traceback.
+NUMBER_OUT_OF_RANGE = (
+    "number_out_of_range: a number in the body is too large for Braze (beyond a double's range)"
+)
+
+
+def _out_of_range(partner: Partner, step: str, event: NormalizedEvent | None = None) -> Evaluation:
+    log.warning("ingest.number_out_of_range", source=partner.source.value, step=step)
+    return Evaluation(EventStatus.REJECTED, normalized=event, reason=NUMBER_OUT_OF_RANGE)
 
 
 def _unsendable_user(operations: list[Operation]) -> str | None:
