@@ -7,13 +7,17 @@ in an identifier. Ingest and replay store other strings cleaned the same way
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
 import respx
 import structlog
 from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -305,3 +309,82 @@ class TestHugeNumbers:
             }
         ]
         assert await braze_calls(sessionmaker) == 0
+
+
+# The hostile corpus: every path that reads a body must answer it without a 5xx.
+ODD = ["\x00", "\ud800", "\udfff", "\ud83d", "\u202e", "\ufeff", "\uffff", "e\u0301", "\U0001f600"]
+hostile_text = st.lists(st.one_of(st.sampled_from(ODD), st.text(max_size=8)), max_size=5).map(
+    "".join
+)
+hostile_numbers = st.one_of(
+    st.integers(),
+    st.integers(min_value=10**300, max_value=10**1000),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(alphabet="0123456789.-e", max_size=20),
+)
+leaf = st.one_of(st.none(), st.booleans(), hostile_numbers, hostile_text)
+
+
+def nested(depth: int, value: Any) -> Any:
+    for n in range(depth):
+        value = [value] if n % 2 else {"value": value}
+    return value
+
+
+known_fields = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(
+            ["reward_fulfilled", "REWARD_EARNED", "shared", "share_link_created", "converted"]
+        ),
+        "event_id": hostile_text,
+        "reward_id": hostile_text,
+        "partner_user_id": st.one_of(hostile_text, hostile_numbers),
+        "email": hostile_text.map(lambda t: t + "@example.com"),
+        "first_name": hostile_text,
+        "face_value": hostile_numbers,
+        "data": st.builds(
+            nested,
+            st.integers(min_value=0, max_value=400),
+            st.dictionaries(hostile_text, leaf, max_size=4),
+        ),
+    },
+)
+# Extra keys first: the known fields win, so every body names a kind.
+hostile_bodies = st.tuples(st.dictionaries(hostile_text, leaf, max_size=3), known_fields).map(
+    lambda parts: {**parts[0], **parts[1]}
+)
+
+
+class TestHostileCorpus:
+    @settings(
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(body=hostile_bodies)
+    async def test_ingest_preview_and_replay_never_answer_5xx(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        operator_headers: dict[str, str],
+        body: dict[str, Any],
+    ) -> None:
+        tenancy = await make_tenancy(session)
+        connection = tenancy.conn_a
+        content = json.dumps(body).encode()  # lone surrogates and NUL travel as \\u escapes
+
+        ingested = await post_signed(client, connection, content)
+        assert ingested.status_code in (200, 400), ingested.text
+        preview = await client.post(
+            f"/v1/connections/{connection.id}/preview", content=content, headers=operator_headers
+        )
+        assert preview.status_code in (200, 400), preview.text
+        # As an older version may have stored it: never mapped, so a replay re-maps it.
+        stored = await make_event(
+            session, connection, status=EventStatus.REJECTED, user=None, body=content
+        )
+        replayed = await replay(client, tenancy, stored.id)
+        assert replayed.status_code in (200, 409), replayed.text
+        if ingested.status_code == 200:
+            again = await replay(client, tenancy, ingested.json()["event_id"])
+            assert again.status_code in (200, 409), again.text
