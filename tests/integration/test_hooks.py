@@ -17,7 +17,7 @@ import jwt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from braze_bridge.db.models import Connection, Event, EventBody
@@ -617,19 +617,34 @@ class TestArbitraryBodies:
         assert stored is not None
         assert stored.body == content
 
-    async def test_nul_characters_and_lone_surrogates_are_stored(
+    async def test_nul_characters_and_lone_surrogates_outside_ids_are_stored(
         self, client: httpx.AsyncClient, session: AsyncSession, extole: MadeConnection
     ) -> None:
         content = (
-            b'{"event": "conv\\u0000erted", "partner_user_id": "u\\ud800", "x\\u0000": "\\u0000"}'
+            b'{"event": "conv\\u0000erted", "partner_user_id": "u-1", "first_name": "A\\ud800",'
+            b' "x\\u0000": "\\u0000"}'
         )
         response = await post_signed(client, extole, content)
         assert response.status_code == 200
         event = await stored_event(session, response.json()["event_id"])
         assert event.status == "queued"
-        count = await session.scalar(select(func.count()).select_from(EventBody))
-        assert count == 1
-        # Cleaned alike wherever stored: the worker orders a user's objects by this key.
+        stored = await session.get(EventBody, event.id)
+        assert stored is not None
+        assert stored.body == content
+        assert event.user_key == "id:u-1"
         operations = await stored_operations(session, response.json()["event_id"])
-        assert event.user_key == "id:u?"
-        assert {op.user_key for op in operations} == {event.user_key}
+        assert {op.user_key for op in operations} == {"id:u-1"}
+
+    async def test_an_id_holding_a_lone_surrogate_is_rejected_not_rewritten(
+        self, client: httpx.AsyncClient, session: AsyncSession, extole: MadeConnection
+    ) -> None:
+        content = b'{"event": "converted", "partner_user_id": "u\\ud800"}'
+        response = await post_signed(client, extole, content)
+        assert response.status_code == 200
+        event = await stored_event(session, response.json()["event_id"])
+        assert (event.status, event.reason) == (
+            "rejected",
+            "invalid_user_identifier: partner_user_id holds a character Braze cannot receive"
+            " (U+D800)",
+        )
+        assert await stored_operations(session, response.json()["event_id"]) == []

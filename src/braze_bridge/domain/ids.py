@@ -18,3 +18,29 @@ def uuid7(now_ms: int | None = None) -> uuid.UUID:
     rand_b = rand & ((1 << 62) - 1)
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     return uuid.UUID(int=value)
+
+
+def unsendable_character(value: str) -> str | None:
+    """The first character of `value` that Braze cannot receive, as `U+XXXX`; None if none.
+
+    U+0000 and lone surrogates (`\\ud800` in JSON parses to one) cannot be stored or sent as
+    UTF-8. An identifier holding one is refused, never rewritten: removing or replacing the
+    character would name another Braze profile.
+    """
+    if "\x00" in value:
+        return "U+0000"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"U+{ord(value[exc.start]):04X}"
+    return None
+
+
+def unsendable_identifier_reason(field: str, value: str | None) -> str | None:
+    """The reason an event is rejected for `field` (an identifier), or None when it can be sent."""
+    if value is None:
+        return None
+    character = unsendable_character(value)
+    if character is None:
+        return None
+    return f"invalid_user_identifier: {field} holds a character Braze cannot receive ({character})"

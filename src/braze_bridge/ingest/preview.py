@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from braze_bridge.db.repositories.events import jsonb_safe
 from braze_bridge.domain.operations import Operation, UserRef
 from braze_bridge.domain.principal import Principal
 from braze_bridge.domain.statuses import ObjectKind
@@ -66,11 +67,16 @@ async def preview_webhook(
     braze: dict[str, list[dict[str, Any]]] = {kind.value: [] for kind in ObjectKind}
     for operation in evaluation.operations:
         braze[operation.kind.value].append(braze_object(operation))
-    return {
-        "normalized": evaluation.normalized.as_json() if evaluation.normalized else None,
-        "status": evaluation.status.value,
-        "reason": evaluation.reason,
-        "user": identity_view(evaluation.user),
-        "braze": braze,
-        "notes": evaluation.notes,
-    }
+    # Cleaned as it would be stored (U+0000 removed, lone surrogates as `?`): a JSON answer
+    # cannot carry a lone surrogate either. Identifiers holding one were rejected, not cleaned.
+    answer: dict[str, Any] = jsonb_safe(
+        {
+            "normalized": evaluation.normalized.as_json() if evaluation.normalized else None,
+            "status": evaluation.status.value,
+            "reason": evaluation.reason,
+            "user": identity_view(evaluation.user),
+            "braze": braze,
+            "notes": evaluation.notes,
+        }
+    )
+    return answer

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge import metrics
@@ -239,12 +240,14 @@ async def run_next_replay_job(
             ):
                 break
     except Exception as exc:
-        log.exception("replay.job_failed", job_id=str(job_id))
+        # The class only: a database error's text holds the SQL and its parameters (emails,
+        # coupon codes), which must reach neither the logs nor the job's API answer.
+        log.error("replay.job_failed", job_id=str(job_id), error=type(exc).__name__)
         async with sessionmaker.begin() as session:
             failed = await replay_repo.lock_owned_job(session, job_id, owner)
             if failed is not None:
                 failed.status = ReplayStatus.FAILED
-                failed.error = f"{type(exc).__name__}: {exc}"[:2000]
+                failed.error = f"the job stopped on an unexpected error ({type(exc).__name__})"
                 failed.finished_at = clock()
                 failed.lease_owner = None
                 failed.lease_expires_at = None
@@ -289,6 +292,7 @@ async def _run_batch(
             log.info("replay.job_done", job_id=str(job_id), done=job.done, requeued=job.requeued)
             return False
         skipped = 0
+        failed: list[str] = []
         for event_id in ids:
             try:
                 async with session.begin_nested():
@@ -302,15 +306,39 @@ async def _run_batch(
                     reason=refused.reason,
                 )
                 continue
+            except Exception as exc:
+                if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                    raise  # the database went away: the whole batch retries later
+                # One event the code cannot replay fails alone (its savepoint is rolled back);
+                # the class only, as for a failed job.
+                failed.append(f"{event_id} ({type(exc).__name__})")
+                log.warning(
+                    "replay.event_failed",
+                    job_id=str(job_id),
+                    event_id=str(event_id),
+                    error=type(exc).__name__,
+                )
+                continue
             if result is not None:
                 requeued_total += result.requeued
-        job.done += len(ids)
+        job.done += len(ids) - len(failed)
         job.requeued += requeued_total
-        job.skipped += skipped
+        job.skipped += skipped + len(failed)
+        if failed:
+            job.error = _failures_noted(job.error, failed)
         job.last_event_id = ids[-1]
         job.lease_expires_at = now + timedelta(seconds=lease_seconds)
     metrics.objects_replayed(requeued_total)
     return True
+
+
+FAILED_EVENTS_PREFIX = "events that could not be replayed (replay.event_failed in the logs): "
+
+
+def _failures_noted(error: str | None, failed: list[str]) -> str:
+    """The job's `error` listing the events that failed so far (ids and error classes only)."""
+    listed = error + ", " if error else FAILED_EVENTS_PREFIX
+    return (listed + ", ".join(failed))[:2000]
 
 
 class ReplayRunner:

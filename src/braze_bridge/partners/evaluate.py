@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from braze_bridge.domain.content import ContentUpdate
 from braze_bridge.domain.events import NormalizedEvent
+from braze_bridge.domain.ids import unsendable_identifier_reason
 from braze_bridge.domain.mapping import Filtered, MappingContext, Partner, Rejected
 from braze_bridge.domain.operations import Operation, UserRef
 from braze_bridge.domain.statuses import EventStatus
@@ -108,6 +109,8 @@ def evaluate_body(
         event = normalized or partner.normalize(body, received_at=received_at)
     except Rejected as outcome:
         return Evaluation(EventStatus.REJECTED, reason=outcome.reason)
+    except OverflowError:
+        return _out_of_range(partner, "normalize")
     except Exception as exc:  # a partner bug must not lose the body: stored as rejected
         log.exception("ingest.normalize_failed", source=partner.source.value)
         return Evaluation(EventStatus.REJECTED, reason=f"mapping_error: {type(exc).__name__}")
@@ -124,11 +127,15 @@ def evaluate_body(
         return Evaluation(EventStatus.FILTERED, normalized=event, reason=outcome.reason)
     except Rejected as outcome:
         return Evaluation(EventStatus.REJECTED, normalized=event, reason=outcome.reason)
+    except OverflowError:
+        return _out_of_range(partner, "map", event)
     except Exception as exc:
         log.exception("ingest.map_failed", source=partner.source.value)
         return Evaluation(
             EventStatus.REJECTED, normalized=event, reason=f"mapping_error: {type(exc).__name__}"
         )
+    if reason := _unsendable_user(mapped.operations):
+        return Evaluation(EventStatus.REJECTED, normalized=event, reason=reason)
     if not mapped.operations:
         return Evaluation(
             EventStatus.FILTERED,
@@ -146,3 +153,25 @@ def evaluate_body(
         notes=list(mapped.notes),
         data_points_saved=mapped.data_points_saved,
     )
+
+
+# An integer too large for a double (JSON allows any number of digits; Braze reads numbers as
+# doubles): the body is valid, the event is not sendable. Not a bug, so no traceback.
+NUMBER_OUT_OF_RANGE = (
+    "number_out_of_range: a number in the body is too large for Braze (beyond a double's range)"
+)
+
+
+def _out_of_range(partner: Partner, step: str, event: NormalizedEvent | None = None) -> Evaluation:
+    log.warning("ingest.number_out_of_range", source=partner.source.value, step=step)
+    return Evaluation(EventStatus.REJECTED, normalized=event, reason=NUMBER_OUT_OF_RANGE)
+
+
+def _unsendable_user(operations: list[Operation]) -> str | None:
+    """Whatever the partner read, an identifier Braze cannot receive is refused, never cleaned."""
+    for operation in operations:
+        user = operation.user
+        for name, value in (("external_id", user.external_id), ("email", user.email)):
+            if reason := unsendable_identifier_reason(name, value):
+                return reason
+    return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -83,13 +84,18 @@ def _clip(value: str | None, limit: int | None = None) -> str | None:
 
 
 def jsonb_safe(value: Any) -> Any:
-    """The same cleaning for every string (keys too) inside a JSON value bound for JSONB."""
+    """The same cleaning for every string (keys too) inside a JSON value bound for JSONB.
+
+    Every path that writes text or JSON uses it (or `clean_text`): ingest through
+    `jsonb_text`, replay's re-map in repositories/replay.py."""
     if isinstance(value, str):
         return clean_text(value)
     if isinstance(value, dict):
         return {clean_text(str(k)): jsonb_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonb_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # as orjson writes it: Postgres JSON has no NaN or infinity
     return value
 
 

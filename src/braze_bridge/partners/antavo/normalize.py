@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from braze_bridge.domain.coercion import BrazeType, parse_datetime
 from braze_bridge.domain.events import NormalizedEvent, NormalizedUser
+from braze_bridge.domain.ids import unsendable_identifier_reason
 from braze_bridge.domain.mapping import Rejected
 from braze_bridge.partners.antavo.payloads import (
     EventDocument,
@@ -90,6 +91,8 @@ def _parse(model: type[BaseModel], body: dict[str, Any], shape: str) -> Any:
 def _member(user_id: str | None, where: str) -> NormalizedUser:
     if not user_id:
         raise Rejected(f"no user identifier: {where} is missing or empty")
+    if reason := unsendable_identifier_reason(where, user_id):
+        raise Rejected(reason)  # never cleaned: a changed id would be another member
     if len(user_id.encode()) > MAX_EXTERNAL_ID_BYTES:
         raise Rejected(f"{where} is longer than Braze's {MAX_EXTERNAL_ID_BYTES}-byte external id")
     return NormalizedUser(external_id=user_id)

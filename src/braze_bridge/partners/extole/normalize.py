@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, get_args
 
+from braze_bridge.domain.ids import unsendable_identifier_reason
 from braze_bridge.domain.mapping import Rejected
 from braze_bridge.partners.extole.events import (
     AnyExtoleEvent,
@@ -63,6 +64,8 @@ NON_PROPERTY_KEYS = frozenset(
     {"event", "event_name", "name", "type", "event_time", "timestamp", "time", "funnel", "program"}
 )
 MAX_ID_LENGTH = 200
+# Where the email comes from, in the order `ExtoleFields.best_email` reads them.
+_EMAIL_FIELDS = ("email", "email_address", "recipient_email")
 
 _SEPARATORS = re.compile(r"[\s\-]+")
 _UNIX_TIME = re.compile(r"\d{9,13}(\.\d+)?")
@@ -133,6 +136,17 @@ def _recognise(fields: ExtoleFields) -> tuple[str, str] | None:
     return None
 
 
+def _identifiers(fields: ExtoleFields) -> list[tuple[str, str | None]]:
+    """The user id and the email the event will be about, each with the field it came from."""
+    user_id = "partner_user_id" if fields.partner_user_id else "external_id"
+    best = fields.best_email
+    email = next(
+        (name for name in _EMAIL_FIELDS if best is not None and getattr(fields, name) == best),
+        "email",
+    )
+    return [(user_id, fields.best_user_id), (email, best)]
+
+
 def normalize_extole(body: Any, *, received_at: datetime) -> AnyExtoleEvent:
     """Read one Extole webhook body; raises Rejected (`unknown_shape: …`) when it has no kind."""
     del received_at  # the event time falls back to receipt time in the mapping, not here
@@ -148,6 +162,10 @@ def normalize_extole(body: Any, *, received_at: datetime) -> AnyExtoleEvent:
         # not name (the mapping takes the connection's `untyped_reward_state`).
         recognised = ("reward", "")
     kind, sent_name = recognised
+    for field, value in _identifiers(fields):
+        # Never cleaned: `a<NUL>b` sent as `ab` would be another Braze profile.
+        if reason := unsendable_identifier_reason(field, value):
+            raise Rejected(reason)
 
     event_id = fields.event_id
     email = fields.best_email
