@@ -31,7 +31,8 @@ from braze_bridge.db.repositories.events import (
     store_events,
 )
 from braze_bridge.db.repositories.live_connections import fetch_live_connections
-from braze_bridge.ingest.service import event_record, parse_json_body
+from braze_bridge.domain.json_body import parse_json_body
+from braze_bridge.ingest.service import event_record
 from braze_bridge.partners import PARTNERS
 from braze_bridge.partners.evaluate import evaluate_body
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from braze_bridge.domain.json_body import parse_json_body
 from braze_bridge.errors import InvalidJson
-from braze_bridge.ingest.service import parse_json_body
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from braze_bridge.db.repositories.events import jsonb_safe
+from braze_bridge.domain.json_body import parse_json_body
 from braze_bridge.domain.operations import Operation, UserRef
 from braze_bridge.domain.principal import Principal
 from braze_bridge.domain.statuses import ObjectKind
 from braze_bridge.errors import NotFound
-from braze_bridge.ingest.service import find_connection, parse_json_body
+from braze_bridge.ingest.service import find_connection
 from braze_bridge.partners import PARTNERS
 from braze_bridge.partners.evaluate import evaluate_body
 

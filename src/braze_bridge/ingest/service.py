@@ -11,11 +11,9 @@ The path is source-agnostic: the partner comes from `PARTNERS[connection.source]
 
 from __future__ import annotations
 
-import codecs
 import hashlib
-import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -31,9 +29,9 @@ from braze_bridge.db.repositories.events import EventRecord, StoreResult, safe_d
 from braze_bridge.db.repositories.live_connections import LiveConnection, fetch_live_connections
 from braze_bridge.domain.events import NormalizedEvent
 from braze_bridge.domain.ids import uuid7
+from braze_bridge.domain.json_body import parse_json_body
 from braze_bridge.domain.mapping import Partner
-from braze_bridge.errors import InvalidJson, NotFound, Unauthorized, UnsupportedMediaType
-from braze_bridge.ingest.headers import stored_headers
+from braze_bridge.errors import NotFound, Unauthorized, UnsupportedMediaType
 from braze_bridge.ingest.lookup import ConnectionLookup
 from braze_bridge.ingest.store import EventStore
 from braze_bridge.logging import get_logger, is_enabled_for
@@ -44,6 +42,7 @@ from braze_bridge.partners.evaluate import (
     evaluate_body,
     parse_settings,
 )
+from braze_bridge.security.headers import stored_headers
 from braze_bridge.security.secrets import SecretBox
 from braze_bridge.security.webhook_auth import (
     WebhookCredentials,
@@ -128,66 +127,6 @@ def is_json_content_type(content_type: str | None) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     kind, _, subtype = media.partition("/")
     return bool(kind) and (media == "application/json" or subtype.endswith("+json"))
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-# One decoder for every body: `json.loads(..., parse_constant=...)` builds a new one per call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-# The decoder's own value scanner: what `decode` runs once it has skipped leading whitespace.
-_SCAN_VALUE: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
-
-
-def _position(text: str, pos: int) -> dict[str, int]:
-    line = text.count("\n", 0, pos) + 1
-    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
-    return {"line": line, "column": column, "position": pos}
-
-
-def parse_json_body(body: bytes) -> Any:
-    """Strict JSON (UTF-8, optional BOM; no NaN/Infinity); InvalidJson names the position."""
-    if not body.startswith(codecs.BOM_UTF8):
-        # The common case, read without the general path's overhead (~2 µs): the "utf-8-sig"
-        # codec is a Python-level wrapper, and `decode` matches whitespace before and after
-        # the value. Anything else (leading or trailing whitespace, errors) takes that path.
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _not_utf8(body, exc) from None
-        try:
-            value, end = _SCAN_VALUE(text, 0)
-        except (StopIteration, ValueError, RecursionError):
-            pass
-        else:
-            if end == len(text):
-                return value
-        return _decode_text(text)
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _not_utf8(body, exc) from None
-    return _decode_text(text)
-
-
-def _not_utf8(body: bytes, exc: UnicodeDecodeError) -> InvalidJson:
-    prefix = body[: exc.start].decode("utf-8", errors="replace")
-    return InvalidJson("body is not valid UTF-8", details=_position(prefix, len(prefix)))
-
-
-def _decode_text(text: str) -> Any:
-    try:
-        return _DECODER.decode(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidJson(
-            f"body is not valid JSON: {exc.msg}",
-            details={"line": exc.lineno, "column": exc.colno, "position": exc.pos},
-        ) from None
-    except RecursionError:
-        raise InvalidJson("body is not valid JSON: nested too deeply", details=None) from None
-    except ValueError as exc:  # NaN/Infinity, integers longer than Python parses
-        raise InvalidJson(f"body is not valid JSON: {exc}", details=None) from None
 
 
 def dedupe_key_for(evaluation: Evaluation, body: bytes) -> str:

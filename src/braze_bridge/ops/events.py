@@ -16,7 +16,7 @@ from braze_bridge.db.repositories.event_log import EventFilter, EventRecord, Eve
 from braze_bridge.domain.principal import Principal
 from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.errors import BadRequest, NotFound
-from braze_bridge.ingest.headers import STORED_HEADERS
+from braze_bridge.security.headers import STORED_HEADERS
 
 MAX_PAGE = 200
 

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from braze_bridge.domain.events import MAPPED_VERSION_KEY
+from braze_bridge.domain.json_body import parse_json_body
 from braze_bridge.domain.mapping import (
     MappingContext,
     Partner,
@@ -23,7 +24,6 @@ from braze_bridge.domain.mapping import (
 from braze_bridge.domain.operations import Operation
 from braze_bridge.domain.statuses import EventStatus, Source
 from braze_bridge.errors import InvalidJson
-from braze_bridge.ingest.service import parse_json_body
 from braze_bridge.partners import PARTNERS
 from braze_bridge.partners.evaluate import evaluate_body
 
