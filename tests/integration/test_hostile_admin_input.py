@@ -5,7 +5,9 @@ Evidence: /work/shared/reviews/security-reliability.md probes 4, 5, 14 and 15.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -15,11 +17,19 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.app import Runtime, create_app
-from braze_bridge.db.models import Connection
+from braze_bridge.db.models import (
+    ApiToken,
+    Connection,
+    ConnectionAudit,
+    Event,
+    ReplayJob,
+    Tenant,
+)
 from tests.integration.admin_support import (
     API_KEY,
     BRAZE,
     TenantWithToken,
+    antavo_body,
     error_of,
     extole_body,
     load_connection,
@@ -107,3 +117,191 @@ class TestBrokenEndpointUrls:
         assert_endpoint_refused(response)
         row = await load_connection(sessionmaker, cid)
         assert (row.version, row.braze_rest_endpoint) == (1, BRAZE)
+
+
+# --- U+0000 and unpaired surrogates (review probe 4) -------------------------------------------
+
+NUL = "a\u0000b"
+LONE = "a\ud800b"
+MESSAGE = "must not contain U+0000 (NUL) or an unpaired UTF-16 surrogate"
+
+
+def as_json(body: Any) -> bytes:
+    """The body as a client sends it: `\\u0000` / `\\ud800` escapes, which decode to the string."""
+    return json.dumps(body, ensure_ascii=True).encode()
+
+
+async def stored_state(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    """Everything a refused request could have written."""
+    async with sessionmaker() as s:
+        counts = {
+            model.__name__: int(await s.scalar(select(func.count()).select_from(model)) or 0)
+            for model in (Tenant, ApiToken, Connection, ConnectionAudit, Event, ReplayJob)
+        }
+        rows = await s.execute(
+            select(Connection.id, Connection.version, Connection.name, Connection.settings)
+        )
+        counts["connections"] = sorted((str(r[0]), r[1], r[2], repr(r[3])) for r in rows)
+        names = await s.scalars(select(Tenant.name).order_by(Tenant.name))
+        counts["tenant_names"] = list(names)
+        return counts
+
+
+@dataclass
+class Probe:
+    method: str
+    path: str  # {cid} = an Extole connection, {aid} = an Antavo one, {tid} = the tenant
+    field: str
+    body: Any = None
+    params: dict[str, str] | None = None
+    operator: bool = False
+    content_token: bool = False
+
+
+PROBES = {
+    "events-user": Probe("GET", "/v1/events", "query.user", params={"user": NUL}),
+    "events-kind": Probe("GET", "/v1/events", "query.kind", params={"kind": NUL}),
+    "stream-user": Probe("GET", "/v1/events/stream", "query.user", params={"user": NUL}),
+    "bulk-replay-user": Probe("POST", "/v1/events/replay", "user", body={"user": NUL}),
+    "bulk-replay-kind": Probe("POST", "/v1/events/replay", "kind", body={"kind": LONE}),
+    "tenant-name": Probe(
+        "POST", "/v1/tenants", "name", body={"slug": "nul-t", "name": NUL}, operator=True
+    ),
+    "tenant-name-surrogate": Probe(
+        "POST", "/v1/tenants", "name", body={"slug": "sur-t", "name": LONE}, operator=True
+    ),
+    "token-name": Probe("POST", "/v1/tenants/{tid}/tokens", "name", body={"name": NUL}),
+    "connection-name": Probe("POST", "/v1/connections", "name", body=extole_body(name=NUL)),
+    "event-names": Probe(
+        "POST",
+        "/v1/connections",
+        "settings.event_names.reward",
+        body=extole_body(settings={"event_names": {"reward": NUL}}),
+    ),
+    "event-names-key": Probe(
+        "POST",
+        "/v1/connections",
+        "settings.event_names.a\\u0000b",
+        body=extole_body(settings={"event_names": {NUL: "reward"}}),
+    ),
+    "app-id": Probe(
+        "POST",
+        "/v1/connections",
+        "braze.app_id",
+        body=extole_body(braze={"rest_endpoint": BRAZE, "api_key": API_KEY, "app_id": NUL}),
+    ),
+    "basic-username": Probe(
+        "POST",
+        "/v1/connections",
+        "webhook_auth.username",
+        body=extole_body(webhook_auth={"mode": "basic", "username": NUL}),
+    ),
+    "antavo-prefix": Probe(
+        "POST",
+        "/v1/connections",
+        "settings.event_name_prefix",
+        body=antavo_body(settings={"event_name_prefix": NUL}),
+    ),
+    "api-key-surrogate": Probe(
+        "POST",
+        "/v1/connections",
+        "braze.api_key",
+        body=extole_body(braze={"rest_endpoint": BRAZE, "api_key": API_KEY + LONE}),
+    ),
+    "api-key-nul": Probe(
+        "POST",
+        "/v1/connections",
+        "braze.api_key",
+        body=extole_body(braze={"rest_endpoint": BRAZE, "api_key": API_KEY + NUL}),
+    ),
+    "patch-name": Probe("PATCH", "/v1/connections/{cid}", "name", body={"name": NUL}),
+    "patch-merge-key": Probe(
+        "PATCH",
+        "/v1/connections/{cid}",
+        "settings.event_names.a\\u0000b",
+        body={"settings": {"event_names": {NUL: "reward"}}},
+    ),
+    "patch-antavo-prefix": Probe(
+        "PATCH",
+        "/v1/connections/{aid}",
+        "settings.event_name_prefix",
+        body={"settings": {"event_name_prefix": LONE}},
+    ),
+    "preview-surrogate": Probe(
+        "POST",
+        "/v1/connections/{cid}/preview",
+        "partner_user_id",
+        body={"type": "REWARD", "partner_user_id": LONE},
+    ),
+    "preview-nul": Probe(
+        "POST",
+        "/v1/connections/{cid}/preview",
+        "partner_user_id",
+        body={"type": "REWARD", "partner_user_id": NUL},
+    ),
+    "content-external-id": Probe(
+        "GET", "/v1/content/{cid}/a%00b", "path.external_id", content_token=True
+    ),
+}
+
+
+class TestNulAndLoneSurrogates:
+    @pytest.mark.parametrize("probe", PROBES.values(), ids=PROBES.keys())
+    async def test_is_422_naming_the_field_and_stores_nothing(
+        self,
+        probe: Probe,
+        client: httpx.AsyncClient,
+        tenant_a: TenantWithToken,
+        operator_headers: dict[str, str],
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        extole = await client.post("/v1/connections", json=extole_body(), headers=tenant_a.headers)
+        antavo = await client.post("/v1/connections", json=antavo_body(), headers=tenant_a.headers)
+        assert (extole.status_code, antavo.status_code) == (201, 201)
+        path = probe.path.format(cid=extole.json()["id"], aid=antavo.json()["id"], tid=tenant_a.id)
+        headers = dict(operator_headers if probe.operator else tenant_a.headers)
+        if probe.content_token:
+            headers = {"Authorization": f"Bearer {extole.json()['content_token']}"}
+        if probe.body is not None:
+            headers["Content-Type"] = "application/json"
+        before = await stored_state(sessionmaker)
+
+        response = await client.request(
+            probe.method,
+            path,
+            params=probe.params,
+            content=None if probe.body is None else as_json(probe.body),
+            headers=headers,
+        )
+
+        assert response.status_code == 422, response.text
+        assert response.json() == {
+            "error": {
+                "code": "validation_error",
+                "message": f"invalid request: {probe.field}",
+                "details": [
+                    {"field": probe.field, "message": MESSAGE, "type": "invalid_character"}
+                ],
+            }
+        }
+        assert await stored_state(sessionmaker) == before
+
+    async def test_a_refused_request_still_needs_a_token_first(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.get("/v1/events", params={"user": NUL})
+        assert response.status_code == 401
+        assert error_of(response)["code"] == "unauthorized"
+
+    async def test_paired_surrogates_and_other_text_are_fine(
+        self, client: httpx.AsyncClient, tenant_a: TenantWithToken
+    ) -> None:
+        """An emoji (a valid surrogate pair in JSON) is ordinary text."""
+        body = as_json(extole_body(name="Acme \U0001f600 → Braze"))
+        response = await client.post(
+            "/v1/connections",
+            content=body,
+            headers={**tenant_a.headers, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["name"] == "Acme \U0001f600 → Braze"

@@ -25,9 +25,15 @@ from braze_bridge.api.schemas.connections import (
     SecretRotation,
     WebhookSecretRotated,
 )
+from braze_bridge.api.text_check import CHECK_ADMIN_TEXT
 from braze_bridge.domain.statuses import ConnectionState, Source
 
-router = APIRouter(prefix="/v1/connections", tags=["connections"], responses=error_responses(401))
+router = APIRouter(
+    prefix="/v1/connections",
+    tags=["connections"],
+    responses=error_responses(401),
+    dependencies=[CHECK_ADMIN_TEXT],
+)
 
 
 def _id(connection_id: str) -> uuid.UUID:

@@ -22,6 +22,7 @@ from braze_bridge.api.schemas.events import (
     ReplayJobRead,
     ReplayRead,
 )
+from braze_bridge.api.text_check import CHECK_ADMIN_TEXT
 from braze_bridge.db.repositories.event_log import EventFilter
 from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.errors import ErrorBody, ValidationFailed
@@ -29,7 +30,7 @@ from braze_bridge.ops import events as event_service
 from braze_bridge.ops import replay as replay_service
 from braze_bridge.ops.remap import PartnerLookup, registered_partners
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], dependencies=[CHECK_ADMIN_TEXT])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "unknown id, or another tenant's"}

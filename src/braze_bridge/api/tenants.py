@@ -16,8 +16,14 @@ from braze_bridge.api.schemas.tenants import (
     TokenPage,
     TokenRead,
 )
+from braze_bridge.api.text_check import CHECK_ADMIN_TEXT
 
-router = APIRouter(prefix="/v1/tenants", tags=["tenants"], responses=error_responses(401))
+router = APIRouter(
+    prefix="/v1/tenants",
+    tags=["tenants"],
+    responses=error_responses(401),
+    dependencies=[CHECK_ADMIN_TEXT],
+)
 
 
 @router.post(
