@@ -305,3 +305,47 @@ class TestNulAndLoneSurrogates:
         )
         assert response.status_code == 201, response.text
         assert response.json()["name"] == "Acme \U0001f600 → Braze"
+
+
+class TestGraceSecondsIsAnInteger:
+    """Review probe 15 (ST201): `false` was taken as 0 and retired the old secret at once."""
+
+    @pytest.mark.parametrize("grace", [False, True, "60", 1.5])
+    async def test_non_integer_is_422_and_the_secret_is_unchanged(
+        self,
+        grace: Any,
+        client: httpx.AsyncClient,
+        tenant_a: TenantWithToken,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        created = await client.post("/v1/connections", json=extole_body(), headers=tenant_a.headers)
+        cid = created.json()["id"]
+        before = await load_connection(sessionmaker, cid)
+
+        response = await client.post(
+            f"/v1/connections/{cid}/rotate-secret",
+            json={"grace_seconds": grace},
+            headers=tenant_a.headers,
+        )
+
+        assert response.status_code == 422, response.text
+        error = error_of(response)
+        assert error["code"] == "validation_error"
+        assert [d["field"] for d in error["details"]] == ["grace_seconds"]
+        after = await load_connection(sessionmaker, cid)
+        assert (after.version, after.webhook_secret_enc, after.previous_webhook_secret_enc) == (
+            before.version,
+            before.webhook_secret_enc,
+            before.previous_webhook_secret_enc,
+        )
+
+    async def test_an_integer_still_works(
+        self, client: httpx.AsyncClient, tenant_a: TenantWithToken
+    ) -> None:
+        created = await client.post("/v1/connections", json=extole_body(), headers=tenant_a.headers)
+        response = await client.post(
+            f"/v1/connections/{created.json()['id']}/rotate-secret",
+            json={"grace_seconds": 0},
+            headers=tenant_a.headers,
+        )
+        assert response.status_code == 200, response.text

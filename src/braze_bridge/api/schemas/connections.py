@@ -286,6 +286,7 @@ class SecretRotation(BaseModel):
         default=86_400,
         ge=0,
         le=86_400,
+        strict=True,  # `false` / `true` are not 0 / 1 seconds
         description="How long the replaced secret keeps working; 0 retires it at once (leak)",
     )
 
