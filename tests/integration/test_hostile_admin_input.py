@@ -6,6 +6,7 @@ Evidence: /work/shared/reviews/security-reliability.md probes 4, 5, 14 and 15.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -349,3 +350,37 @@ class TestGraceSecondsIsAnInteger:
             headers=tenant_a.headers,
         )
         assert response.status_code == 200, response.text
+
+
+class TestStreamIsolation:
+    """Review probe 14: the stream answered 200 (empty) where the list endpoint answers 404."""
+
+    @pytest.mark.parametrize("whose", ["other-tenant", "unknown"])
+    async def test_foreign_connection_id_is_404_like_the_list(
+        self,
+        whose: str,
+        client: httpx.AsyncClient,
+        tenant_a: TenantWithToken,
+        tenant_b: TenantWithToken,
+    ) -> None:
+        if whose == "other-tenant":
+            theirs = await client.post(
+                "/v1/connections", json=extole_body(), headers=tenant_b.headers
+            )
+            assert theirs.status_code == 201
+            cid = theirs.json()["id"]
+        else:
+            cid = str(uuid.uuid4())
+
+        listed = await client.get(
+            "/v1/events", params={"connection_id": cid}, headers=tenant_a.headers
+        )
+        streamed = await client.get(
+            "/v1/events/stream", params={"connection_id": cid}, headers=tenant_a.headers
+        )
+
+        expected = {
+            "error": {"code": "not_found", "message": f"no connection {cid}", "details": None}
+        }
+        assert (listed.status_code, listed.json()) == (404, expected)
+        assert (streamed.status_code, streamed.json()) == (404, expected)

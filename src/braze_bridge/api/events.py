@@ -99,7 +99,10 @@ def _sse(event: str, data: str, event_id: str | None = None) -> str:
 @router.get(
     "/events/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
+        404: {"model": ErrorBody, "description": "unknown connection_id (or another tenant's)"},
+    },
 )
 async def stream_events(
     request: Request,
@@ -116,6 +119,9 @@ async def stream_events(
     """Live feed as server-sent events: `created` for each new matching event, `updated` when a
     shown event changes status. Authenticate with the Authorization header (read the stream
     with fetch(); EventSource cannot send headers, and tokens never go in URLs)."""
+    if filters.connection_id is not None:
+        async with context.sessionmaker() as session:
+            await event_service.ensure_connection_visible(session, principal, filters.connection_id)
     feed = event_service.EventFeed(
         context.sessionmaker, principal, filters, after=last_event_id or after, watch=watch or ()
     )
