@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from braze_bridge.admin import connections as service
 from braze_bridge.admin.connection_test import ConnectionCheckReport
@@ -43,6 +44,11 @@ def _clean_api_key(value: SecretStr) -> SecretStr:
     return SecretStr(key)
 
 
+# The default of a PATCH field that may be omitted but not sent as null: `None` means "not
+# sent", and the schema does not offer null (the validator below refuses it).
+NotNull = SkipJsonSchema[None]
+
+
 def _reject_null(value: object) -> object:
     if value is None:
         raise ValueError("cannot be null; omit the field to keep its value")
@@ -62,8 +68,8 @@ class BrazeCreate(BaseModel):
 class BrazePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rest_endpoint: RestEndpoint | None = None
-    api_key: SecretStr | None = Field(default=None, description="Braze REST API key; write-only")
+    rest_endpoint: RestEndpoint | NotNull = None
+    api_key: SecretStr | NotNull = Field(default=None, description="Braze REST API key; write-only")
     app_id: AppId | None = None
 
     _not_null = field_validator("rest_endpoint", "api_key", mode="before")(_reject_null)
@@ -88,7 +94,7 @@ class WebhookAuthCreate(BaseModel):
 class WebhookAuthPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: WebhookAuthMode | None = None
+    mode: WebhookAuthMode | NotNull = None
     username: Username | None = None
 
     _not_null = field_validator("mode", mode="before")(_reject_null)
@@ -113,7 +119,7 @@ class Limits(BaseModel):
 
 
 class LimitsPatch(Limits):
-    legacy_track_limits: bool | None = None  # type: ignore[assignment]
+    legacy_track_limits: bool | NotNull = None  # type: ignore[assignment]
 
     _not_null = field_validator("legacy_track_limits", mode="before")(_reject_null)
 
@@ -153,13 +159,13 @@ class ConnectionUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = None
-    braze: BrazePatch | None = None
-    webhook_auth: WebhookAuthPatch | None = None
-    settings: dict[str, Any] | None = Field(
+    name: Name | NotNull = None
+    braze: BrazePatch | NotNull = None
+    webhook_auth: WebhookAuthPatch | NotNull = None
+    settings: dict[str, Any] | NotNull = Field(
         default=None, description="Merged into the current settings; null removes a member"
     )
-    limits: LimitsPatch | None = None
+    limits: LimitsPatch | NotNull = None
 
     _not_null = field_validator(
         "name", "braze", "webhook_auth", "settings", "limits", mode="before"
