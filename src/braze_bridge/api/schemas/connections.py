@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
-from pydantic.json_schema import SkipJsonSchema
 
 from braze_bridge.admin import connections as service
 from braze_bridge.admin.connection_test import ConnectionCheckReport
@@ -44,9 +43,18 @@ def _clean_api_key(value: SecretStr) -> SecretStr:
     return SecretStr(key)
 
 
-# The default of a PATCH field that may be omitted but not sent as null: `None` means "not
-# sent", and the schema does not offer null (the validator below refuses it).
-NotNull = SkipJsonSchema[None]
+def _drop_null(schema: dict[str, Any]) -> None:
+    members = [m for m in schema.pop("anyOf", []) if m != {"type": "null"}]
+    if len(members) == 1:
+        schema.update(members[0])
+    elif members:
+        schema["anyOf"] = members
+
+
+def not_null(description: str | None = None) -> Any:
+    """A PATCH field that may be omitted but not sent as null (`_reject_null` refuses it):
+    `None` means "not sent", and the schema does not offer null."""
+    return Field(default=None, description=description, json_schema_extra=_drop_null)
 
 
 def _reject_null(value: object) -> object:
@@ -68,8 +76,8 @@ class BrazeCreate(BaseModel):
 class BrazePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rest_endpoint: RestEndpoint | NotNull = None
-    api_key: SecretStr | NotNull = Field(default=None, description="Braze REST API key; write-only")
+    rest_endpoint: RestEndpoint | None = not_null()
+    api_key: SecretStr | None = not_null("Braze REST API key; write-only")
     app_id: AppId | None = None
 
     _not_null = field_validator("rest_endpoint", "api_key", mode="before")(_reject_null)
@@ -94,7 +102,7 @@ class WebhookAuthCreate(BaseModel):
 class WebhookAuthPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: WebhookAuthMode | NotNull = None
+    mode: WebhookAuthMode | None = not_null()
     username: Username | None = None
 
     _not_null = field_validator("mode", mode="before")(_reject_null)
@@ -119,7 +127,7 @@ class Limits(BaseModel):
 
 
 class LimitsPatch(Limits):
-    legacy_track_limits: bool | NotNull = None  # type: ignore[assignment]
+    legacy_track_limits: bool | None = not_null()  # type: ignore[assignment]
 
     _not_null = field_validator("legacy_track_limits", mode="before")(_reject_null)
 
@@ -159,13 +167,13 @@ class ConnectionUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | NotNull = None
-    braze: BrazePatch | NotNull = None
-    webhook_auth: WebhookAuthPatch | NotNull = None
-    settings: dict[str, Any] | NotNull = Field(
-        default=None, description="Merged into the current settings; null removes a member"
+    name: Name | None = not_null()
+    braze: BrazePatch | None = not_null()
+    webhook_auth: WebhookAuthPatch | None = not_null()
+    settings: dict[str, Any] | None = not_null(
+        "Merged into the current settings; a null member removes that member"
     )
-    limits: LimitsPatch | NotNull = None
+    limits: LimitsPatch | None = not_null()
 
     _not_null = field_validator(
         "name", "braze", "webhook_auth", "settings", "limits", mode="before"
