@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Query, Response
 from braze_bridge.admin import connection_test
 from braze_bridge.admin import connections as service
 from braze_bridge.api.deps import ContextDep, PrincipalDep, SessionDep
-from braze_bridge.api.paths import error_responses, parse_id
+from braze_bridge.api.paths import BODY_ERRORS, error_responses, parse_id
 from braze_bridge.api.schemas.connections import (
     AuditEntry,
     AuditPage,
@@ -25,9 +25,15 @@ from braze_bridge.api.schemas.connections import (
     SecretRotation,
     WebhookSecretRotated,
 )
+from braze_bridge.api.text_check import CHECK_ADMIN_TEXT
 from braze_bridge.domain.statuses import ConnectionState, Source
 
-router = APIRouter(prefix="/v1/connections", tags=["connections"], responses=error_responses(401))
+router = APIRouter(
+    prefix="/v1/connections",
+    tags=["connections"],
+    responses=error_responses(401),
+    dependencies=[CHECK_ADMIN_TEXT],
+)
 
 
 def _id(connection_id: str) -> uuid.UUID:
@@ -35,7 +41,10 @@ def _id(connection_id: str) -> uuid.UUID:
 
 
 @router.post(
-    "", status_code=201, response_model=ConnectionCreated, responses=error_responses(404, 422)
+    "",
+    status_code=201,
+    response_model=ConnectionCreated,
+    responses=error_responses(*BODY_ERRORS, 404, 422),
 )
 async def create_connection(
     body: ConnectionCreate, principal: PrincipalDep, session: SessionDep, context: ContextDep
@@ -91,7 +100,9 @@ async def get_connection(
 
 
 @router.patch(
-    "/{connection_id}", response_model=ConnectionRead, responses=error_responses(404, 422)
+    "/{connection_id}",
+    response_model=ConnectionRead,
+    responses=error_responses(*BODY_ERRORS, 404, 422),
 )
 async def update_connection(
     connection_id: str,
@@ -151,7 +162,7 @@ async def run_connection_test(
 @router.post(
     "/{connection_id}/rotate-secret",
     response_model=WebhookSecretRotated,
-    responses=error_responses(404, 422),
+    responses=error_responses(*BODY_ERRORS, 404, 422),
 )
 async def rotate_secret(
     connection_id: str,

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from braze_bridge.api.deps import ContextDep, bearer_token
+from braze_bridge.api.text_check import reject_bad_params
 from braze_bridge.db.repositories.content import get_content
 from braze_bridge.errors import ErrorBody, NotFound, Unauthorized
 from braze_bridge.ingest import service
@@ -32,6 +33,7 @@ CACHE_CONTROL = "private, max-age=300"
         304: {"description": "unchanged since the ETag sent in If-None-Match"},
         401: {"model": ErrorBody, "description": "missing or wrong content token"},
         404: {"model": ErrorBody, "description": "unknown connection or user"},
+        422: {"model": ErrorBody, "description": "U+0000 or an unpaired surrogate in the id"},
     },
 )
 async def get_user_content(
@@ -48,6 +50,7 @@ async def get_user_content(
     expected = context.secrets.decrypt(connection.content_token_enc)
     if not hmac.compare_digest(token.encode(), expected.encode()):
         raise Unauthorized("content token is not valid")
+    reject_bad_params(request)
     async with context.engine.connect() as conn:
         view = await get_content(conn, connection.id, external_id)
     if view is None:

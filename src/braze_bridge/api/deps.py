@@ -8,6 +8,7 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from braze_bridge.config import Settings
@@ -54,7 +55,16 @@ def bearer_token(request: Request) -> str | None:
     return value.strip()
 
 
-async def authenticate(request: Request, context: ContextDep) -> Principal:
+# Declares the bearer scheme in /openapi.json (securitySchemes and each route's `security`);
+# `authenticate` reads the header itself so every failure answers in the contract's shape.
+BEARER_SCHEME = HTTPBearer(auto_error=False, description="An admin token: bbo_… or bbt_…")
+
+
+async def authenticate(
+    request: Request,
+    context: ContextDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER_SCHEME)],
+) -> Principal:
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("missing bearer token: send Authorization: Bearer <token>")

@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from braze_bridge.api.deps import ContextDep, PrincipalDep, SessionDep
+from braze_bridge.api.paths import BODY_ERRORS, error_responses
 from braze_bridge.api.schemas.events import (
     EventDetail,
     EventPage,
@@ -22,6 +23,7 @@ from braze_bridge.api.schemas.events import (
     ReplayJobRead,
     ReplayRead,
 )
+from braze_bridge.api.text_check import CHECK_ADMIN_TEXT
 from braze_bridge.db.repositories.event_log import EventFilter
 from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.errors import ErrorBody, ValidationFailed
@@ -29,7 +31,12 @@ from braze_bridge.ops import events as event_service
 from braze_bridge.ops import replay as replay_service
 from braze_bridge.ops.remap import PartnerLookup, registered_partners
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["events"],
+    dependencies=[CHECK_ADMIN_TEXT],
+    responses=error_responses(401),
+)
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "unknown id, or another tenant's"}
@@ -71,7 +78,15 @@ def event_filter(
 FilterDep = Annotated[EventFilter, Depends(event_filter)]
 
 
-@router.get("/events", response_model=EventPage, responses={400: {"model": ErrorBody}})
+@router.get(
+    "/events",
+    response_model=EventPage,
+    responses={
+        400: {"model": ErrorBody, "description": "the cursor is not one this API gave"},
+        **NOT_FOUND,
+        **error_responses(422),
+    },
+)
 async def list_events(
     principal: PrincipalDep,
     session: SessionDep,
@@ -98,7 +113,11 @@ def _sse(event: str, data: str, event_id: str | None = None) -> str:
 @router.get(
     "/events/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
+        404: {"model": ErrorBody, "description": "unknown connection_id (or another tenant's)"},
+        **error_responses(422),
+    },
 )
 async def stream_events(
     request: Request,
@@ -115,6 +134,9 @@ async def stream_events(
     """Live feed as server-sent events: `created` for each new matching event, `updated` when a
     shown event changes status. Authenticate with the Authorization header (read the stream
     with fetch(); EventSource cannot send headers, and tokens never go in URLs)."""
+    if filters.connection_id is not None:
+        async with context.sessionmaker() as session:
+            await event_service.ensure_connection_visible(session, principal, filters.connection_id)
     feed = event_service.EventFeed(
         context.sessionmaker, principal, filters, after=last_event_id or after, watch=watch or ()
     )
@@ -154,7 +176,7 @@ async def get_event(
     "/events/replay",
     status_code=202,
     response_model=ReplayJobRead,
-    responses={422: {"model": ErrorBody}},
+    responses={**error_responses(*BODY_ERRORS, 422), **NOT_FOUND},
 )
 async def replay_matching(
     body: ReplayFilter, principal: PrincipalDep, session: SessionDep, request: Request

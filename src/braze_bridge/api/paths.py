@@ -8,11 +8,12 @@ from typing import Any
 from braze_bridge.errors import ErrorBody, NotFound
 
 _DESCRIPTIONS = {
-    400: "Bad request",
+    400: "The body is not valid JSON",
     401: "Missing, invalid or revoked bearer token",
     403: "The route needs an operator token",
     404: "No such object, or it belongs to another tenant",
     409: "Conflicts with an existing object",
+    413: "The body is larger than BRAZE_BRIDGE_MAX_BODY_BYTES",
     422: "Invalid request; `details` names each field",
 }
 
@@ -20,6 +21,10 @@ _DESCRIPTIONS = {
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` for the contract's error body, so /openapi.json tells the truth."""
     return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+# A route with a JSON body can also answer these two before looking at its fields.
+BODY_ERRORS = (400, 413)
 
 
 def parse_id(value: str, what: str) -> uuid.UUID:

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Request
 
 from braze_bridge.api.deps import ContextDep, PrincipalDep
 from braze_bridge.api.hooks import read_body_limited
+from braze_bridge.api.text_check import CHECK_ADMIN_TEXT
 from braze_bridge.errors import ErrorBody
 from braze_bridge.ingest import preview, service
 
-router = APIRouter(tags=["connections"])
+router = APIRouter(tags=["connections"], dependencies=[CHECK_ADMIN_TEXT])
 
 
 @router.post(

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from braze_bridge.admin import tenants as service
 from braze_bridge.api.deps import OperatorDep, PrincipalDep, SessionDep
-from braze_bridge.api.paths import error_responses, parse_id
+from braze_bridge.api.paths import BODY_ERRORS, error_responses, parse_id
 from braze_bridge.api.schemas.tenants import (
     TenantCreate,
     TenantPage,
@@ -16,15 +16,21 @@ from braze_bridge.api.schemas.tenants import (
     TokenPage,
     TokenRead,
 )
+from braze_bridge.api.text_check import CHECK_ADMIN_TEXT
 
-router = APIRouter(prefix="/v1/tenants", tags=["tenants"], responses=error_responses(401))
+router = APIRouter(
+    prefix="/v1/tenants",
+    tags=["tenants"],
+    responses=error_responses(401),
+    dependencies=[CHECK_ADMIN_TEXT],
+)
 
 
 @router.post(
     "",
     status_code=201,
     response_model=TenantRead,
-    responses=error_responses(403, 409, 422),
+    responses=error_responses(*BODY_ERRORS, 403, 409, 422),
 )
 async def create_tenant(
     body: TenantCreate, principal: OperatorDep, session: SessionDep
@@ -54,7 +60,7 @@ async def get_tenant(tenant_id: str, principal: PrincipalDep, session: SessionDe
     "/{tenant_id}/tokens",
     status_code=201,
     response_model=TokenCreated,
-    responses=error_responses(404, 422),
+    responses=error_responses(*BODY_ERRORS, 404, 422),
 )
 async def issue_token(
     tenant_id: str, body: TokenCreate, principal: PrincipalDep, session: SessionDep

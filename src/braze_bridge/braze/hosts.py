@@ -25,18 +25,28 @@ def normalize_rest_endpoint(url: str, *, allow_any: bool = False) -> str:
     local sandbox and tests; a path prefix is then kept.
     """
     raw = url.strip()
-    parts = urlsplit(raw)
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
+        raise InvalidBrazeEndpoint("must not contain spaces or control characters")
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # a non-numeric or out-of-range port raises here
+    except ValueError as exc:
+        # urlsplit refuses a broken IPv6 literal; `.port` a port that is not 0-65535.
+        raise InvalidBrazeEndpoint(
+            "is not a valid URL: the port must be a number from 0 to 65535 and an IPv6 "
+            "address must be in matching brackets"
+        ) from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidBrazeEndpoint("must be an absolute URL like https://rest.iad-01.braze.com")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise InvalidBrazeEndpoint("must not carry credentials, a query or a fragment")
     host = parts.hostname.lower()
     if allow_any:
-        netloc = host if parts.port is None else f"{host}:{parts.port}"
+        netloc = host if port is None else f"{host}:{port}"
         return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
     if parts.scheme != "https":
         raise InvalidBrazeEndpoint("must use https")
-    if parts.port not in (None, 443):
+    if port not in (None, 443):
         raise InvalidBrazeEndpoint("must not name a port")
     if parts.path not in ("", "/"):
         raise InvalidBrazeEndpoint("must be the bare REST endpoint, without a path")

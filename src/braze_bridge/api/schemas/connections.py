@@ -52,6 +52,20 @@ def _clean_api_key(value: SecretStr) -> SecretStr:
     return SecretStr(key)
 
 
+def _drop_null(schema: dict[str, Any]) -> None:
+    members = [m for m in schema.pop("anyOf", []) if m != {"type": "null"}]
+    if len(members) == 1:
+        schema.update(members[0])
+    elif members:
+        schema["anyOf"] = members
+
+
+def not_null(description: str | None = None) -> Any:
+    """A PATCH field that may be omitted but not sent as null (`_reject_null` refuses it):
+    `None` means "not sent", and the schema does not offer null."""
+    return Field(default=None, description=description, json_schema_extra=_drop_null)
+
+
 def _reject_null(value: object) -> object:
     if value is None:
         raise ValueError("cannot be null; omit the field to keep its value")
@@ -71,8 +85,8 @@ class BrazeCreate(BaseModel):
 class BrazePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rest_endpoint: RestEndpoint | None = None
-    api_key: SecretStr | None = Field(default=None, description="Braze REST API key; write-only")
+    rest_endpoint: RestEndpoint | None = not_null()
+    api_key: SecretStr | None = not_null("Braze REST API key; write-only")
     app_id: AppId | None = None
 
     _not_null = field_validator("rest_endpoint", "api_key", mode="before")(_reject_null)
@@ -97,7 +111,7 @@ class WebhookAuthCreate(BaseModel):
 class WebhookAuthPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: WebhookAuthMode | None = None
+    mode: WebhookAuthMode | None = not_null()
     username: Username | None = None
 
     _not_null = field_validator("mode", mode="before")(_reject_null)
@@ -139,7 +153,7 @@ class Limits(BaseModel):
 
 
 class LimitsPatch(Limits):
-    track_object_cap: TrackObjectCap | None = None  # type: ignore[assignment]
+    track_object_cap: TrackObjectCap | None = not_null()  # type: ignore[assignment]
 
     _not_null = field_validator("track_object_cap", mode="before")(_reject_null)
 
@@ -179,13 +193,13 @@ class ConnectionUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = None
-    braze: BrazePatch | None = None
-    webhook_auth: WebhookAuthPatch | None = None
-    settings: dict[str, Any] | None = Field(
-        default=None, description="Merged into the current settings; null removes a member"
+    name: Name | None = not_null()
+    braze: BrazePatch | None = not_null()
+    webhook_auth: WebhookAuthPatch | None = not_null()
+    settings: dict[str, Any] | None = not_null(
+        "Merged into the current settings; a null member removes that member"
     )
-    limits: LimitsPatch | None = None
+    limits: LimitsPatch | None = not_null()
 
     _not_null = field_validator(
         "name", "braze", "webhook_auth", "settings", "limits", mode="before"
@@ -312,6 +326,7 @@ class SecretRotation(BaseModel):
         default=86_400,
         ge=0,
         le=86_400,
+        strict=True,  # `false` / `true` are not 0 / 1 seconds
         description="How long the replaced secret keeps working; 0 retires it at once (leak)",
     )
 
