@@ -104,7 +104,11 @@ class WebhookAuthCreate(BaseModel):
         default=None, description="Default: hmac_sha256 for extole, jwt_hs256 for antavo"
     )
     username: Username | None = Field(
-        default=None, description="Basic auth user name (mode basic only); default: the source"
+        default=None,
+        description=(
+            "Basic auth user name (mode basic only). Default: none for extole (Extole sends the "
+            "key alone), antavo for antavo"
+        ),
     )
 
 
