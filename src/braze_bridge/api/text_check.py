@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 
 from braze_bridge.api.deps import ContextDep, PrincipalDep
 from braze_bridge.api.hooks import read_body_limited
+from braze_bridge.domain.ids import unsendable_character
 from braze_bridge.errors import ValidationFailed
 
 MESSAGE = "must not contain U+0000 (NUL) or an unpaired UTF-16 surrogate"
@@ -24,15 +25,8 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def is_bad_text(value: str) -> bool:
-    if "\x00" in value:
-        return True
-    if value.isascii():
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    """The same rule as for identifiers at ingest: text Postgres and Braze cannot take."""
+    return unsendable_character(value) is not None
 
 
 def _printable(part: str) -> str:
