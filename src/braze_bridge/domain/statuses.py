@@ -69,6 +69,33 @@ class IdentityStatus(StrEnum):
     NOT_FOUND = "not_found"
 
 
+class AttemptOutcome(StrEnum):
+    """What one HTTP attempt meant for one object it carried (`attempts[].objects[].outcome`).
+
+    The retry horizon counts from an object's first attempt whose outcome is in `RETRY_OUTCOMES`.
+    """
+
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    RETRY = "retry"
+    RATE_LIMITED = "rate_limited"
+    HELD = "held"
+    LOOKUP_FAILED = "lookup_failed"
+    DEAD = "dead"
+    FOUND = "found"
+    NOT_FOUND = "not_found"
+
+
+RETRY_OUTCOMES = frozenset(
+    {
+        AttemptOutcome.RETRY,
+        AttemptOutcome.RATE_LIMITED,
+        AttemptOutcome.LOOKUP_FAILED,
+        AttemptOutcome.DEAD,
+    }
+)
+
+
 class ReplayStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"

@@ -12,9 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from braze_bridge.db.repositories._driver import driver_connection
-
-# Outcomes (attempt_operations.outcome) that start or continue an object's retry clock.
-RETRY_OUTCOMES = ("retry", "rate_limited", "lookup_failed", "dead")
+from braze_bridge.domain.statuses import RETRY_OUTCOMES
 
 # Response bodies are kept for diagnosis, not archived: Braze's answers are small, an HTML
 # error page from a proxy is not.
@@ -127,6 +125,6 @@ WHERE ao.operation_id = ANY(CAST(:ids AS bigint[]))
 GROUP BY ao.operation_id
 """
         ),
-        {"ids": list(operation_ids), "outcomes": list(RETRY_OUTCOMES)},
+        {"ids": list(operation_ids), "outcomes": sorted(RETRY_OUTCOMES)},
     )
     return {row[0]: row[1] for row in result.all()}
