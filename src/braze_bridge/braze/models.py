@@ -34,6 +34,21 @@ NO_VALID_DATA_MESSAGE: Final = (
 )
 MAX_INPUT_LENGTH_MESSAGE: Final = "Max Input Length Exceeded"
 
+# `/users/export/ids` budgets by workspace vintage (braze-inc/braze-docs `_includes/rate_limits.md`,
+# "users export ids"; the 2,500 a minute of older workspaces is that page's earlier text): 2,500
+# requests a minute before 2024-08-22, 250 from then on, raisable on request to 40 a second for
+# requests that list `fields_to_export` (ours always do, without campaigns/canvases received).
+ExportRatePreset = Literal[
+    "onboarded_before_2024_08_22", "onboarded_from_2024_08_22", "raised_40_per_second"
+]
+# Preset → (requests, window seconds).
+EXPORT_RATE_PRESETS: Final[dict[str, tuple[int, int]]] = {
+    "onboarded_before_2024_08_22": (2500, 60),
+    "onboarded_from_2024_08_22": (250, 60),
+    "raised_40_per_second": (40, 1),
+}
+DEFAULT_EXPORT_RATE_PRESET: Final[ExportRatePreset] = "onboarded_from_2024_08_22"
+
 # Values above this are UTC epoch seconds, below it a number of seconds to wait (Braze documents
 # X-RateLimit-Reset both ways; research/braze-api.md section 2).
 EPOCH_THRESHOLD: Final = 1_000_000_000

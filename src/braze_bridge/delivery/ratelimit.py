@@ -16,13 +16,16 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge import metrics
+from braze_bridge.braze.models import DEFAULT_EXPORT_RATE_PRESET, EXPORT_RATE_PRESETS
 from braze_bridge.db.repositories import rate_buckets
 from braze_bridge.db.repositories.outbox import DeliveryConnection
 
-# Braze defaults (research/braze-api.md section 2): /users/track burst limit 3,000 requests per
-# 3 seconds; /users/export/ids 250 per minute for accounts onboarded after August 2024.
+# Braze defaults: /users/track burst limit 3,000 requests per 3 seconds (accounts with data
+# points in their pricing); /users/export/ids as for workspaces onboarded on or after 2024-08-22
+# (250 a minute). A connection's `limits` (numbers, or an export preset stored as its numbers)
+# replace them.
 DEFAULT_TRACK_LIMIT, DEFAULT_TRACK_WINDOW = 3000, 3
-DEFAULT_EXPORT_LIMIT, DEFAULT_EXPORT_WINDOW = 250, 60
+DEFAULT_EXPORT_LIMIT, DEFAULT_EXPORT_WINDOW = EXPORT_RATE_PRESETS[DEFAULT_EXPORT_RATE_PRESET]
 
 
 @dataclass(frozen=True, slots=True)
