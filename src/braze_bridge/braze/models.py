@@ -34,6 +34,10 @@ NO_VALID_DATA_MESSAGE: Final = (
 )
 MAX_INPUT_LENGTH_MESSAGE: Final = "Max Input Length Exceeded"
 
+# The attributes-object flag that makes Braze deep-merge nested objects (and the matched objects
+# of an array `$update`) instead of replacing them; it covers every nested value of its object.
+MERGE_OBJECTS: Final = "_merge_objects"
+
 # `/users/export/ids` budgets by workspace vintage (braze-inc/braze-docs `_includes/rate_limits.md`,
 # "users export ids"; the 2,500 a minute of older workspaces is that page's earlier text): 2,500
 # requests a minute before 2024-08-22, 250 from then on, raisable on request to 40 a second for

@@ -348,6 +348,15 @@ def _check_key(key: Json, path: str) -> str:
     return key
 
 
+def nested_key_problem(key: Json) -> str | None:
+    """Why Braze would not take `key` inside a nested attribute, or None when it would."""
+    try:
+        _check_key(key, "")
+    except _Fail as exc:
+        return exc.reason
+    return None
+
+
 def _nested(value: Json, path: str, notes: list[str], depth: int) -> Json:
     """A value inside an object: dates become `{"$time": ...}`, nulls go (Braze would drop all)."""
     if depth > MAX_NESTING_DEPTH:
