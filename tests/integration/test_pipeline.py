@@ -190,7 +190,9 @@ async def test_an_export_rate_preset_set_over_the_api_paces_the_email_lookups(
     async with sessionmaker() as s:
         buckets = (
             await s.execute(
-                text("SELECT capacity, refill_per_second FROM rate_buckets WHERE key LIKE 'export:%'")
+                text(
+                    "SELECT capacity, refill_per_second FROM rate_buckets WHERE key LIKE 'export:%'"
+                )
             )
         ).all()
     assert [(row[0], round(row[1], 3)) for row in buckets] == [(2500.0, round(2500 / 60, 3))]

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Literal, get_args
 
+from braze_bridge.braze.models import SUBSCRIPTION_STATES
+
 # Raw JSON as partners send it; coercion is where it becomes typed.
 Json = Any
 
@@ -542,7 +544,6 @@ RESERVED_ATTRIBUTES: Final = frozenset(
     }
 )
 
-_SUBSCRIPTION_STATES = frozenset({"opted_in", "subscribed", "unsubscribed"})
 _GENDER_WORDS = {
     "m": "M",
     "male": "M",
@@ -592,7 +593,7 @@ def _check_standard(name: str, value: Json) -> Json:
         return None
     if name in {"email_subscribe", "push_subscribe"}:
         state = str(value).strip().lower()
-        if state not in _SUBSCRIPTION_STATES:
+        if state not in SUBSCRIPTION_STATES:
             raise _Fail(f"{_describe(value)} is not one of opted_in, subscribed, unsubscribed")
         return state
     if name == "gender":

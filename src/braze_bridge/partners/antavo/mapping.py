@@ -18,7 +18,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from braze_bridge.braze.models import MERGE_OBJECTS
+from braze_bridge.braze.models import (
+    BRAZE_CURRENCIES,
+    MERGE_OBJECTS,
+    RESERVED_EVENT_PROPERTIES,
+    RESERVED_PURCHASE_PROPERTIES,
+)
 from braze_bridge.domain.coercion import (
     MAX_STRING_CHARS,
     BrazeType,
@@ -31,7 +36,6 @@ from braze_bridge.domain.coercion import (
     long_link_note,
     same_value,
 )
-from braze_bridge.domain.currencies import BRAZE_CURRENCIES
 from braze_bridge.domain.events import NormalizedEvent
 from braze_bridge.domain.mapping import Filtered, Mapped, MappingContext, Rejected
 from braze_bridge.domain.object_arrays import object_array_operation
@@ -47,10 +51,6 @@ from braze_bridge.partners.antavo.normalize import (
 from braze_bridge.partners.antavo.settings import AntavoSettings, FieldMapping
 
 MAX_EVENT_NAME_CHARS = 255
-RESERVED_EVENT_PROPERTIES = frozenset({"time", "event_name"})
-RESERVED_PURCHASE_PROPERTIES = frozenset(
-    {"time", "product_id", "quantity", "event_name", "price", "currency"}
-)
 MAX_EVENT_PROPERTIES_BYTES = 102_400
 MAX_PURCHASE_PROPERTIES_BYTES = 51_200
 MAX_PURCHASE_QUANTITY = 100
@@ -203,9 +203,7 @@ def _map_field_change(
         if not found:
             continue
         used.add(mapping.loyalty_field.split(".", 1)[0])
-        attributes.add(
-            mapping.braze_attribute, raw, mapping.type, mapping.loyalty_field, mapping
-        )
+        attributes.add(mapping.braze_attribute, raw, mapping.type, mapping.loyalty_field, mapping)
     if not attributes.values and not attributes.failed:
         raise Filtered(
             f"none of the {len(settings.field_mappings)} mapped loyalty fields is in the "

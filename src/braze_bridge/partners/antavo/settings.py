@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from braze_bridge.braze.models import BRAZE_CURRENCIES
 from braze_bridge.domain.coercion import (
     STANDARD_FIELDS,
     BrazeType,
@@ -26,7 +27,6 @@ from braze_bridge.domain.coercion import (
     nested_key_problem,
 )
 from braze_bridge.domain.object_arrays import KEYED_OPERATIONS, ArrayOperation
-from braze_bridge.domain.currencies import BRAZE_CURRENCIES
 
 AttributeType = BrazeType
 SyncMode = Literal["all_mapped", "changed_only"]
