@@ -37,6 +37,20 @@ BOX = SecretBox(TEST_SECRET_KEY)
 NEW_KEY = "9f8e7d6c-5b4a-3210-fedc-ba9876543210"
 
 
+_MAPPING = "settings.field_mappings.0."
+_ARRAY_MAPPING = {
+    "loyalty_field": "coupons",
+    "braze_attribute": "coupons",
+    "type": "object_array",
+    "array_operation": "add",
+}
+
+
+def _mapping(**fields: Any) -> dict[str, Any]:
+    """Antavo settings with one array-of-objects field mapping."""
+    return {"field_mappings": [{**_ARRAY_MAPPING, **fields}]}
+
+
 async def connection_count(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     async with sessionmaker() as s:
         return int(await s.scalar(select(func.count()).select_from(Connection)) or 0)
@@ -308,6 +322,19 @@ class TestCreate:
             ),
             ({"sync_mode": "sometimes"}, "settings.sync_mode"),
             ({"reward_states": ["FULFILLED"]}, "settings.reward_states"),
+            (_mapping(array_operation="upsert"), "settings.field_mappings.0.array_operation"),
+            (_mapping(type="array", array_operation="add"), _MAPPING + "array_operation"),
+            (_mapping(array_operation="update"), _MAPPING + "identifier_key"),
+            (
+                _mapping(array_operation="remove", identifier_key="coupon id"),
+                _MAPPING + "identifier_key",
+            ),
+            (_mapping(array_operation="remove", identifier_key="a.b"), _MAPPING + "identifier_key"),
+            (_mapping(identifier_key="code"), _MAPPING + "identifier_key"),
+            (
+                {"field_mappings": [_ARRAY_MAPPING, {**_ARRAY_MAPPING, "loyalty_field": "other"}]},
+                "settings.field_mappings",
+            ),
         ],
     )
     async def test_bad_antavo_settings_are_422_naming_the_field(
@@ -316,11 +343,17 @@ class TestCreate:
         field: str,
         client: httpx.AsyncClient,
         tenant_a: TenantWithToken,
+        sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
+        """Array operations: braze-inc/braze-docs `_docs/_user_guide/data/activation/custom_data/
+        custom_attributes/array_of_objects.md` (on arrays of objects, by identifier key);
+        nested key rules in `nested_custom_attribute_support.md` (no spaces, '.' or '$')."""
+        before = await connection_count(sessionmaker)
         response = await client.post(
             "/v1/connections", json=antavo_body(settings=bad_settings), headers=tenant_a.headers
         )
         assert (response.status_code, fields_of(response)) == (422, [field])
+        assert await connection_count(sessionmaker) == before
 
     async def test_every_service_level_problem_is_reported_at_once(
         self, client: httpx.AsyncClient, tenant_a: TenantWithToken

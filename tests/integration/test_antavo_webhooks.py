@@ -399,3 +399,114 @@ class TestAttributeValuesBrazeWouldLose:
         assert sent["attributes"] == [
             {"external_id": MEMBER, "prefs": {"lang": "en"}, "_merge_objects": True}
         ]
+
+
+COUPON_MAPPINGS: list[dict[str, Any]] = [
+    {
+        "loyalty_field": "coupons_issued",
+        "braze_attribute": "coupons",
+        "type": "object_array",
+        "array_operation": "add",
+    },
+    {
+        "loyalty_field": "coupons_expired",
+        "braze_attribute": "coupons",
+        "type": "object_array",
+        "array_operation": "remove",
+        "identifier_key": "code",
+    },
+    {
+        "loyalty_field": "coupons_redeemed",
+        "braze_attribute": "coupons",
+        "type": "object_array",
+        "array_operation": "update",
+        "identifier_key": "code",
+    },
+    {"loyalty_field": "prefs", "braze_attribute": "prefs", "type": "object"},
+]
+
+
+class TestArrayOfObjectsOperations:
+    """braze-inc/braze-docs
+    `_docs/_user_guide/data/activation/custom_data/custom_attributes/array_of_objects.md`:
+    `$add`, `$remove` and `$update` by `$identifier_key` / `$identifier_value`; `$update` needs
+    `_merge_objects: true` or the matched objects are overwritten."""
+
+    async def test_a_partial_change_of_an_array_keeps_the_objects_it_leaves_out(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        operator_headers: dict[str, str],
+    ) -> None:
+        connection = await make_connection(
+            session,
+            await make_tenant(session),
+            source=Source.ANTAVO,
+            auth_mode=WebhookAuthMode.JWT_HS256,
+            settings={"field_mappings": COUPON_MAPPINGS},
+        )
+        body = {
+            "type": "identify",
+            "userId": MEMBER,
+            "traits": {
+                "coupons_issued": [{"code": "C3", "value": 15, "state": "issued"}],
+                "coupons_expired": ["C1"],
+                "coupons_redeemed": [{"code": "C2", "state": "redeemed"}, {"state": "lost"}],
+                "prefs": {"lang": "en"},
+            },
+        }
+        held = [
+            {"code": "C1", "value": 5, "state": "issued"},
+            {"code": "C2", "value": 10, "state": "issued"},
+        ]
+        http, sandbox = sandbox_client()
+        async with http:
+            seeded = await http.post(
+                "/users/track",
+                json={"attributes": [{"external_id": MEMBER, "coupons": held}]},
+                headers={"Authorization": "Bearer seed"},
+            )
+            assert seeded.status_code == 201
+            response = await post(client, connection, body, token(connection.webhook_secret))
+            assert response.json()["status"] == "accepted", response.text
+            await drain(make_worker(sessionmaker, http))
+            profile = (await http.get(f"/_sandbox/users/{MEMBER}")).json()
+
+        sent = [r["body"] for r in sandbox.received if r["endpoint"] == "/users/track"][1:]
+        # The plain object is overwritten as always; the array's operations travel with
+        # _merge_objects (their $update needs it) in an object of their own, so the flag does
+        # not turn that overwrite into a merge.
+        assert sent == [
+            {"attributes": [{"external_id": MEMBER, "prefs": {"lang": "en"}}]},
+            {
+                "attributes": [
+                    {
+                        "external_id": MEMBER,
+                        "coupons": {
+                            "$add": [{"code": "C3", "value": 15, "state": "issued"}],
+                            "$remove": [{"$identifier_key": "code", "$identifier_value": "C1"}],
+                            "$update": [
+                                {
+                                    "$identifier_key": "code",
+                                    "$identifier_value": "C2",
+                                    "$new_object": {"state": "redeemed"},
+                                }
+                            ],
+                        },
+                        "_merge_objects": True,
+                    }
+                ]
+            },
+        ]
+        assert profile["custom_attributes"]["coupons"] == [
+            {"code": "C2", "value": 10, "state": "redeemed"},
+            {"code": "C3", "value": 15, "state": "issued"},
+        ]
+        detail = await client.get(
+            f"/v1/events/{response.json()['event_id']}", headers=operator_headers
+        )
+        assert detail.json()["status"] == "delivered"
+        assert detail.json()["notes"] == [
+            "coupons (from coupons_redeemed): item 1 left out: no text or number 'code'"
+        ]

@@ -111,8 +111,8 @@ class _Attributes:
         self.values: dict[str, Json] = {}
         self.notes: list[str] = []
         self.failed = 0
-        # Attributes sent as an array operation ($add / $remove / $update), by operation.
-        self.operations: dict[str, str] = {}
+        # Attributes sent as array operations ($add / $remove / $update): name → operations.
+        self.operations: dict[str, set[str]] = {}
 
     def add(
         self,
@@ -130,22 +130,25 @@ class _Attributes:
             assert mapping is not None  # noqa: S101 - an operation comes from a mapping
             result = object_array_operation(raw, operation, mapping.identifier_key)
         if isinstance(result, Coerced):
-            self.values[name] = result.value
             self.notes.extend(f"{label}: {note}" for note in result.notes)
-            if operation != "replace":
-                self.operations[name] = operation
+            if operation == "replace":
+                self.values[name] = result.value
+            else:
+                # Several loyalty fields may feed one array: their operators share its object.
+                self.values[name] = {**self.values.get(name, {}), **result.value}
+                self.operations.setdefault(name, set()).add(operation)
         else:
             self.failed += 1
             self.notes.append(f"{label} not sent: {result.reason}")
 
 
 def _attribute_objects(
-    values: dict[str, Json], operations: Mapping[str, str], settings: AntavoSettings
+    values: dict[str, Json], operations: Mapping[str, set[str]], settings: AntavoSettings
 ) -> list[dict[str, Json]]:
     """The attributes objects to send: one, or two when an `$update` needs `_merge_objects`
     and the connection does not merge its other nested objects (the flag applies to every
     object in its attributes object, so they travel apart)."""
-    updates = {name: values[name] for name in values if operations.get(name) == "update"}
+    updates = {name: values[name] for name in values if "update" in operations.get(name, ())}
     others = {name: value for name, value in values.items() if name not in updates}
     if settings.merge_objects:
         if any(isinstance(value, dict) for value in values.values()):

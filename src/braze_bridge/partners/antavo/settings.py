@@ -160,11 +160,16 @@ class AntavoSettings(BaseModel):
     @field_validator("field_mappings")
     @classmethod
     def _unique_targets(cls, mappings: list[FieldMapping]) -> list[FieldMapping]:
-        seen: set[str] = set()
+        # One attribute takes one whole value, or several array operations (one of each, as
+        # Braze reads one `$add` / `$remove` / `$update` per attribute).
+        seen: dict[str, set[str]] = {}
         for mapping in mappings:
-            if mapping.braze_attribute in seen:
+            operations = seen.setdefault(mapping.braze_attribute, set())
+            if mapping.array_operation in operations or (
+                operations and "replace" in operations | {mapping.array_operation}
+            ):
                 raise ValueError(f"braze_attribute {mapping.braze_attribute!r} is mapped twice")
-            seen.add(mapping.braze_attribute)
+            operations.add(mapping.array_operation)
         return mappings
 
     @field_validator("event_name_prefix")
