@@ -288,6 +288,42 @@ class TestAttributeValuesBrazeWouldLose:
             "(type object_array)",
         ]
 
+    async def test_what_the_mapping_left_out_stays_on_the_event_after_delivery(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        operator_headers: dict[str, str],
+    ) -> None:
+        """braze-inc/braze-docs
+        `_docs/_user_guide/data/activation/custom_data/custom_attributes/nested_custom_attribute_support.md`
+        ("Key names cannot contain spaces") and `_docs/_api/objects_filters/user_attributes_object.md`
+        (strings up to 255 characters): the event is delivered without what Braze would lose,
+        and its detail says what was left out or cut, and why."""
+        body = {
+            "type": "sync",
+            "userId": MEMBER,
+            "attributes": {"prefs": {"fav colour": "red"}, "about": "t" * 300, "city": "Pécs"},
+            "types": {"prefs": "object"},
+        }
+        response = await post(client, connection, body, token(connection.webhook_secret))
+        event_id = response.json()["event_id"]
+        queued = await client.get(f"/v1/events/{event_id}", headers=operator_headers)
+        http, _ = sandbox_client()
+        async with http:
+            await drain(make_worker(sessionmaker, http))
+        delivered = await client.get(f"/v1/events/{event_id}", headers=operator_headers)
+
+        notes = [
+            "prefs not sent: 'fav colour': Braze does not accept spaces in object keys "
+            "(type object)",
+            "about: cut from 300 to 255 characters",
+        ]
+        assert (queued.json()["status"], queued.json()["notes"]) == ("queued", notes)
+        assert (delivered.json()["status"], delivered.json()["notes"]) == ("delivered", notes)
+        [sent] = [obj["sent_object"] for obj in delivered.json()["objects"]]
+        assert sent == {"external_id": MEMBER, "about": "t" * 255, "city": "Pécs"}
+
     async def test_country_and_zone_names_and_a_never_expiring_date_are_sent_as_received(
         self,
         client: httpx.AsyncClient,
