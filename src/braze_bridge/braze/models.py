@@ -38,10 +38,11 @@ MAX_INPUT_LENGTH_MESSAGE: Final = "Max Input Length Exceeded"
 # of an array `$update`) instead of replacing them; it covers every nested value of its object.
 MERGE_OBJECTS: Final = "_merge_objects"
 
-# `/users/export/ids` budgets by workspace vintage (braze-inc/braze-docs `_includes/rate_limits.md`,
-# "users export ids"; the 2,500 a minute of older workspaces is that page's earlier text): 2,500
-# requests a minute before 2024-08-22, 250 from then on, raisable on request to 40 a second for
-# requests that list `fields_to_export` (ours always do, without campaigns/canvases received).
+# `/users/export/ids` budgets by workspace vintage (braze-inc/braze-docs
+# `_docs/_api/api_limits.md`): 2,500 requests a minute for workspaces onboarded before 2024-08-22, 250 for those onboarded on
+# or after it; `_includes/rate_limits.md` ("users export ids") adds that Braze raises the latter
+# to 40 a second on request for calls that list `fields_to_export` (ours always do, never with
+# campaigns or canvases received).
 ExportRatePreset = Literal[
     "onboarded_before_2024_08_22", "onboarded_from_2024_08_22", "raised_40_per_second"
 ]
@@ -98,8 +99,9 @@ ZAR ZMK ZMW ZWL
 """
 BRAZE_CURRENCIES: Final = frozenset(_LISTED.split())
 
-# Values above this are UTC epoch seconds, below it a number of seconds to wait (Braze documents
-# X-RateLimit-Reset both ways; research/braze-api.md section 2).
+# Values above this are UTC epoch seconds, below it a number of seconds to wait: Braze documents
+# `X-RateLimit-Reset` as UTC epoch seconds (`_docs/_api/api_limits.md`), and a value this small
+# cannot be a reset time of ours, so it is read as a delay rather than as a date in 1970.
 EPOCH_THRESHOLD: Final = 1_000_000_000
 
 

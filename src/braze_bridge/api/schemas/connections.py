@@ -1,4 +1,4 @@
-"""Request and response bodies of /v1/connections (DESIGN section 4).
+"""Request and response bodies of /v1/connections (docs/admin-api.md).
 
 Requests reject unknown fields (422 naming the field). In PATCH bodies an omitted field stays
 as it is, and an explicit `null` is a 422 unless the field can be empty (`app_id`, `username`).
@@ -250,7 +250,7 @@ class ConnectionCreate(BaseModel):
     braze: BrazeCreate
     webhook_auth: WebhookAuthCreate = Field(default_factory=WebhookAuthCreate)
     settings: dict[str, Any] = Field(
-        default_factory=dict, description="Extole (DESIGN 6) or Antavo (DESIGN 7) settings"
+        default_factory=dict, description="Extole (docs/extole.md) or Antavo (docs/antavo.md) settings"
     )
     limits: Limits | None = None
 

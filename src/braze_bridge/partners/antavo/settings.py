@@ -1,4 +1,4 @@
-"""Antavo connection settings (DESIGN section 7), validated on create and patch.
+"""Antavo connection settings (docs/antavo.md), validated on create and patch.
 
 Besides the shape, this checks what Braze would otherwise reject later, one user at a time:
 attribute names Braze cannot take, a standard field (`first_name`, `dob`, ...) mapped with a type
