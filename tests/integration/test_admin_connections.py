@@ -134,7 +134,13 @@ class TestCreate:
         assert body["braze"]["app_id"] == "app-123"
         settings = body["settings"]
         assert settings["field_mappings"] == [
-            {"loyalty_field": "score", "braze_attribute": "loyalty_points", "type": "integer"}
+            {
+                "loyalty_field": "score",
+                "braze_attribute": "loyalty_points",
+                "type": "integer",
+                "array_operation": "replace",
+                "identifier_key": None,
+            }
         ]
         assert (settings["sync_mode"], settings["event_name_prefix"], settings["events"]) == (
             "all_mapped",

@@ -288,6 +288,41 @@ class TestAttributeValuesBrazeWouldLose:
             "(type object_array)",
         ]
 
+    async def test_a_key_with_a_space_cannot_cost_another_members_nested_update(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        """braze-inc/braze-docs `_docs/_api/endpoints/user_data/post_user_track.md` ("How does
+        /users/track handle invalid nested custom attributes?"): one invalid nested value drops
+        every nested update of the request. Both members travel in one request; the sandbox
+        drops like Braze, so only the mapping's refusal keeps the second member's object."""
+        bodies = [
+            {
+                "type": "sync",
+                "userId": member,
+                "attributes": {"prefs": prefs, "tier": "gold"},
+                "types": {"prefs": "object"},
+            }
+            for member, prefs in (("m-space", {"fav colour": "red"}), ("m-ok", {"lang": "en"}))
+        ]
+        for body in bodies:
+            response = await post(client, connection, body, token(connection.webhook_secret))
+            assert response.json()["status"] == "accepted", response.text
+        http, sandbox = sandbox_client()
+        async with http:
+            await drain(make_worker(sessionmaker, http))
+            kept = (await http.get("/_sandbox/users/m-ok")).json()["custom_attributes"]
+
+        [sent] = [r for r in sandbox.received if r["endpoint"] == "/users/track"]
+        assert sent["body"]["attributes"] == [
+            {"external_id": "m-space", "tier": "gold"},
+            {"external_id": "m-ok", "prefs": {"lang": "en"}, "tier": "gold"},
+        ]
+        assert "sandbox_note" not in sent
+        assert kept == {"prefs": {"lang": "en"}, "tier": "gold"}
+
     async def test_what_the_mapping_left_out_stays_on_the_event_after_delivery(
         self,
         client: httpx.AsyncClient,
