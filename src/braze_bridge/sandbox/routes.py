@@ -38,7 +38,8 @@ MAX_EXPORT_EXTERNAL_IDS: Final = 50
 router = APIRouter()
 
 
-def get_state(request: Request) -> SandboxState:
+async def get_state(request: Request) -> SandboxState:
+    # async: FastAPI would run a plain function in its thread pool, once per request.
     state: SandboxState = request.app.state.sandbox
     return state
 

@@ -9,6 +9,7 @@ and `array_of_objects.md`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -27,6 +28,8 @@ MAX_KEY_CHARS: Final = 255
 ARRAY_OPERATORS: Final = frozenset({"$add", "$remove", "$update"})
 ENTRY_KEYS: Final = frozenset({"$identifier_key", "$identifier_value", "$new_object"})
 _ABSENT = object()
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+_WHITESPACE: Final = re.compile(r"\s")
 
 
 def valid_time(value: Any) -> bool:
@@ -138,6 +141,8 @@ def object_error(array: str, obj: Any) -> str | None:
 def is_nested(value: Any) -> bool:
     """A nested custom attribute (object, array of objects, or an operation on one), as
     opposed to a scalar, a date, a simple array or a simple array/number operation."""
+    if type(value) in _SCALARS:
+        return False
     if isinstance(value, list):
         return any(isinstance(item, dict) for item in value)
     if not isinstance(value, dict):
@@ -155,7 +160,7 @@ def _key_problem(key: Any) -> str | None:
         return f"a key over {MAX_KEY_CHARS} characters"
     if "." in key or "$" in key:
         return f"the key {key!r} holds '.' or '$'"
-    if any(character.isspace() for character in key):
+    if _WHITESPACE.search(key):
         return f"the key {key!r} holds a space"
     return None
 
