@@ -250,7 +250,8 @@ class ConnectionCreate(BaseModel):
     braze: BrazeCreate
     webhook_auth: WebhookAuthCreate = Field(default_factory=WebhookAuthCreate)
     settings: dict[str, Any] = Field(
-        default_factory=dict, description="Extole (docs/extole.md) or Antavo (docs/antavo.md) settings"
+        default_factory=dict,
+        description="Extole (docs/extole.md) or Antavo (docs/antavo.md) settings",
     )
     limits: Limits | None = None
 
