@@ -168,6 +168,9 @@ def _key_problem(key: Any) -> str | None:
 def _value_problem(value: Any) -> str | None:
     if value is None:
         return "a null"
+    if isinstance(value, str):
+        # Braze's limit; what it does past it is undocumented: the strict reading.
+        return f"a string over {MAX_KEY_CHARS} characters" if len(value) > MAX_KEY_CHARS else None
     if isinstance(value, dict):
         if set(value) == {"$time"}:
             return None if valid_time(value["$time"]) else "a '$time' that is not ISO 8601"
@@ -214,7 +217,8 @@ def _operation_problem(value: Mapping[str, Any]) -> str | None:
 
 def nested_update_problem(obj: Mapping[str, Any]) -> str | None:
     """What makes Braze drop every nested update of the request this attributes object is in
-    (it still answers 201): a key with a space, '.' or '$', a null, a bad `$time`."""
+    (it still answers 201): a key with a space, '.' or '$', a null, a bad `$time`; and, as the
+    strict reading of Braze's 255-character limit, a longer key or string."""
     for name, value in obj.items():
         if not is_nested(value):
             continue
