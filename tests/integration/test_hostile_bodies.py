@@ -25,7 +25,7 @@ from braze_bridge.domain.events import NormalizedEvent
 from braze_bridge.domain.mapping import Mapped, MappingContext, Partner, Rejected
 from braze_bridge.domain.operations import Operation
 from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus, Source
-from braze_bridge.ops.replay import run_next_replay_job
+from braze_bridge.ops.replay_jobs import run_next_replay_job
 from braze_bridge.partners.antavo.normalize import normalize_body
 from tests.delivery_support import drain, make_worker
 from tests.factories import SANDBOX_ENDPOINT, make_connection, make_tenant

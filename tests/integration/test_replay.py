@@ -18,7 +18,7 @@ from braze_bridge.db.models import AttemptOperation, Connection, EventBody
 from braze_bridge.db.notify import OUTBOX_CHANNEL
 from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus
 from braze_bridge.ops.remap import MAPPED_VERSION_KEY
-from braze_bridge.ops.replay import run_next_replay_job
+from braze_bridge.ops.replay_jobs import run_next_replay_job
 from tests.conftest import asyncpg_dsn
 from tests.fake_partner import fake_partners
 from tests.ops_factories import (
