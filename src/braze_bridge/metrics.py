@@ -97,8 +97,8 @@ _OBJECTS_BY_STATUS = {
 }
 
 
-# The counter of each label combination seen, as `labels()` returns it: that call validates and
-# joins the labels under a lock (~2 µs), once per webhook otherwise.
+# The counter of each label combination seen, as `labels()` returns it, so that its validation
+# and lock are paid once per combination rather than on every webhook.
 _WEBHOOK_COUNTERS: dict[tuple[str | uuid.UUID, str | None, str], Counter] = {}
 
 

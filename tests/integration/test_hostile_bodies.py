@@ -15,7 +15,6 @@ import httpx
 import pytest
 import respx
 import structlog
-from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -226,7 +225,6 @@ def partner_with_a_bug(source: Source) -> Partner | None:
 class TestBulkReplayOfABadEvent:
     async def test_one_event_that_cannot_be_replayed_fails_alone_and_the_job_holds_no_pii(
         self,
-        app: FastAPI,
         client: httpx.AsyncClient,
         session: AsyncSession,
         sessionmaker: async_sessionmaker[AsyncSession],
