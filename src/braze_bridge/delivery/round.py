@@ -164,11 +164,12 @@ async def deliver_round(
     deps.stats.objects_sent += judged.sent
     deps.stats.delivered += judged.delivered
     exhausted = _exhausted_until(results, deps.clock())
-    if exhausted is not None:
-        # An accepted answer said the workspace's window is spent: every connection on this
-        # key waits for the reset instead of spending its next request on a 429.
-        await deps.limiter.block(bucket, exhausted)
-    return identified.then(RoundOutcome(connection, tuple(rows))).then(judged.outcome)
+    # Every connection on this key waits for the reset instead of spending its next request
+    # on a 429.
+    spent = RoundOutcome(
+        connection, tuple(rows), window_spent=(bucket, exhausted) if exhausted else None
+    )
+    return identified.then(spent).then(judged.outcome)
 
 
 async def settle_round(
@@ -177,11 +178,13 @@ async def settle_round(
     *,
     worker_id: str,
     policy: RetryPolicy,
+    limiter: RateLimiter,
     clock: Clock,
     jitter: Jitter,
     lease_seconds: float,
 ) -> None:
-    """Record the round, on a new connection if the database connection is lost.
+    """Record the round, on a new connection if the database connection is lost; then pause
+    the workspace's bucket if Braze said its window is spent.
 
     Braze may already have accepted what the settlement records. The leases still hold (the
     renewer keeps them while this process lives), so recording again is safe, and it is the
@@ -210,6 +213,9 @@ async def settle_round(
         log.warning(
             "worker.connection_held", connection_id=connection_id, reason=outcome.auth_error
         )
+    if outcome.window_spent is not None:
+        # After the settlement: a failure here must not undo what Braze already accepted.
+        await limiter.block(*outcome.window_spent)
 
 
 async def _settle_once(

@@ -16,6 +16,7 @@ from braze_bridge.braze.client import TRACK_PATH
 from braze_bridge.db.repositories.attempts import AttemptRecord
 from braze_bridge.db.repositories.outbox import ClaimedOperation, DeliveryConnection, SettleRow
 from braze_bridge.db.repositories.settlement import Settlement
+from braze_bridge.delivery.ratelimit import Bucket
 from braze_bridge.delivery.retry import GiveUp, RetryPolicy
 from braze_bridge.delivery.track_reply import Exchange, TrackResult
 from braze_bridge.domain.statuses import AttemptOutcome, OperationStatus, Source
@@ -45,6 +46,9 @@ class RoundOutcome:
     exchanges: tuple[Exchange, ...] = ()
     auth_error: str | None = None
     rate_limited_until: datetime | None = None
+    # An accepted answer said the workspace's window is spent: pause this bucket until then,
+    # once the round is settled (not part of the settlement's transaction).
+    window_spent: tuple[Bucket, datetime] | None = None
 
     def then(self, more: RoundOutcome) -> RoundOutcome:
         """This outcome followed by `more` (rows in order; the later hold wins)."""
@@ -55,6 +59,7 @@ class RoundOutcome:
             self.exchanges + more.exchanges,
             more.auth_error or self.auth_error,
             _latest(self.rate_limited_until, more.rate_limited_until),
+            more.window_spent or self.window_spent,
         )
 
 

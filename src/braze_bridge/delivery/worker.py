@@ -343,6 +343,7 @@ class DeliveryWorker:
             outcome,
             worker_id=self.worker_id,
             policy=self.options.retry,
+            limiter=self.limiter,
             clock=self._clock,
             jitter=self._jitter,
             lease_seconds=self.options.lease_seconds,
