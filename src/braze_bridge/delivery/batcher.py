@@ -26,8 +26,8 @@ from braze_bridge.braze.models import (
 _BODY_OVERHEAD = 64  # braces, array names and commas around the objects
 
 
-# Outgoing and PackedObject are made once per object per round: named tuples cost a third of
-# a frozen dataclass to build and are just as immutable.
+# Outgoing and PackedObject are named tuples rather than frozen dataclasses: just as immutable,
+# and cheaper to build for every object of a round.
 class Outgoing(NamedTuple):
     """One operation ready to send: its identifier fragment and its payload, both as JSON."""
 
