@@ -231,8 +231,8 @@ class TestBulkReplayOfABadEvent:
         session: AsyncSession,
         sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
-        app.state.replay_runner.stop()  # this test runs the job itself
-        await app.state.replay_task
+        app.state.context.replay_runner.stop()  # this test runs the job itself
+        await app.state.context.replay_task
         tenancy = await make_tenancy(session)
         good = [
             await make_event(

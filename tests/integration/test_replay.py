@@ -51,8 +51,8 @@ def with_fake_partners(app: FastAPI) -> None:
 @pytest.fixture
 async def manual_runner(app: FastAPI) -> None:
     """Stop the app's background runner so the test drives jobs itself."""
-    app.state.replay_runner.stop()
-    await app.state.replay_task
+    app.state.context.replay_runner.stop()
+    await app.state.context.replay_task
 
 
 async def replay(client: httpx.AsyncClient, tenancy: Tenancy, event_id: object) -> httpx.Response:

@@ -53,7 +53,7 @@ def partner_lookup() -> PartnerLookup:
 PartnersDep = Annotated[PartnerLookup, Depends(partner_lookup)]
 
 
-def event_filter(
+async def event_filter(
     connection_id: Annotated[uuid.UUID | None, Query(description="only this connection")] = None,
     status: Annotated[EventStatus | None, Query(description="event status word")] = None,
     kind: Annotated[str | None, Query(max_length=64, description="normalized kind")] = None,

@@ -17,13 +17,9 @@ from braze_bridge.domain.principal import Principal
 from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.errors import BadRequest, NotFound
 from braze_bridge.security.headers import STORED_HEADERS
+from braze_bridge.security.redaction import REDACTED, is_secret_name
 
 MAX_PAGE = 200
-
-# Header names (lower-case) and name fragments that carry credentials: never shown.
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-SECRET_HEADER_PARTS = ("secret", "token", "signature", "api-key", "apikey", "password", "auth")
-REDACTED = "[redacted]"
 
 # Events whose status can still change; the live feed re-checks them.
 IN_MOTION = frozenset({EventStatus.RECEIVED, EventStatus.QUEUED})
@@ -38,12 +34,9 @@ class EventListing:
 
 def redact_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
     """Stored request headers minus anything that authenticates (values replaced, names kept)."""
-    out: dict[str, Any] = {}
-    for name, value in (headers or {}).items():
-        lowered = name.lower()
-        secret = lowered in SECRET_HEADERS or any(part in lowered for part in SECRET_HEADER_PARTS)
-        out[name] = REDACTED if secret else value
-    return out
+    return {
+        name: REDACTED if is_secret_name(name) else value for name, value in (headers or {}).items()
+    }
 
 
 def shown_request_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from braze_bridge.security.redaction import contains_secret, is_secret_name
+
 # The only request headers stored with the raw body (docs/ops.md): what helps an operator
 # trace a request. Credentials and the signature are never among them (the signature proves
 # nothing later on), and a partner's custom headers may carry anything, so none are kept.
@@ -27,6 +29,7 @@ def stored_headers(headers: Mapping[str, str], secrets: Sequence[str] = ()) -> d
     kept = {}
     for name, value in headers.items():
         lowered = name.lower()
-        if lowered in STORED_HEADERS and not any(s and s in value for s in secrets):
+        allowed = lowered in STORED_HEADERS and not is_secret_name(lowered)
+        if allowed and not contains_secret(value, secrets):
             kept[lowered] = value
     return kept
