@@ -45,3 +45,24 @@ def test_invalid_bodies_name_the_position(body: bytes, details: dict[str, int] |
     with pytest.raises(InvalidJson) as raised:
         parse_json_body(body)
     assert raised.value.details == details
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        b"9223372036854775807",  # 2**63 - 1
+        b"-9223372036854775809",  # one below -2**63
+        b"18446744073709551616",  # 2**64
+        b"-123456789012345678901234567890",
+    ],
+)
+def test_integers_at_and_beyond_64_bits_stay_exact(number: bytes) -> None:
+    value = parse_json_body(b'{"points":' + number + b"}")
+
+    assert value == {"points": int(number)}
+    assert type(value["points"]) is int
+
+
+def test_a_body_with_a_bom_and_a_long_string_of_digits_reads_the_same() -> None:
+    body = b'\xef\xbb\xbf{"id":"12345678901234567890","n":1.5}'
+    assert parse_json_body(body) == {"id": "12345678901234567890", "n": 1.5}
