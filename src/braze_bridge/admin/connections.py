@@ -73,7 +73,7 @@ class RotatedSecret:
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionPage:
+class ConnectionListing:
     items: Sequence[Connection]
     next_cursor: str | None
 
@@ -268,7 +268,7 @@ async def list_connections(
     state: ConnectionState | None = None,
     cursor: str | None = None,
     limit: int = 100,
-) -> ConnectionPage:
+) -> ConnectionListing:
     """Oldest first; `next_cursor` is set when more may follow."""
     rows = await connection_repo.list_visible(
         session,
@@ -280,7 +280,7 @@ async def list_connections(
         limit=limit + 1,
     )
     items = rows[:limit]
-    return ConnectionPage(items, encode_cursor(items[-1]) if len(rows) > limit else None)
+    return ConnectionListing(items, encode_cursor(items[-1]) if len(rows) > limit else None)
 
 
 async def get_connection(

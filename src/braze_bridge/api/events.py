@@ -15,14 +15,8 @@ from pydantic import AwareDatetime
 
 from braze_bridge.api.deps import ContextDep, PrincipalDep, SessionDep
 from braze_bridge.api.paths import BODY_ERRORS, error_responses
-from braze_bridge.api.schemas.events import (
-    EventDetail,
-    EventPage,
-    EventRead,
-    ReplayFilter,
-    ReplayJobRead,
-    ReplayRead,
-)
+from braze_bridge.api.schemas.events import EventDetail, EventPage, EventRead
+from braze_bridge.api.schemas.replay import ReplayFilter, ReplayJobRead, ReplayRead
 from braze_bridge.api.text_check import CHECK_ADMIN_TEXT
 from braze_bridge.db.repositories.event_log import EventFilter
 from braze_bridge.domain.statuses import EventStatus

@@ -14,7 +14,6 @@ value, or the error and its position) is the contract.
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 from typing import Any

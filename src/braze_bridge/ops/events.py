@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -11,8 +12,9 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from braze_bridge.db.models import DeliveryAttempt, Event, Operation
 from braze_bridge.db.repositories import event_log
-from braze_bridge.db.repositories.event_log import EventFilter, EventRecord, EventSummary
+from braze_bridge.db.repositories.event_log import EventFilter, EventSummary
 from braze_bridge.domain.principal import Principal
 from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.errors import BadRequest, NotFound
@@ -81,13 +83,65 @@ async def list_events(
     return EventListing(page.items, next_cursor)
 
 
+@dataclass(frozen=True, slots=True)
+class ShownBody:
+    """A stored webhook body as event detail shows it."""
+
+    text: str  # the bytes as received, decoded as UTF-8 (errors replaced)
+    parsed: Any  # the body parsed, when it is JSON
+    content_type: str | None
+    headers: dict[str, Any]  # `shown_request_headers`
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShownAttempt:
+    attempt: DeliveryAttempt
+    response_headers: dict[str, Any] | None  # `redact_headers` of what Braze answered
+    outcomes: list[tuple[int, str | None]]  # (operation id, outcome)
+
+
+@dataclass(frozen=True, slots=True)
+class EventDetail:
+    """One event in full, with nothing in it that authenticates."""
+
+    event: Event
+    raw: ShownBody | None  # None once retention purged the body
+    operations: list[Operation]
+    attempts: list[ShownAttempt]
+
+
 async def event_detail(
     session: AsyncSession, principal: Principal, event_id: uuid.UUID
-) -> EventRecord:
+) -> EventDetail:
     record = await event_log.get_event_record(session, principal.tenant_id, event_id)
     if record is None:
         raise NotFound(f"no event {event_id}")
-    return record
+    raw = None
+    if record.body is not None:
+        text = record.body.body.decode("utf-8", errors="replace")
+        try:
+            parsed: Any = json.loads(text)
+        except ValueError:
+            parsed = None
+        raw = ShownBody(
+            text=text,
+            parsed=parsed,
+            content_type=record.body.content_type,
+            headers=shown_request_headers(record.body.headers),
+            size_bytes=len(record.body.body),
+        )
+    attempts = [
+        ShownAttempt(
+            item.attempt,
+            None
+            if item.attempt.response_headers is None
+            else redact_headers(item.attempt.response_headers),
+            item.outcomes,
+        )
+        for item in record.attempts
+    ]
+    return EventDetail(record.event, raw, record.operations, attempts)
 
 
 @dataclass(frozen=True, slots=True)
