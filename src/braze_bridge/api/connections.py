@@ -1,4 +1,4 @@
-"""/v1/connections: configure partner → Braze connections (DESIGN section 4)."""
+"""/v1/connections: configure partner → Braze connections (docs/admin-api.md, "Connections")."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ class AppContext:
     worker: DeliveryWorker | None = None  # `braze-bridge serve` only
 
 
-# Async on purpose: a plain `def` dependency runs in the thread pool, one hop per request.
+# Async on purpose: FastAPI runs a plain `def` dependency in its thread pool.
 async def get_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
