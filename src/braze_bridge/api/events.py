@@ -48,6 +48,8 @@ PartnersDep = Annotated[PartnerLookup, Depends(partner_lookup)]
 
 
 async def event_filter(
+    principal: PrincipalDep,
+    context: ContextDep,
     connection_id: Annotated[uuid.UUID | None, Query(description="only this connection")] = None,
     status: Annotated[EventStatus | None, Query(description="event status word")] = None,
     kind: Annotated[str | None, Query(max_length=64, description="normalized kind")] = None,
@@ -66,9 +68,15 @@ async def event_filter(
                 {"field": "since", "message": "since must be before until", "type": "value_error"}
             ],
         )
-    return EventFilter(connection_id, status, kind, user, since, until)
+    filters = EventFilter(connection_id, status, kind, user, since, until)
+    if connection_id is not None:
+        # Its own short session: the live feed must not hold one for as long as it streams.
+        async with context.sessionmaker() as session:
+            await event_service.ensure_connection_visible(session, principal, connection_id)
+    return filters
 
 
+# The filter of the event-log routes; another tenant's connection_id answers 404.
 FilterDep = Annotated[EventFilter, Depends(event_filter)]
 
 
@@ -128,9 +136,6 @@ async def stream_events(
     """Live feed as server-sent events: `created` for each new matching event, `updated` when a
     shown event changes status. Authenticate with the Authorization header (read the stream
     with fetch(); EventSource cannot send headers, and tokens never go in URLs)."""
-    if filters.connection_id is not None:
-        async with context.sessionmaker() as session:
-            await event_service.ensure_connection_visible(session, principal, filters.connection_id)
     feed = event_service.EventFeed(
         context.sessionmaker, principal, filters, after=last_event_id or after, watch=watch or ()
     )

@@ -65,8 +65,8 @@ async def list_events(
     cursor: str | None,
     limit: int,
 ) -> EventListing:
-    if filters.connection_id is not None:
-        await ensure_connection_visible(session, principal, filters.connection_id)
+    """A page of the principal's events; a `filters.connection_id` is one it may see
+    (`ensure_connection_visible`, checked by the route with the rest of the filter)."""
     before = None
     if cursor:
         try:
