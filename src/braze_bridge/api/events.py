@@ -178,16 +178,14 @@ async def get_event(
     responses={**error_responses(*BODY_ERRORS, 422), **NOT_FOUND},
 )
 async def replay_matching(
-    body: ReplayFilter, principal: PrincipalDep, session: SessionDep, request: Request
+    body: ReplayFilter, principal: PrincipalDep, session: SessionDep, context: ContextDep
 ) -> ReplayJobRead:
     """Replay every event matching the filter, in the background; follow GET /v1/replays/{id}."""
     filters = body.to_filter()
     if filters.connection_id is not None:
         await event_service.ensure_connection_visible(session, principal, filters.connection_id)
     job = await replay_service.start_bulk_replay(session, principal, filters)
-    runner = getattr(request.app.state, "replay_runner", None)
-    if isinstance(runner, replay_service.ReplayRunner):
-        runner.wake()
+    context.replay_runner.wake()
     return ReplayJobRead.of(job)
 
 
