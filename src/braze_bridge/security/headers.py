@@ -24,12 +24,15 @@ STORED_HEADERS = frozenset(
 )
 
 
+# The allowlist as applied: a name that reads like a credential is never kept, even if listed.
+_KEPT = frozenset(name for name in STORED_HEADERS if not is_secret_name(name))
+
+
 def stored_headers(headers: Mapping[str, str], secrets: Sequence[str] = ()) -> dict[str, str]:
     """The allowlisted headers, minus any whose value contains one of the connection's secrets."""
     kept = {}
     for name, value in headers.items():
         lowered = name.lower()
-        allowed = lowered in STORED_HEADERS and not is_secret_name(lowered)
-        if allowed and not contains_secret(value, secrets):
+        if lowered in _KEPT and not contains_secret(value, secrets):
             kept[lowered] = value
     return kept
