@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -15,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from braze_bridge.db.models import DeliveryAttempt, Event, Operation
 from braze_bridge.db.repositories import event_log
 from braze_bridge.db.repositories.event_log import EventFilter, EventSummary
+from braze_bridge.domain.json_body import parse_json_body
 from braze_bridge.domain.principal import Principal
 from braze_bridge.domain.statuses import EventStatus
-from braze_bridge.errors import BadRequest, NotFound
+from braze_bridge.errors import BadRequest, InvalidJson, NotFound
 from braze_bridge.security.headers import STORED_HEADERS
 from braze_bridge.security.redaction import REDACTED, is_secret_name
 
@@ -121,8 +121,8 @@ async def event_detail(
     if record.body is not None:
         text = record.body.body.decode("utf-8", errors="replace")
         try:
-            parsed: Any = json.loads(text)
-        except ValueError:
+            parsed: Any = parse_json_body(record.body.body)  # ingest's parser
+        except InvalidJson:
             parsed = None
         raw = ShownBody(
             text=text,
