@@ -102,7 +102,7 @@ class ShownAttempt:
 
 
 @dataclass(frozen=True, slots=True)
-class EventDetail:
+class ShownEvent:
     """One event in full, with nothing in it that authenticates."""
 
     event: Event
@@ -113,7 +113,7 @@ class EventDetail:
 
 async def event_detail(
     session: AsyncSession, principal: Principal, event_id: uuid.UUID
-) -> EventDetail:
+) -> ShownEvent:
     record = await event_log.get_event_record(session, principal.tenant_id, event_id)
     if record is None:
         raise NotFound(f"no event {event_id}")
@@ -141,7 +141,7 @@ async def event_detail(
         )
         for item in record.attempts
     ]
-    return EventDetail(record.event, raw, record.operations, attempts)
+    return ShownEvent(record.event, raw, record.operations, attempts)
 
 
 @dataclass(frozen=True, slots=True)

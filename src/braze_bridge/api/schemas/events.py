@@ -155,7 +155,7 @@ class EventDetail(BaseModel):
     attempts: list[AttemptRead]
 
     @classmethod
-    def of(cls, detail: event_service.EventDetail) -> EventDetail:
+    def of(cls, detail: event_service.ShownEvent) -> EventDetail:
         event, raw = detail.event, detail.raw
         return cls(
             id=event.id,
