@@ -3,11 +3,12 @@
     .venv/bin/python bench/hook_cpu.py [--webhooks 5000] [--repeats 7]
     PYTHONPATH=/path/to/other/checkout/src .venv/bin/python bench/hook_cpu.py   # A/B
 
-Runs `hooks.serve_webhook` (what the `api` process runs per `POST /v1/hooks/{id}` after
-uvicorn parsed the request) with the connection lookup and the event store replaced by
-stand-ins that answer at once: HMAC check, body read, JSON parse, normalize, map, the event
-record, metrics and the answer. Bodies are bench/ingest.py's `reward_fulfilled` webhooks and the
-documented Extole shapes of tests/extole_bodies.py. Prints CPU µs per webhook
+Runs the API app (`create_app`) as an ASGI callable, as the `api` process runs it per
+`POST /v1/hooks/{id}` after uvicorn parsed the request, with the connection lookup and the
+event store replaced by stand-ins that answer at once: HMAC check, body read, JSON parse,
+normalize, map, the event record, metrics and the answer. All webhooks of one repeat run in one
+event-loop turn. Bodies are bench/ingest.py's `reward_fulfilled` webhooks and the documented
+Extole shapes of tests/extole_bodies.py. Prints CPU µs per webhook
 (`time.process_time`, best of `--repeats`), plus what turning the stored event into JSON
 (`NormalizedEvent.as_json`, done by the group committer) adds.
 """
@@ -15,6 +16,8 @@ documented Extole shapes of tests/extole_bodies.py. Prints CPU µs per webhook
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import gc
 import hashlib
 import hmac
@@ -24,7 +27,6 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -34,11 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import ingest as bench  # the sibling bench: webhook bodies and secrets
 from tests import extole_bodies
 
-from braze_bridge.api import hooks
+from braze_bridge.api import deps
+from braze_bridge.app import create_app
+from braze_bridge.config import Settings
 from braze_bridge.db.repositories.events import EventRecord, StoreResult
 from braze_bridge.db.repositories.live_connections import LiveConnection
 from braze_bridge.domain.statuses import ConnectionState, Source, WebhookAuthMode
 from braze_bridge.logging import configure_logging
+from braze_bridge.runtime import Runtime
 from braze_bridge.security.secrets import SecretBox
 
 
@@ -59,16 +64,6 @@ class InstantStore:
     async def store(self, record: EventRecord) -> StoreResult:
         self.records.append(record)
         return StoreResult(record.id, duplicate=False)
-
-
-def run_to_end(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Drive a coroutine that never waits on I/O (every stand-in answers at once)."""
-    try:
-        coroutine.send(None)
-    except StopIteration:
-        return
-    coroutine.close()
-    raise RuntimeError("the webhook path suspended: a stand-in is missing")
 
 
 def make_connection(box: SecretBox) -> LiveConnection:
@@ -104,31 +99,52 @@ def signed_headers(body: bytes) -> list[tuple[bytes, bytes]]:
 Webhook = tuple[bytes, list[tuple[bytes, bytes]]]
 
 
+def bench_app(connection: LiveConnection, box: SecretBox, store: InstantStore) -> Any:
+    """The real app, its state set as the lifespan would, with the stand-ins in it."""
+    settings = Settings()
+    app = create_app(Runtime(settings, "postgresql://unused/db", bench.SECRET_KEY, embedded=False))
+    built: dict[str, Any] = {
+        "settings": settings,
+        "engine": None,
+        "sessionmaker": None,
+        "http": None,
+        "secrets": box,
+        "event_store": store,
+        "connection_lookup": InstantLookup(connection),
+        "replay_runner": None,
+        "replay_task": None,
+    }
+    fields = {field.name for field in dataclasses.fields(deps.AppContext)}
+    for name in set(built) - fields:  # an older checkout kept these on app.state (A/B runs)
+        setattr(app.state, name, built.pop(name))
+    app.state.context = deps.AppContext(**built)
+    return app
+
+
 def webhook_runner(
     connection: LiveConnection, box: SecretBox, store: InstantStore
-) -> Callable[[Webhook], int]:
-    """A function that answers one signed webhook through `serve_webhook`; its status."""
-    app = SimpleNamespace(
-        state=SimpleNamespace(
-            context=SimpleNamespace(
-                settings=SimpleNamespace(max_body_bytes=1_048_576), engine=None, secrets=box
-            ),
-            event_store=store,
-            connection_lookup=InstantLookup(connection),
-        )
-    )
+) -> Callable[[Webhook], Coroutine[Any, Any, int]]:
+    """A function that answers one signed webhook through the app; its status."""
+    app = bench_app(connection, box, store)
     path = f"/v1/hooks/{connection.id}"
     settings = orjson.dumps(connection.settings)
 
-    def answer(webhook: Webhook) -> int:
+    async def answer(webhook: Webhook) -> int:
         body, headers = webhook
         scope = {
             "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
             "method": "POST",
+            "scheme": "http",
             "path": path,
+            "raw_path": path.encode(),
             "root_path": "",
-            "app": app,
+            "query_string": b"",
             "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+            "state": {},
         }
         sent: list[dict[str, Any]] = []
 
@@ -138,11 +154,9 @@ def webhook_runner(
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        connection_id = hooks.webhook_connection_id(scope)
-        assert connection_id is not None
         # The lookup reads the settings column afresh for every request.
         object.__setattr__(connection, "settings", orjson.loads(settings))
-        run_to_end(hooks.serve_webhook(connection_id, scope, receive, send))
+        await app(scope, receive, send)
         status: int = sent[0]["status"]
         return status
 
@@ -186,17 +200,21 @@ def main() -> None:
         ],
     }
     print(f"{sys.modules['braze_bridge'].__file__}")
+    loop = asyncio.new_event_loop()
     for label, bodies in shapes.items():
         for webhook in bodies[: len(documented) * 2]:  # warm caches (settings, secrets, metrics)
-            status = answer(webhook)
+            status = loop.run_until_complete(answer(webhook))
             if status != 200:
                 raise SystemExit(f"{label}: answered {status}")
         store.records.clear()
 
+        async def answer_all(webhooks: list[Webhook]) -> None:
+            for webhook in webhooks:
+                await answer(webhook)
+
         def run_all(webhooks: list[Webhook] = bodies) -> None:
             store.records.clear()
-            for webhook in webhooks:
-                answer(webhook)
+            loop.run_until_complete(answer_all(webhooks))
 
         total = best_of(args.repeats, run_all)
         normalized = [r.normalized for r in store.records if r.normalized is not None]

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from braze_bridge.db.models import Operation
 from braze_bridge.delivery.retry import RetryPolicy
 from braze_bridge.delivery.worker import DeliveryWorker, WorkerOptions
-from braze_bridge.logging import configure_logging
 from braze_bridge.sandbox.app import SandboxConfig, create_sandbox_app
 from tests.factories import BOX, SANDBOX_ENDPOINT
 
@@ -35,9 +34,6 @@ def make_worker(
     worker_id: str = "test-worker",
     **options: Any,
 ) -> DeliveryWorker:
-    # configure_logging binds the sys.stderr of the moment; an earlier test's (closed) capture
-    # stream would make the worker's log calls raise.
-    configure_logging("warning")
     values: dict[str, Any] = {
         "lanes": 1,
         "linger_ms": 0,

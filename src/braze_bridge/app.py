@@ -38,13 +38,14 @@ __all__ = ["ConfigurationError", "Runtime", "create_app", "open_runtime"]
 
 
 class BridgeApp(FastAPI):
-    """The API app; webhooks are answered before FastAPI's routing (see `hooks.serve_webhook`)."""
+    """The API app. `POST /v1/hooks/{id}` is answered by `hooks.serve_webhook` before routing
+    and middleware (the reason and the consequences: api/hooks.py)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         connection_id = hooks.webhook_connection_id(scope)
         if connection_id is not None:
-            scope["app"] = self
-            await hooks.serve_webhook(connection_id, scope, receive, send)
+            context: AppContext = self.state.context
+            await hooks.serve_webhook(connection_id, context, scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -60,13 +61,6 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         engine = create_engine(runtime.database_url)
         sessionmaker = create_sessionmaker(engine)
         http = create_http_client()
-        app.state.context = AppContext(
-            settings=settings,
-            engine=engine,
-            sessionmaker=sessionmaker,
-            http=http,
-            secrets=build_secret_box(runtime),
-        )
         if settings.bootstrap_token is not None:
             async with sessionmaker.begin() as session:
                 value = settings.bootstrap_token.get_secret_value()
@@ -76,14 +70,22 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         # Webhook writes share transactions (ingest/group_commit.py); stopped before the engine.
         event_store = GroupCommitter(engine)
         await event_store.start()
-        app.state.event_store = event_store
-        app.state.connection_lookup = ConnectionLookup(engine)
+        connection_lookup = ConnectionLookup(engine)
         worker_task: asyncio.Task[None] | None = None
         worker: DeliveryWorker | None = None
         if run_worker:
             worker = build_worker(runtime, sessionmaker, http)
             worker_task = asyncio.create_task(worker.run(), name="delivery-worker")
-        app.state.worker = worker
+        app.state.context = AppContext(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            http=http,
+            secrets=build_secret_box(runtime),
+            event_store=event_store,
+            connection_lookup=connection_lookup,
+            worker=worker,
+        )
         log.info("app.started", embedded=runtime.embedded, worker=run_worker)
         try:
             yield
@@ -92,7 +94,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
                 worker.stop()
                 await worker_task
             await event_store.stop()
-            await app.state.connection_lookup.close()
+            await connection_lookup.close()
             await http.aclose()
             await engine.dispose()
             log.info("app.stopped")

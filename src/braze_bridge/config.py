@@ -1,4 +1,5 @@
-"""The one Settings object: every environment variable of DESIGN section 2, read once."""
+"""The one Settings object: every environment variable (docs/contract.md, "2. Configuration";
+README's table), read once."""
 
 from __future__ import annotations
 
@@ -81,14 +82,6 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://{self.host}:{self.port}"
-
-
-def async_database_url(url: str) -> str:
-    """Return `url` with the asyncpg driver SQLAlchemy needs."""
-    scheme, rest = url.split("://", 1)
-    if scheme in ("postgresql", "postgres"):
-        scheme = "postgresql+asyncpg"
-    return f"{scheme}://{rest}"
 
 
 def load_or_create_secret_key(data_dir: Path) -> str:

@@ -30,6 +30,7 @@ class ErrorBody(BaseModel):
 class AppError(Exception):
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, message: str, *, details: Any = None) -> None:
         super().__init__(message)
@@ -59,6 +60,8 @@ class NotFound(AppError):
 
 class RequestTimeout(AppError):
     status_code, code = 408, "request_timeout"
+    # The rest of a timed-out body may still be on its way: close rather than read it.
+    headers = {"connection": "close"}  # noqa: RUF012 - never mutated
 
 
 class Conflict(AppError):
@@ -127,7 +130,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_app_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppError)  # noqa: S101 - registered for AppError only
-        return error_response(exc.status_code, exc.code, exc.message, exc.details)
+        return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)  # noqa: S101

@@ -1,4 +1,4 @@
-"""structlog JSON lines; a processor that redacts anything that looks like a secret."""
+"""structlog JSON lines; a processor that redacts every key named like a secret."""
 
 from __future__ import annotations
 
@@ -9,15 +9,13 @@ from typing import Any
 
 import structlog
 
-SECRET_KEYS = frozenset(
-    {"api_key", "secret", "token", "authorization", "password", "webhook_secret", "secret_key"}
-)
+from braze_bridge.domain.redaction import REDACTED, is_secret_name
 
 
 def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event_dict):
-        if any(part in key.lower() for part in SECRET_KEYS):
-            event_dict[key] = "[redacted]"
+        if is_secret_name(key):
+            event_dict[key] = REDACTED
     return event_dict
 
 
@@ -31,40 +29,33 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-class _Threshold:
-    """The least severe level `configure_logging` set; structlog unconfigured writes every level."""
-
-    level = logging.NOTSET
-
-
-def is_enabled_for(level: int) -> bool:
-    """Whether a line at `level` (e.g. `logging.DEBUG`) would be written.
-
-    Per-request lines check this first: loggers are not cached (tests reconfigure logging), so
-    each call on a module's logger assembles a new bound logger, ~5 µs even for a dropped line.
-    """
-    return level >= _Threshold.level
-
-
 def configure_logging(level: str = "info") -> None:
-    """JSON lines on stderr (stdout stays for command output) for the service and for stdlib loggers (uvicorn, alembic)."""
+    """JSON lines on stderr (stdout stays for command output) for the service and for stdlib
+    loggers (uvicorn, alembic); lines below `level` are dropped.
+
+    Loggers are cached on first use, so a module's logger keeps the level that was configured
+    when it first logged: configure once, at process start. The processor list is changed in
+    place, never replaced, so cached loggers follow a later call's processors (and
+    `structlog.testing.capture_logs()` sees every logger).
+    """
     numeric = logging.getLevelNamesMapping()[level.upper()]
-    _Threshold.level = numeric
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact,
     ]
+    processors: list[structlog.types.Processor] = structlog.get_config()["processors"]
+    processors[:] = [
+        *shared,
+        structlog.processors.format_exc_info,
+        structlog.processors.JSONRenderer(),
+    ]
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(_CurrentStderr())
     handler.setFormatter(

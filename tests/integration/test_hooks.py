@@ -15,11 +15,14 @@ import asyncpg
 import httpx
 import jwt
 import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import Request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from braze_bridge.app import Runtime, create_app
 from braze_bridge.db.models import Connection, Event, EventBody
 from braze_bridge.domain.statuses import ConnectionState, WebhookAuthMode
 from braze_bridge.ingest import service
@@ -648,3 +651,57 @@ class TestArbitraryBodies:
             " (U+D800)",
         )
         assert await stored_operations(session, response.json()["event_id"]) == []
+
+
+class TestServedBeforeRouting:
+    """Webhooks are answered by `hooks.serve_webhook` ahead of FastAPI's routing (api/hooks.py
+    says why); the route registered for the endpoint only documents it."""
+
+    async def test_openapi_documents_the_endpoint_its_body_and_answers(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        document = (await client.get("/openapi.json")).json()
+
+        operation = document["paths"]["/v1/hooks/{connection_id}"]["post"]
+        assert operation["summary"] == "Receive Webhook"
+        assert operation["requestBody"]["required"] is True
+        assert "application/json" in operation["requestBody"]["content"]
+        assert [p["name"] for p in operation["parameters"]] == ["connection_id"]
+        replies = operation["responses"]
+        assert replies["200"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/WebhookReply"
+        }
+        for code in ("400", "401", "404", "408", "413", "415"):
+            schema = replies[code]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorBody"}, code
+
+    async def test_app_middleware_sees_every_request_except_webhooks(
+        self, runtime: Runtime, extole: MadeConnection
+    ) -> None:
+        seen: list[str] = []
+        app = create_app(runtime)
+
+        @app.middleware("http")
+        async def record(request: Request, call_next: Any) -> Any:
+            seen.append(request.url.path)
+            return await call_next(request)
+
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+        ):
+            hook = await post_signed(c, extole, bodies.REWARD_FULFILLED_RAW)
+            probe = await c.get("/healthz")
+
+        assert hook.status_code == 200
+        assert hook.json()["status"] == "accepted"
+        assert probe.status_code == 200
+        assert seen == ["/healthz"]
+
+    async def test_other_methods_on_the_webhook_path_go_through_the_router(
+        self, client: httpx.AsyncClient, extole: MadeConnection
+    ) -> None:
+        response = await client.get(f"/v1/hooks/{extole.id}")
+
+        assert response.status_code == 405
+        assert response.json()["error"]["code"] == "method_not_allowed"

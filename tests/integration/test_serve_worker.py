@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from braze_bridge.app import Runtime, create_app
 from braze_bridge.db.notify import OUTBOX_CHANNEL
 from braze_bridge.delivery.worker import DeliveryWorker
-from braze_bridge.logging import configure_logging
 from tests.factories import SANDBOX_ENDPOINT, make_connection, make_operations, make_tenant
 
 
@@ -43,13 +42,12 @@ def background_tasks() -> set[str]:
 
 
 async def wait_listening(app: FastAPI) -> None:
-    worker = app.state.worker
+    worker = app.state.context.worker
     assert isinstance(worker, DeliveryWorker)
     await asyncio.wait_for(worker.listening.wait(), timeout=10)
 
 
 async def test_serve_delivers_what_ingest_notifies(session: AsyncSession, runtime: Runtime) -> None:
-    configure_logging("warning")
     conn = await make_connection(session, await make_tenant(session))
     with respx.mock:
         track = respx.post(f"{SANDBOX_ENDPOINT}/users/track").respond(
@@ -91,7 +89,7 @@ async def test_the_api_alone_never_delivers(session: AsyncSession, runtime: Runt
             ) as c:
                 assert (await c.get("/healthz")).status_code == 200
             running = background_tasks()
-            assert getattr(app.state, "worker", None) is None
+            assert app.state.context.worker is None
     assert running.isdisjoint(WORKER_TASKS)
     assert track.call_count == 0
     assert await status_of(session, op.id) == "pending"

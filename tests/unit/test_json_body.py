@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from braze_bridge.domain.json_body import parse_json_body
 from braze_bridge.errors import InvalidJson
@@ -45,3 +48,53 @@ def test_invalid_bodies_name_the_position(body: bytes, details: dict[str, int] |
     with pytest.raises(InvalidJson) as raised:
         parse_json_body(body)
     assert raised.value.details == details
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        b"9223372036854775807",  # 2**63 - 1
+        b"-9223372036854775809",  # one below -2**63
+        b"18446744073709551616",  # 2**64
+        b"-123456789012345678901234567890",
+    ],
+)
+def test_integers_at_and_beyond_64_bits_stay_exact(number: bytes) -> None:
+    value = parse_json_body(b'{"points":' + number + b"}")
+
+    assert value == {"points": int(number)}
+    assert type(value["points"]) is int
+
+
+def test_a_body_with_a_bom_and_a_long_string_of_digits_reads_the_same() -> None:
+    body = b'\xef\xbb\xbf{"id":"12345678901234567890","n":1.5}'
+    assert parse_json_body(body) == {"id": "12345678901234567890", "n": 1.5}
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(value=json_values, indent=st.sampled_from([None, 1]))
+@settings(max_examples=300)
+def test_any_json_reads_as_the_standard_library_reads_it(value: Any, indent: int | None) -> None:
+    body = json.dumps(value, indent=indent).encode()
+
+    parsed = parse_json_body(body)
+
+    assert parsed == json.loads(body)
+    assert repr(parsed) == repr(json.loads(body))  # int stays int, -0.0 stays -0.0
+
+
+@pytest.mark.parametrize("number", [b"-0", b"-0.0", b"1.0", b"1E2", b"5e-324", b"1e400"])
+def test_edge_numbers_read_as_the_standard_library_reads_them(number: bytes) -> None:
+    assert repr(parse_json_body(number)) == repr(json.loads(number))

@@ -11,14 +11,14 @@ import base64
 import binascii
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
 from typing import Any, Final
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from braze_bridge.admin.connection_schemas import ConnectionCreate, ConnectionUpdate
 from braze_bridge.admin.json_merge import changed_paths, merge_patch
 from braze_bridge.braze.hosts import InvalidBrazeEndpoint, normalize_rest_endpoint
 from braze_bridge.db.models import Connection, ConnectionAudit
@@ -57,45 +57,6 @@ LIMIT_FIELDS: Final = (
 AUTH_FIX_FIELDS: Final = frozenset({"braze.rest_endpoint", "braze.api_key"})
 
 
-class Unset(Enum):
-    """Marks a PATCH field the caller did not send (None is a value: "clear it")."""
-
-    UNSET = "unset"
-
-
-UNSET: Final = Unset.UNSET
-
-
-@dataclass(frozen=True, slots=True)
-class NewConnection:
-    """A create request, already shape-checked by the API schema."""
-
-    name: str
-    source: Source
-    rest_endpoint: str
-    api_key: str
-    app_id: str | None = None
-    tenant_id: uuid.UUID | None = None
-    auth_mode: WebhookAuthMode | None = None
-    username: str | None = None
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    limits: Mapping[str, int | str | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionChanges:
-    """A PATCH: only fields that are not UNSET change; `settings` is a JSON Merge Patch."""
-
-    name: str | Unset = UNSET
-    rest_endpoint: str | Unset = UNSET
-    api_key: str | Unset = UNSET
-    app_id: str | Unset | None = UNSET
-    auth_mode: WebhookAuthMode | Unset = UNSET
-    username: str | Unset | None = UNSET
-    settings: Mapping[str, Any] | Unset = UNSET
-    limits: Mapping[str, int | str | None] = field(default_factory=dict)
-
-
 @dataclass(frozen=True, slots=True)
 class CreatedConnection:
     """The stored row plus the two secrets that are shown once."""
@@ -112,7 +73,7 @@ class RotatedSecret:
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionPage:
+class ConnectionListing:
     items: Sequence[Connection]
     next_cursor: str | None
 
@@ -228,16 +189,16 @@ async def create_connection(
     session: AsyncSession,
     box: SecretBox,
     principal: Principal,
-    new: NewConnection,
+    new: ConnectionCreate,
     *,
     allow_any_url: bool,
 ) -> CreatedConnection:
     """Validate and store a connection; its webhook secret and content token are generated."""
     tenant_id = await _target_tenant(session, principal, new.tenant_id)
     errors: list[dict[str, str]] = []
-    endpoint = _validated_endpoint(new.rest_endpoint, allow_any_url, errors)
-    mode = new.auth_mode or DEFAULT_AUTH_MODE[new.source]
-    username = _webhook_auth(new.source, mode, new.username, errors)
+    endpoint = _validated_endpoint(new.braze.rest_endpoint, allow_any_url, errors)
+    mode = new.webhook_auth.mode or DEFAULT_AUTH_MODE[new.source]
+    username = _webhook_auth(new.source, mode, new.webhook_auth.username, errors)
     settings = _validated_settings(new.source, new.settings, errors)
     _raise_if(errors)
     assert endpoint is not None  # noqa: S101 - _raise_if raised otherwise
@@ -245,6 +206,8 @@ async def create_connection(
 
     webhook_secret = generate_secret(WEBHOOK_SECRET_PREFIX)
     content_token = generate_secret(CONTENT_TOKEN_PREFIX)
+    api_key = new.braze.api_key.get_secret_value()
+    limits = new.limits.stored_values() if new.limits else {}
     now = utcnow()
     row = Connection(
         tenant_id=tenant_id,
@@ -252,9 +215,9 @@ async def create_connection(
         source=new.source,
         state=ConnectionState.ACTIVE,
         braze_rest_endpoint=endpoint,
-        braze_api_key_enc=box.encrypt(new.api_key),
-        braze_api_key_last4=last4(new.api_key),
-        braze_app_id=new.app_id,
+        braze_api_key_enc=box.encrypt(api_key),
+        braze_api_key_last4=last4(api_key),
+        braze_app_id=new.braze.app_id,
         webhook_auth_mode=mode,
         webhook_username=username,
         webhook_secret_enc=box.encrypt(webhook_secret),
@@ -263,7 +226,7 @@ async def create_connection(
         version=1,
         created_at=now,
         updated_at=now,
-        **{name: new.limits.get(name) for name in LIMIT_FIELDS if name in new.limits},
+        **{name: limits[name] for name in LIMIT_FIELDS if name in limits},
     )
     await connection_repo.add(session, row)
     await connection_repo.record_audit(
@@ -305,7 +268,7 @@ async def list_connections(
     state: ConnectionState | None = None,
     cursor: str | None = None,
     limit: int = 100,
-) -> ConnectionPage:
+) -> ConnectionListing:
     """Oldest first; `next_cursor` is set when more may follow."""
     rows = await connection_repo.list_visible(
         session,
@@ -317,7 +280,7 @@ async def list_connections(
         limit=limit + 1,
     )
     items = rows[:limit]
-    return ConnectionPage(items, encode_cursor(items[-1]) if len(rows) > limit else None)
+    return ConnectionListing(items, encode_cursor(items[-1]) if len(rows) > limit else None)
 
 
 async def get_connection(
@@ -338,39 +301,43 @@ async def update_connection(
     box: SecretBox,
     principal: Principal,
     connection_id: uuid.UUID,
-    changes: ConnectionChanges,
+    update: ConnectionUpdate,
     *,
     allow_any_url: bool,
 ) -> Connection:
-    """Apply a partial update; a no-op PATCH changes nothing (no version bump, no audit)."""
+    """Apply the fields the PATCH sent; a no-op PATCH changes nothing (no version bump, no
+    audit). `ConnectionUpdate` refused explicit nulls, so a null sent here means "clear it"."""
     row = await _visible(session, principal, connection_id, for_update=True)
+    sent = update.model_dump(exclude_unset=True)
     errors: list[dict[str, str]] = []
     changed: list[str] = []
 
-    if not isinstance(changes.name, Unset) and changes.name != row.name:
-        row.name = changes.name
+    if "name" in sent and sent["name"] != row.name:
+        row.name = sent["name"]
         changed.append("name")
-    if not isinstance(changes.rest_endpoint, Unset):
-        endpoint = _validated_endpoint(changes.rest_endpoint, allow_any_url, errors)
+    braze: dict[str, Any] = sent.get("braze", {})
+    if "rest_endpoint" in braze:
+        endpoint = _validated_endpoint(braze["rest_endpoint"], allow_any_url, errors)
         if endpoint is not None and endpoint != row.braze_rest_endpoint:
             row.braze_rest_endpoint = endpoint
             changed.append("braze.rest_endpoint")
-    if not isinstance(changes.api_key, Unset) and _secret_differs(
-        box, row.braze_api_key_enc, changes.api_key
-    ):
-        row.braze_api_key_enc = box.encrypt(changes.api_key)
-        row.braze_api_key_last4 = last4(changes.api_key)
-        changed.append("braze.api_key")
-    if not isinstance(changes.app_id, Unset) and changes.app_id != row.braze_app_id:
-        row.braze_app_id = changes.app_id
+    if "api_key" in braze:
+        api_key: str = braze["api_key"].get_secret_value()
+        if _secret_differs(box, row.braze_api_key_enc, api_key):
+            row.braze_api_key_enc = box.encrypt(api_key)
+            row.braze_api_key_last4 = last4(api_key)
+            changed.append("braze.api_key")
+    if "app_id" in braze and braze["app_id"] != row.braze_app_id:
+        row.braze_app_id = braze["app_id"]
         changed.append("braze.app_id")
 
-    mode = row.webhook_auth_mode if isinstance(changes.auth_mode, Unset) else changes.auth_mode
-    if isinstance(changes.username, Unset):
+    auth: dict[str, Any] = sent.get("webhook_auth", {})
+    mode: WebhookAuthMode = auth.get("mode", row.webhook_auth_mode)
+    if "username" in auth:
+        requested = auth["username"]
+    else:
         # Keep a Basic username across unrelated changes; other modes carry none.
         requested = row.webhook_username if mode == WebhookAuthMode.BASIC else None
-    else:
-        requested = changes.username
     username = _webhook_auth(row.source, mode, requested, errors)
     if mode != row.webhook_auth_mode:
         row.webhook_auth_mode = mode
@@ -379,9 +346,9 @@ async def update_connection(
         row.webhook_username = username
         changed.append("webhook_auth.username")
 
-    if not isinstance(changes.settings, Unset):
+    if "settings" in sent:
         before = effective_settings(row.source, row.settings)
-        after = _validated_settings(row.source, merge_patch(before, changes.settings), errors)
+        after = _validated_settings(row.source, merge_patch(before, sent["settings"]), errors)
         if after is not None and after != before:
             changed.extend(changed_paths(before, after, "settings"))
             row.settings = after
@@ -392,7 +359,8 @@ async def update_connection(
                 # Values recorded before the switch may be stale: start from a full sync.
                 await user_values.forget_user_values(session, row.id)
 
-    for name, value in changes.limits.items():
+    limits = update.limits.stored_values() if update.limits is not None else {}
+    for name, value in limits.items():
         if name in LIMIT_FIELDS and getattr(row, name) != value:
             setattr(row, name, value)
             changed.append(f"limits.{name}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Final
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +23,10 @@ from braze_bridge.logging import get_logger
 from braze_bridge.security.tokens import display_prefix, generate_token, hash_token
 
 log = get_logger(__name__)
+
+# The command line (`braze-bridge tenants create`, `tokens create`): whoever can reach the
+# database is an operator. No token row has this id.
+COMMAND_LINE: Final = Principal(token_id=uuid.UUID(int=0), tenant_id=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,35 @@ async def get_tenant(session: AsyncSession, principal: Principal, tenant_id: uui
     if tenant is None:
         raise NotFound(f"no tenant {tenant_id}")
     return tenant
+
+
+async def get_tenant_by_slug(session: AsyncSession, principal: Principal, slug: str) -> Tenant:
+    """The tenant with this slug, or NotFound (also when the principal may not see it)."""
+    tenant = await tenant_repo.get_by_slug(session, slug)
+    if tenant is None or not principal.can_see(tenant.id):
+        raise NotFound(f"no tenant with slug {slug!r}")
+    return tenant
+
+
+async def issue_operator_token(
+    session: AsyncSession, principal: Principal, *, name: str
+) -> IssuedToken:
+    """A new operator token (`bbo_…`, sees every tenant); only operators issue one."""
+    if not principal.is_operator:
+        raise Forbidden("issuing operator tokens needs an operator token")
+    token = generate_token(operator=True)
+    row = await token_repo.create_token(
+        session,
+        name=name,
+        tenant_id=None,
+        token_hash=hash_token(token),
+        prefix=display_prefix(token),
+    )
+    await session.commit()
+    log.info(
+        "admin.operator_token_issued", credential_id=str(row.id), actor=str(principal.token_id)
+    )
+    return IssuedToken(row, token)
 
 
 async def issue_token(

@@ -1,4 +1,4 @@
-"""/v1/connections: configure partner → Braze connections (DESIGN section 4)."""
+"""/v1/connections: configure partner → Braze connections (docs/admin-api.md, "Connections")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Query, Response
 from braze_bridge.admin import connection_test
 from braze_bridge.admin import connections as service
 from braze_bridge.api.deps import ContextDep, PrincipalDep, SessionDep
-from braze_bridge.api.paths import BODY_ERRORS, error_responses, parse_id
+from braze_bridge.api.paths import BODY_ERRORS, ConnectionIdPath, error_responses
 from braze_bridge.api.schemas.connections import (
     AuditEntry,
     AuditPage,
@@ -36,10 +36,6 @@ router = APIRouter(
 )
 
 
-def _id(connection_id: str) -> uuid.UUID:
-    return parse_id(connection_id, "connection")
-
-
 @router.post(
     "",
     status_code=201,
@@ -57,7 +53,7 @@ async def create_connection(
         session,
         context.secrets,
         principal,
-        body.to_new(),
+        body,
         allow_any_url=context.settings.allow_any_braze_url,
     )
     return ConnectionCreated.of_created(created, context.settings.base_url)
@@ -92,10 +88,13 @@ async def list_connections(
 
 @router.get("/{connection_id}", response_model=ConnectionRead, responses=error_responses(404))
 async def get_connection(
-    connection_id: str, principal: PrincipalDep, session: SessionDep, context: ContextDep
+    connection_id: ConnectionIdPath,
+    principal: PrincipalDep,
+    session: SessionDep,
+    context: ContextDep,
 ) -> ConnectionRead:
     """One connection; secrets show only `api_key_last4`."""
-    row = await service.get_connection(session, principal, _id(connection_id))
+    row = await service.get_connection(session, principal, connection_id)
     return ConnectionRead.of(row, context.settings.base_url)
 
 
@@ -105,7 +104,7 @@ async def get_connection(
     responses=error_responses(*BODY_ERRORS, 404, 422),
 )
 async def update_connection(
-    connection_id: str,
+    connection_id: ConnectionIdPath,
     body: ConnectionUpdate,
     principal: PrincipalDep,
     session: SessionDep,
@@ -119,8 +118,8 @@ async def update_connection(
         session,
         context.secrets,
         principal,
-        _id(connection_id),
-        body.to_changes(),
+        connection_id,
+        body,
         allow_any_url=context.settings.allow_any_braze_url,
     )
     return ConnectionRead.of(row, context.settings.base_url)
@@ -130,10 +129,10 @@ async def update_connection(
     "/{connection_id}", status_code=204, response_class=Response, responses=error_responses(404)
 )
 async def delete_connection(
-    connection_id: str, principal: PrincipalDep, session: SessionDep
+    connection_id: ConnectionIdPath, principal: PrincipalDep, session: SessionDep
 ) -> Response:
     """Delete the connection; from then on it answers 404 everywhere, webhooks included."""
-    await service.delete_connection(session, principal, _id(connection_id))
+    await service.delete_connection(session, principal, connection_id)
     return Response(status_code=204)
 
 
@@ -141,7 +140,10 @@ async def delete_connection(
     "/{connection_id}/test", response_model=ConnectionTestRead, responses=error_responses(404)
 )
 async def run_connection_test(
-    connection_id: str, principal: PrincipalDep, session: SessionDep, context: ContextDep
+    connection_id: ConnectionIdPath,
+    principal: PrincipalDep,
+    session: SessionDep,
+    context: ContextDep,
 ) -> ConnectionTestRead:
     """Call Braze with the stored key: endpoint, key, and each permission the source needs.
 
@@ -153,7 +155,7 @@ async def run_connection_test(
         context.secrets,
         context.http,
         principal,
-        _id(connection_id),
+        connection_id,
         allow_any_url=context.settings.allow_any_braze_url,
     )
     return ConnectionTestRead.of(report)
@@ -165,7 +167,7 @@ async def run_connection_test(
     responses=error_responses(*BODY_ERRORS, 404, 422),
 )
 async def rotate_secret(
-    connection_id: str,
+    connection_id: ConnectionIdPath,
     principal: PrincipalDep,
     session: SessionDep,
     context: ContextDep,
@@ -180,7 +182,7 @@ async def rotate_secret(
         session,
         context.secrets,
         principal,
-        _id(connection_id),
+        connection_id,
         grace=timedelta(seconds=rotation.grace_seconds),
     )
     return WebhookSecretRotated.of_rotated(rotated, context.settings.base_url)
@@ -192,12 +194,13 @@ async def rotate_secret(
     responses=error_responses(404),
 )
 async def rotate_content_token(
-    connection_id: str, principal: PrincipalDep, session: SessionDep, context: ContextDep
+    connection_id: ConnectionIdPath,
+    principal: PrincipalDep,
+    session: SessionDep,
+    context: ContextDep,
 ) -> ContentTokenRotated:
     """New Connected Content token, shown once; the previous one stops working now."""
-    rotated = await service.rotate_content_token(
-        session, context.secrets, principal, _id(connection_id)
-    )
+    rotated = await service.rotate_content_token(session, context.secrets, principal, connection_id)
     return ContentTokenRotated.of_rotated(rotated, context.settings.base_url)
 
 
@@ -205,10 +208,13 @@ async def rotate_content_token(
     "/{connection_id}/pause", response_model=ConnectionRead, responses=error_responses(404)
 )
 async def pause_connection(
-    connection_id: str, principal: PrincipalDep, session: SessionDep, context: ContextDep
+    connection_id: ConnectionIdPath,
+    principal: PrincipalDep,
+    session: SessionDep,
+    context: ContextDep,
 ) -> ConnectionRead:
     """Stop sending to Braze; webhooks are still accepted and stored."""
-    row = await service.pause_connection(session, principal, _id(connection_id))
+    row = await service.pause_connection(session, principal, connection_id)
     return ConnectionRead.of(row, context.settings.base_url)
 
 
@@ -216,20 +222,23 @@ async def pause_connection(
     "/{connection_id}/resume", response_model=ConnectionRead, responses=error_responses(404)
 )
 async def resume_connection(
-    connection_id: str, principal: PrincipalDep, session: SessionDep, context: ContextDep
+    connection_id: ConnectionIdPath,
+    principal: PrincipalDep,
+    session: SessionDep,
+    context: ContextDep,
 ) -> ConnectionRead:
     """Send again: from `paused`, or from `auth_error` once the cause is fixed in Braze."""
-    row = await service.resume_connection(session, principal, _id(connection_id))
+    row = await service.resume_connection(session, principal, connection_id)
     return ConnectionRead.of(row, context.settings.base_url)
 
 
 @router.get("/{connection_id}/audit", response_model=AuditPage, responses=error_responses(404))
 async def list_audit(
-    connection_id: str,
+    connection_id: ConnectionIdPath,
     principal: PrincipalDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> AuditPage:
     """Who changed what and when, newest first; field paths only, never values."""
-    rows = await service.list_audit(session, principal, _id(connection_id), limit=limit)
+    rows = await service.list_audit(session, principal, connection_id, limit=limit)
     return AuditPage(items=[AuditEntry.of(row) for row in rows])

@@ -13,24 +13,32 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from braze_bridge.config import Settings
 from braze_bridge.db.repositories import tokens
+from braze_bridge.delivery.worker import DeliveryWorker
 from braze_bridge.domain.principal import Principal
 from braze_bridge.errors import Forbidden, Unauthorized
+from braze_bridge.ingest.lookup import ConnectionLookup
+from braze_bridge.ingest.store import EventStore
 from braze_bridge.security.secrets import SecretBox
 from braze_bridge.security.tokens import hash_token
 
 
 @dataclass
 class AppContext:
-    """What the lifespan built; one per process."""
+    """Everything the lifespan built, one per process; routes reach it through `ContextDep`."""
 
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     secrets: SecretBox
+    # Webhook writes share transactions (ingest/group_commit.py).
+    event_store: EventStore
+    connection_lookup: ConnectionLookup
+    worker: DeliveryWorker | None = None  # `braze-bridge serve` only
 
 
-def get_context(request: Request) -> AppContext:
+# Async on purpose: FastAPI runs a plain `def` dependency in its thread pool.
+async def get_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
 

@@ -15,14 +15,8 @@ from pydantic import AwareDatetime
 
 from braze_bridge.api.deps import ContextDep, PrincipalDep, SessionDep
 from braze_bridge.api.paths import BODY_ERRORS, error_responses
-from braze_bridge.api.schemas.events import (
-    EventDetail,
-    EventPage,
-    EventRead,
-    ReplayFilter,
-    ReplayJobRead,
-    ReplayRead,
-)
+from braze_bridge.api.schemas.events import EventDetail, EventPage, EventRead
+from braze_bridge.api.schemas.replay import ReplayFilter, ReplayJobRead, ReplayRead
 from braze_bridge.api.text_check import CHECK_ADMIN_TEXT
 from braze_bridge.db.repositories.event_log import EventFilter
 from braze_bridge.domain.statuses import EventStatus
@@ -54,7 +48,9 @@ def partner_lookup() -> PartnerLookup:
 PartnersDep = Annotated[PartnerLookup, Depends(partner_lookup)]
 
 
-def event_filter(
+async def event_filter(
+    principal: PrincipalDep,
+    context: ContextDep,
     connection_id: Annotated[uuid.UUID | None, Query(description="only this connection")] = None,
     status: Annotated[EventStatus | None, Query(description="event status word")] = None,
     kind: Annotated[str | None, Query(max_length=64, description="normalized kind")] = None,
@@ -73,9 +69,15 @@ def event_filter(
                 {"field": "since", "message": "since must be before until", "type": "value_error"}
             ],
         )
-    return EventFilter(connection_id, status, kind, user, since, until)
+    filters = EventFilter(connection_id, status, kind, user, since, until)
+    if connection_id is not None:
+        # Its own short session: the live feed must not hold one for as long as it streams.
+        async with context.sessionmaker() as session:
+            await event_service.ensure_connection_visible(session, principal, connection_id)
+    return filters
 
 
+# The filter of the event-log routes; another tenant's connection_id answers 404.
 FilterDep = Annotated[EventFilter, Depends(event_filter)]
 
 
@@ -135,9 +137,6 @@ async def stream_events(
     """Live feed as server-sent events: `created` for each new matching event, `updated` when a
     shown event changes status. Authenticate with the Authorization header (read the stream
     with fetch(); EventSource cannot send headers, and tokens never go in URLs)."""
-    if filters.connection_id is not None:
-        async with context.sessionmaker() as session:
-            await event_service.ensure_connection_visible(session, principal, filters.connection_id)
     feed = event_service.EventFeed(
         context.sessionmaker, principal, filters, after=last_event_id or after, watch=watch or ()
     )

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from braze_bridge.api.deps import PrincipalDep, SessionDep
 from braze_bridge.api.paths import error_responses
-from braze_bridge.api.schemas.events import ConnectionHealthRead, HealthOverview
+from braze_bridge.api.schemas.health import ConnectionHealthRead, HealthOverview
 from braze_bridge.api.text_check import CHECK_ADMIN_TEXT
 from braze_bridge.errors import ErrorBody
 from braze_bridge.ops import health as health_service

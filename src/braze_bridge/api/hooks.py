@@ -1,12 +1,21 @@
-"""POST /v1/hooks/{connection_id}: bounded body read, then the ingest service (DESIGN section 5)."""
+"""POST /v1/hooks/{connection_id}: bounded body read, then the ingest service.
+
+The one high-volume request is answered by `serve_webhook` straight from the ASGI server,
+before FastAPI's routing (see `app.BridgeApp`): routing across every API route, dependency
+solving and the middleware stack nearly double the server CPU a webhook costs
+(`bench/hook_cpu.py`). `serve_webhook` is the only code that serves the
+endpoint; the route registered here only documents it in /openapi.json. Consequence: app
+middleware, dependencies and exception handlers never see a webhook. Add what a webhook needs
+to `serve_webhook` itself. The contract: docs/contract.md, "5. Webhooks".
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from typing import Literal
+from typing import Any, Literal, NoReturn
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
@@ -23,7 +32,6 @@ from braze_bridge.errors import (
     unexpected_error_response,
 )
 from braze_bridge.ingest import service
-from braze_bridge.ingest.store import EventStore
 from braze_bridge.logging import get_logger
 
 log = get_logger(__name__)
@@ -36,10 +44,43 @@ class WebhookReply(BaseModel):
     event_id: str
 
 
-def event_store(request: Request) -> EventStore:
-    """The app's group committer (started by the lifespan)."""
-    store: EventStore = request.app.state.event_store
-    return store
+HOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": WebhookReply, "description": "stored (accepted) or a redelivery"},
+    400: {"model": ErrorBody, "description": "body is not valid JSON (position in details)"},
+    401: {"model": ErrorBody, "description": "missing or wrong webhook credentials"},
+    404: {"model": ErrorBody, "description": "unknown connection"},
+    408: {
+        "model": ErrorBody,
+        "description": "body not received within BRAZE_BRIDGE_HTTP_BODY_TIMEOUT_SECONDS",
+    },
+    413: {"model": ErrorBody, "description": "body larger than BRAZE_BRIDGE_MAX_BODY_BYTES"},
+    415: {"model": ErrorBody, "description": "Content-Type is not JSON"},
+}
+
+WEBHOOK_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "description": "the partner's webhook as it sends it (Extole or Antavo); "
+                "authenticated over the raw bytes, stored as received",
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "/v1/hooks/{connection_id}",
+    responses=HOOK_RESPONSES,
+    response_model=None,
+    openapi_extra={"requestBody": WEBHOOK_BODY},
+)
+async def receive_webhook(connection_id: str) -> NoReturn:
+    """Store one partner webhook durably, then acknowledge it (duplicates answer `duplicate`)."""
+    # Documentation only: `BridgeApp` hands every matching request to `serve_webhook` first.
+    raise RuntimeError(f"webhook {connection_id} reached the router: build the app with create_app")
 
 
 async def read_body_limited(request: Request, limit: int) -> bytes:
@@ -79,42 +120,9 @@ async def read_body_deadline(request: Request, limit: int, seconds: float) -> by
         ) from None
 
 
-@router.post(
-    "/v1/hooks/{connection_id}",
-    responses={
-        200: {"model": WebhookReply, "description": "stored (accepted) or a redelivery"},
-        400: {"model": ErrorBody, "description": "body is not valid JSON (position in details)"},
-        401: {"model": ErrorBody, "description": "missing or wrong webhook credentials"},
-        404: {"model": ErrorBody, "description": "unknown connection"},
-        408: {
-            "model": ErrorBody,
-            "description": "body not received within BRAZE_BRIDGE_HTTP_BODY_TIMEOUT_SECONDS",
-        },
-        413: {"model": ErrorBody, "description": "body larger than BRAZE_BRIDGE_MAX_BODY_BYTES"},
-        415: {"model": ErrorBody, "description": "Content-Type is not JSON"},
-    },
-)
-async def receive_webhook(connection_id: str, request: Request) -> Response:
-    """Store one partner webhook durably, then acknowledge it (duplicates answer `duplicate`)."""
-    # Normally answered by `serve_webhook` before routing (see app.BridgeApp); this route
-    # documents the endpoint (OpenAPI) and serves it in an app built without that shortcut.
-    return await handle_webhook(connection_id, request)
-
-
-async def handle_webhook(connection_id: str, request: Request) -> Response:
-    """The endpoint's work; AppError propagates to the caller (rendered by the error handlers)."""
-    ack = await _accept(connection_id, request)
-    return Response(_reply_body(ack), media_type="application/json")
-
-
-async def _accept(connection_id: str, request: Request) -> service.WebhookAck:
-    # The hot path skips FastAPI dependencies and response-model validation: the sync
-    # `get_context` dependency alone costs a thread-pool hop per request.
-    context: AppContext = request.app.state.context
+async def _accept(connection_id: str, request: Request, context: AppContext) -> service.WebhookAck:
     connection = await service.find_connection(
-        context.engine,
-        service.parse_connection_id(connection_id),
-        getattr(request.app.state, "connection_lookup", None),
+        context.engine, service.parse_connection_id(connection_id), context.connection_lookup
     )
     try:
         try:
@@ -128,7 +136,7 @@ async def _accept(connection_id: str, request: Request) -> service.WebhookAck:
             raise
         ack = await service.accept_webhook(
             engine=context.engine,
-            store=event_store(request),
+            store=context.event_store,
             box=context.secrets,
             connection=connection,
             body=body,
@@ -141,10 +149,6 @@ async def _accept(connection_id: str, request: Request) -> service.WebhookAck:
     outcome = "accepted" if ack.outcome == "queued" else ack.outcome
     metrics.webhook_received(connection.id, kind, outcome)
     return ack
-
-
-def _reply_body(ack: service.WebhookAck) -> bytes:
-    return f'{{"status":"{ack.status}","event_id":"{ack.event_id}"}}'.encode()
 
 
 # The route's path as Starlette matches it: `{connection_id}` is one non-empty path segment;
@@ -164,31 +168,26 @@ def webhook_connection_id(scope: Scope) -> str | None:
     return None if match is None else match.group(1)
 
 
-async def serve_webhook(connection_id: str, scope: Scope, receive: Receive, send: Send) -> None:
-    """Answer one webhook straight from the ASGI server, without the router and middleware.
-
-    Webhooks are the one high-volume request. Routing across every API route, FastAPI's
-    dependency solving, its telemetry checks and exception middleware cost about as much server
-    CPU as the ingest work itself, and this endpoint uses none of them. The answer is the route's:
-    same handler, AppError rendered by the same `error_response`, anything else a logged 500 in
-    the contract's shape (as the app's own handler does). `scope["app"]` must be the app.
-    """
+async def serve_webhook(
+    connection_id: str, context: AppContext, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Answer one webhook as the ASGI app: 200 with `WebhookReply`, an AppError in the contract's
+    shape (`error_response`, as the app's handlers render it), anything else a logged 500 in
+    that shape. A client gone mid-body gets no answer (nobody is left to read it)."""
     request = Request(scope, receive)
     try:
-        ack = await _accept(connection_id, request)
+        ack = await _accept(connection_id, request, context)
     except AppError as exc:
-        # The rest of a timed-out body may still be on its way: close rather than read it.
-        headers = {"connection": "close"} if isinstance(exc, RequestTimeout) else None
-        await error_response(exc.status_code, exc.code, exc.message, exc.details, headers)(
+        await error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)(
             scope, receive, send
         )
         return
     except ClientDisconnect:
-        return  # nobody is left to answer; counted and logged by _accept
+        return  # counted and logged by _accept
     except Exception as exc:
         await unexpected_error_response(exc)(scope, receive, send)
         return
-    body = _reply_body(ack)
+    body = f'{{"status":"{ack.status}","event_id":"{ack.event_id}"}}'.encode()
     await send(
         {
             "type": "http.response.start",

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from braze_bridge.api.deps import ContextDep
 from braze_bridge.db import engine as db_engine
 from braze_bridge.db import migrate
-from braze_bridge.errors import error_response
+from braze_bridge.errors import ErrorBody, NotReady
 
 router = APIRouter(tags=["ops"])
 
@@ -22,21 +19,20 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "database down or schema behind"}})
-async def readyz(context: ContextDep) -> Any:
+@router.get(
+    "/readyz",
+    responses={503: {"model": ErrorBody, "description": "database down or schema behind"}},
+)
+async def readyz(context: ContextDep) -> dict[str, str]:
     """Ready when the database answers and its schema is at the code's migration head."""
     head = migrate.head_revision()
     try:
         current = await db_engine.current_revision(context.engine)
     except (SQLAlchemyError, OSError) as exc:
-        return error_response(
-            503, "not_ready", "database unreachable", {"error": type(exc).__name__}
-        )
+        raise NotReady("database unreachable", details={"error": type(exc).__name__}) from exc
     if current != head:
-        return error_response(
-            503,
-            "not_ready",
+        raise NotReady(
             "database schema is not at the migration head; run `braze-bridge migrate`",
-            {"database_revision": current, "head_revision": head},
+            details={"database_revision": current, "head_revision": head},
         )
-    return JSONResponse({"status": "ready", "revision": current})
+    return {"status": "ready", "revision": str(current)}

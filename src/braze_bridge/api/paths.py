@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends
+
+from braze_bridge.api.deps import PrincipalDep
 from braze_bridge.errors import ErrorBody, NotFound
 
 _DESCRIPTIONS = {
@@ -33,3 +36,13 @@ def parse_id(value: str, what: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise NotFound(f"no {what} {value}") from None
+
+
+async def connection_id_path(connection_id: str, _authenticated: PrincipalDep) -> uuid.UUID:
+    """`{connection_id}` of an admin route, read after authentication (a bad token answers 401
+    whatever the path). Whether the principal may see it is the use case's check (it loads the
+    row, locked when it changes it): both answer the same 404."""
+    return parse_id(connection_id, "connection")
+
+
+ConnectionIdPath = Annotated[uuid.UUID, Depends(connection_id_path)]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from braze_bridge.api.deps import ContextDep, PrincipalDep
 from braze_bridge.api.hooks import read_body_limited
+from braze_bridge.api.schemas.preview import PreviewRead
 from braze_bridge.api.text_check import CHECK_ADMIN_TEXT
 from braze_bridge.errors import ErrorBody
 from braze_bridge.ingest import preview, service
@@ -17,6 +18,9 @@ router = APIRouter(tags=["connections"], dependencies=[CHECK_ADMIN_TEXT])
 
 @router.post(
     "/v1/connections/{connection_id}/preview",
+    response_model=PreviewRead,
+    # Keys the preview leaves out (a note for an external id) stay out of the answer.
+    response_model_exclude_unset=True,
     responses={
         400: {"model": ErrorBody, "description": "body is not valid JSON"},
         401: {"model": ErrorBody},

@@ -26,10 +26,6 @@ class UserRef:
             return f"email:{self.email.lower()}"
         return None
 
-    @property
-    def display(self) -> str | None:
-        return self.external_id or self.email
-
 
 @dataclass(frozen=True, slots=True)
 class Operation:

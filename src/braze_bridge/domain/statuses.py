@@ -105,15 +105,5 @@ class ReplayStatus(StrEnum):
     FAILED = "failed"
 
 
-SETTLED_OPERATION_STATUSES = frozenset(
-    {
-        OperationStatus.DELIVERED,
-        OperationStatus.FAILED,
-        OperationStatus.DEAD,
-        OperationStatus.SKIPPED,
-    }
-)
-UNSETTLED_OPERATION_STATUSES = frozenset({OperationStatus.PENDING, OperationStatus.IN_FLIGHT})
-
 # Reason of an object a replay re-mapped away; it no longer counts towards its event's status.
 SUPERSEDED_REASON = "superseded by re-map"

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from logging import DEBUG
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -34,7 +33,7 @@ from braze_bridge.domain.mapping import Partner
 from braze_bridge.errors import NotFound, Unauthorized, UnsupportedMediaType
 from braze_bridge.ingest.lookup import ConnectionLookup
 from braze_bridge.ingest.store import EventStore
-from braze_bridge.logging import get_logger, is_enabled_for
+from braze_bridge.logging import get_logger
 from braze_bridge.partners import PARTNERS
 from braze_bridge.partners.evaluate import (
     Evaluation,
@@ -181,18 +180,16 @@ async def accept_webhook(
             event_record(connection, evaluation, body, kept_headers, received_at)
         )
     if result.duplicate:
-        if is_enabled_for(DEBUG):
-            log.debug(
-                "ingest.duplicate", connection_id=str(connection.id), event_id=str(result.event_id)
-            )
-        return WebhookAck("duplicate", result.event_id, "duplicate", evaluation.normalized)
-    if is_enabled_for(DEBUG):
         log.debug(
-            "ingest.accepted",
-            connection_id=str(connection.id),
-            event_id=str(result.event_id),
-            status=evaluation.status.value,
+            "ingest.duplicate", connection_id=str(connection.id), event_id=str(result.event_id)
         )
+        return WebhookAck("duplicate", result.event_id, "duplicate", evaluation.normalized)
+    log.debug(
+        "ingest.accepted",
+        connection_id=str(connection.id),
+        event_id=str(result.event_id),
+        status=evaluation.status.value,
+    )
     return WebhookAck("accepted", result.event_id, evaluation.status.value, evaluation.normalized)
 
 

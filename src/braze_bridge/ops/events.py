@@ -11,19 +11,17 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from braze_bridge.db.models import DeliveryAttempt, Event, Operation
 from braze_bridge.db.repositories import event_log
-from braze_bridge.db.repositories.event_log import EventFilter, EventRecord, EventSummary
+from braze_bridge.db.repositories.event_log import EventFilter, EventSummary
+from braze_bridge.domain.json_body import parse_json_body
 from braze_bridge.domain.principal import Principal
 from braze_bridge.domain.statuses import EventStatus
-from braze_bridge.errors import BadRequest, NotFound
+from braze_bridge.errors import BadRequest, InvalidJson, NotFound
 from braze_bridge.security.headers import STORED_HEADERS
+from braze_bridge.domain.redaction import REDACTED, is_secret_name
 
 MAX_PAGE = 200
-
-# Header names (lower-case) and name fragments that carry credentials: never shown.
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-SECRET_HEADER_PARTS = ("secret", "token", "signature", "api-key", "apikey", "password", "auth")
-REDACTED = "[redacted]"
 
 # Events whose status can still change; the live feed re-checks them.
 IN_MOTION = frozenset({EventStatus.RECEIVED, EventStatus.QUEUED})
@@ -38,12 +36,9 @@ class EventListing:
 
 def redact_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
     """Stored request headers minus anything that authenticates (values replaced, names kept)."""
-    out: dict[str, Any] = {}
-    for name, value in (headers or {}).items():
-        lowered = name.lower()
-        secret = lowered in SECRET_HEADERS or any(part in lowered for part in SECRET_HEADER_PARTS)
-        out[name] = REDACTED if secret else value
-    return out
+    return {
+        name: REDACTED if is_secret_name(name) else value for name, value in (headers or {}).items()
+    }
 
 
 def shown_request_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -70,8 +65,8 @@ async def list_events(
     cursor: str | None,
     limit: int,
 ) -> EventListing:
-    if filters.connection_id is not None:
-        await ensure_connection_visible(session, principal, filters.connection_id)
+    """A page of the principal's events; a `filters.connection_id` is one it may see
+    (`ensure_connection_visible`, checked by the route with the rest of the filter)."""
     before = None
     if cursor:
         try:
@@ -88,13 +83,65 @@ async def list_events(
     return EventListing(page.items, next_cursor)
 
 
+@dataclass(frozen=True, slots=True)
+class ShownBody:
+    """A stored webhook body as event detail shows it."""
+
+    text: str  # the bytes as received, decoded as UTF-8 (errors replaced)
+    parsed: Any  # the body parsed, when it is JSON
+    content_type: str | None
+    headers: dict[str, Any]  # `shown_request_headers`
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShownAttempt:
+    attempt: DeliveryAttempt
+    response_headers: dict[str, Any] | None  # `redact_headers` of what Braze answered
+    outcomes: list[tuple[int, str | None]]  # (operation id, outcome)
+
+
+@dataclass(frozen=True, slots=True)
+class ShownEvent:
+    """One event in full, with nothing in it that authenticates."""
+
+    event: Event
+    raw: ShownBody | None  # None once retention purged the body
+    operations: list[Operation]
+    attempts: list[ShownAttempt]
+
+
 async def event_detail(
     session: AsyncSession, principal: Principal, event_id: uuid.UUID
-) -> EventRecord:
+) -> ShownEvent:
     record = await event_log.get_event_record(session, principal.tenant_id, event_id)
     if record is None:
         raise NotFound(f"no event {event_id}")
-    return record
+    raw = None
+    if record.body is not None:
+        text = record.body.body.decode("utf-8", errors="replace")
+        try:
+            parsed: Any = parse_json_body(record.body.body)  # ingest's parser
+        except InvalidJson:
+            parsed = None
+        raw = ShownBody(
+            text=text,
+            parsed=parsed,
+            content_type=record.body.content_type,
+            headers=shown_request_headers(record.body.headers),
+            size_bytes=len(record.body.body),
+        )
+    attempts = [
+        ShownAttempt(
+            item.attempt,
+            None
+            if item.attempt.response_headers is None
+            else redact_headers(item.attempt.response_headers),
+            item.outcomes,
+        )
+        for item in record.attempts
+    ]
+    return ShownEvent(record.event, raw, record.operations, attempts)
 
 
 @dataclass(frozen=True, slots=True)

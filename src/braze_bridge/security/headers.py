@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from braze_bridge.domain.redaction import contains_secret, is_secret_name
+
 # The only request headers stored with the raw body (docs/ops.md): what helps an operator
 # trace a request. Credentials and the signature are never among them (the signature proves
 # nothing later on), and a partner's custom headers may carry anything, so none are kept.
@@ -22,11 +24,15 @@ STORED_HEADERS = frozenset(
 )
 
 
+# The allowlist as applied: a name that reads like a credential is never kept, even if listed.
+_KEPT = frozenset(name for name in STORED_HEADERS if not is_secret_name(name))
+
+
 def stored_headers(headers: Mapping[str, str], secrets: Sequence[str] = ()) -> dict[str, str]:
     """The allowlisted headers, minus any whose value contains one of the connection's secrets."""
     kept = {}
     for name, value in headers.items():
         lowered = name.lower()
-        if lowered in STORED_HEADERS and not any(s and s in value for s in secrets):
+        if lowered in _KEPT and not contains_secret(value, secrets):
             kept[lowered] = value
     return kept

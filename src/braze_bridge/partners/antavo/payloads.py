@@ -1,4 +1,4 @@
-"""Pydantic models of the bodies an Antavo workflow posts (research/extole-antavo.md 5, 6 and 8).
+"""Pydantic models of the bodies an Antavo workflow posts (docs/antavo.md, "3. Bodies we accept").
 
 Antavo's "Webhook message" node has no fixed envelope, so we read the shapes Antavo itself uses
 elsewhere: Segment-style `identify` (field changes) and `track` (program events), Antavo's own
@@ -100,6 +100,3 @@ class EventDocument(_Body):
         if isinstance(self.customer, CustomerRef):
             return self.customer.member_id()
         return self.customer or None
-
-
-AntavoBody = IdentifyBody | TrackBody | SyncBody | EventDocument

@@ -5,22 +5,23 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from braze_bridge.admin import tenants as tenant_service
+from braze_bridge.cli.replay import replay as replay_command
 from braze_bridge.config import Settings
 from braze_bridge.db import migrate as db_migrate
 from braze_bridge.db.embedded import DataDirBusy
 from braze_bridge.db.engine import create_engine, create_sessionmaker, current_revision
-from braze_bridge.db.repositories import tenants as tenant_repo
-from braze_bridge.db.repositories import tokens as token_repo
+from braze_bridge.errors import AppError
 from braze_bridge.logging import configure_logging
-from braze_bridge.replay_command import replay as replay_command
 from braze_bridge.runtime import ConfigurationError, Runtime, open_runtime, run_worker_process
-from braze_bridge.security.tokens import display_prefix, generate_token, hash_token
 
 app = typer.Typer(
     help="braze-bridge: Extole and Antavo webhooks, stored durably and delivered to Braze.",
@@ -73,6 +74,26 @@ def with_database(settings: Settings, work: Callable[[Runtime], T], *, share: bo
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
+
+
+def run_service(coro: Coroutine[Any, Any, T]) -> T:
+    """`run_async` for an admin use case: its refusal (a taken slug, an unknown tenant) is
+    printed and exits 2."""
+    try:
+        return run_async(coro)
+    except AppError as exc:
+        fail(exc.message)
+        raise AssertionError from exc  # fail() never returns
+
+
+@asynccontextmanager
+async def cli_sessions(runtime: Runtime) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a one-connection engine, disposed when the command is done."""
+    engine = create_engine(runtime.database_url, pool_size=1)
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
 def _serve_api(runtime: Runtime, *, run_worker: bool = False) -> None:
@@ -246,17 +267,13 @@ def tenants_create(
     settings = load_settings()
 
     async def create(runtime: Runtime) -> str:
-        engine = create_engine(runtime.database_url, pool_size=1)
-        try:
-            async with create_sessionmaker(engine).begin() as session:
-                if await tenant_repo.get_by_slug(session, slug) is not None:
-                    fail(f"tenant {slug!r} already exists")
-                tenant = await tenant_repo.create_tenant(session, slug=slug, name=name or slug)
-                return str(tenant.id)
-        finally:
-            await engine.dispose()
+        async with cli_sessions(runtime) as sessions, sessions() as session:
+            tenant = await tenant_service.create_tenant(
+                session, tenant_service.COMMAND_LINE, slug=slug, name=name or slug
+            )
+            return str(tenant.id)
 
-    tenant_id = with_database(settings, lambda rt: run_async(create(rt)), share=True)
+    tenant_id = with_database(settings, lambda rt: run_service(create(rt)), share=True)
     typer.echo(tenant_id)
 
 
@@ -274,29 +291,16 @@ def tokens_create(
     settings = load_settings()
 
     async def create(runtime: Runtime) -> str:
-        engine = create_engine(runtime.database_url, pool_size=1)
-        try:
-            async with create_sessionmaker(engine).begin() as session:
-                tenant_id = None
-                if tenant is not None:
-                    row = await tenant_repo.get_by_slug(session, tenant)
-                    if row is None:
-                        fail(f"no tenant with slug {tenant!r}")
-                        raise AssertionError
-                    tenant_id = row.id
-                token = generate_token(operator=tenant_id is None)
-                await token_repo.create_token(
-                    session,
-                    name=name,
-                    tenant_id=tenant_id,
-                    token_hash=hash_token(token),
-                    prefix=display_prefix(token),
-                )
-                return token
-        finally:
-            await engine.dispose()
+        cli_operator = tenant_service.COMMAND_LINE
+        async with cli_sessions(runtime) as sessions, sessions() as session:
+            if tenant is None:
+                issued = await tenant_service.issue_operator_token(session, cli_operator, name=name)
+            else:
+                row = await tenant_service.get_tenant_by_slug(session, cli_operator, tenant)
+                issued = await tenant_service.issue_token(session, cli_operator, row.id, name=name)
+            return issued.token
 
-    token = with_database(settings, lambda rt: run_async(create(rt)), share=True)
+    token = with_database(settings, lambda rt: run_service(create(rt)), share=True)
     typer.echo(token)
 
 
@@ -315,16 +319,13 @@ def rotate_key(
     settings = load_settings()
 
     async def rotate(runtime: Runtime) -> KeyRotationReport:
-        engine = create_engine(runtime.database_url, pool_size=1)
-        try:
+        async with cli_sessions(runtime) as sessions:
             return await rotate_secret_key(
-                create_sessionmaker(engine),
+                sessions,
                 runtime.secret_key,
                 [key.get_secret_value() for key in runtime.settings.old_secret_keys],
                 batch_size=batch_size,
             )
-        finally:
-            await engine.dispose()
 
     report = with_database(settings, lambda rt: run_async(rotate(rt)), share=True)
     typer.echo(

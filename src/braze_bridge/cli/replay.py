@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
@@ -16,16 +16,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from braze_bridge.domain.statuses import EventStatus, ReplayStatus
+
 POLL_SECONDS = 0.5
-STATUSES = [
-    "received",
-    "queued",
-    "delivered",
-    "partially_delivered",
-    "filtered",
-    "rejected",
-    "dead",
-]
+STATUSES = [status.value for status in EventStatus]
+FINISHED = frozenset({ReplayStatus.DONE, ReplayStatus.FAILED})
 
 
 def _fail(console: Console, message: str) -> None:
@@ -60,7 +55,9 @@ def replay(
     since: Annotated[
         datetime | None, typer.Option(help="Received at or after (ISO 8601, UTC if no zone)")
     ] = None,
-    until: Annotated[datetime | None, typer.Option(help="Received before (ISO 8601)")] = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="Received before (ISO 8601, UTC if no zone)")
+    ] = None,
     url: Annotated[
         str, typer.Option(envvar="BRAZE_BRIDGE_URL", help="Base URL of the service")
     ] = "http://127.0.0.1:8000",
@@ -91,8 +88,8 @@ def replay(
                     "status": status,
                     "kind": kind,
                     "user": user,
-                    "since": _aware(since),
-                    "until": _aware(until),
+                    "since": aware(since),
+                    "until": aware(until),
                 }
                 _replay_bulk(
                     client, console, {k: v for k, v in filters.items() if v is not None}, wait
@@ -101,12 +98,12 @@ def replay(
             _fail(console, f"cannot reach {url}: {type(exc).__name__}")
 
 
-def _aware(value: datetime | None) -> str | None:
+def aware(value: datetime | None) -> str | None:
+    """ISO 8601 with a zone: a time given without one is UTC (as the help says), whatever the
+    machine's local zone."""
     if value is None:
         return None
-    return (
-        value if value.tzinfo else value.replace(tzinfo=datetime.now().astimezone().tzinfo)
-    ).isoformat()
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 def _replay_one(client: httpx.Client, console: Console, event_id: uuid.UUID) -> None:
@@ -153,10 +150,10 @@ def _replay_bulk(
                 state=job["status"],
                 requeued=job["requeued"],
             )
-            if job["status"] in ("done", "failed"):
+            if job["status"] in FINISHED:
                 break
             time.sleep(POLL_SECONDS)
-    if job["status"] == "failed":
+    if job["status"] == ReplayStatus.FAILED:
         _fail(console, f"replay job failed: {job['error']}")
     skipped = f", {job['skipped']} skipped (see the event log)" if job["skipped"] else ""
     typer.echo(
