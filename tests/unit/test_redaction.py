@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from braze_bridge.security.headers import STORED_HEADERS, stored_headers
 from braze_bridge.domain.redaction import contains_secret, is_secret_name
+from braze_bridge.security.headers import STORED_HEADERS, stored_headers
 
 
 @pytest.mark.parametrize(

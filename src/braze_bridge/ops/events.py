@@ -16,10 +16,10 @@ from braze_bridge.db.repositories import event_log
 from braze_bridge.db.repositories.event_log import EventFilter, EventSummary
 from braze_bridge.domain.json_body import parse_json_body
 from braze_bridge.domain.principal import Principal
+from braze_bridge.domain.redaction import REDACTED, is_secret_name
 from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.errors import BadRequest, InvalidJson, NotFound
 from braze_bridge.security.headers import STORED_HEADERS
-from braze_bridge.domain.redaction import REDACTED, is_secret_name
 
 MAX_PAGE = 200
 
