@@ -1,5 +1,5 @@
 """The Connected Content rewards the ingest statement keeps, against a plain-Python statement of
-the rules, through `store_events` and `get_content` on real Postgres."""
+the rules, through `store_events_on_driver` and `get_content` on real Postgres."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from braze_bridge.db import migrate
 from braze_bridge.db.repositories import content as content_repo
-from braze_bridge.db.repositories import events as events_repo
-from braze_bridge.db.repositories.events import EventRecord, store_events
+from braze_bridge.db.repositories import ingest_batch
+from braze_bridge.db.repositories.ingest_batch import IngestRecord, store_events_on_driver
 from braze_bridge.domain.content import ContentUpdate, RewardSnapshot
 from braze_bridge.domain.ids import uuid7
 from braze_bridge.domain.statuses import EventStatus
@@ -101,9 +101,9 @@ async def connection(session: AsyncSession) -> MadeConnection:
     return await make_connection(session, await make_tenant(session))
 
 
-def record(connection: MadeConnection, user: str, change: ContentUpdate) -> EventRecord:
+def record(connection: MadeConnection, user: str, change: ContentUpdate) -> IngestRecord:
     event_id = uuid7()
-    return EventRecord(
+    return IngestRecord(
         id=event_id,
         tenant_id=connection.row.tenant_id,
         connection_id=connection.id,
@@ -117,7 +117,7 @@ def record(connection: MadeConnection, user: str, change: ContentUpdate) -> Even
     )
 
 
-def reward_record(connection: MadeConnection, user: str, snapshot: RewardSnapshot) -> EventRecord:
+def reward_record(connection: MadeConnection, user: str, snapshot: RewardSnapshot) -> IngestRecord:
     return record(connection, user, ContentUpdate(user, snapshot.updated_at, reward=snapshot))
 
 
@@ -143,13 +143,13 @@ async def test_kept_rewards_follow_the_rules(
     monkeypatch: pytest.MonkeyPatch,
     batches: list[list[RewardSnapshot]],
 ) -> None:
-    monkeypatch.setattr(events_repo, "MAX_REWARDS_KEPT", KEEP)
+    monkeypatch.setattr(ingest_batch, "MAX_REWARDS_KEPT", KEEP)
     monkeypatch.setattr(content_repo, "MAX_REWARDS_KEPT", KEEP)
     user = f"user-{uuid.uuid4().hex}"
     kept: dict[str, Kept] = {}
     clock = 0
     for batch in batches:
-        await store_events(driver, [reward_record(connection, user, s) for s in batch])
+        await store_events_on_driver(driver, [reward_record(connection, user, s) for s in batch])
         for run in statements(batch):
             kept, clock = reference_batch(kept, run, clock, KEEP)
 
@@ -192,7 +192,9 @@ async def test_a_late_older_state_keeps_the_newer_one_and_its_coupon(
     async def after(*batches: list[RewardSnapshot]) -> list[dict[str, Any]]:
         user = f"user-{uuid.uuid4().hex}"
         for batch in batches:
-            await store_events(driver, [reward_record(connection, user, s) for s in batch])
+            await store_events_on_driver(
+                driver, [reward_record(connection, user, s) for s in batch]
+            )
         return await rewards_shown(engine, connection, user)
 
     assert await after([fulfilled], [earned_late]) == [fulfilled.as_json()]
@@ -209,7 +211,7 @@ async def test_only_the_newest_rewards_are_kept(
     day = [datetime(2024, 5, 1, tzinfo=UTC).replace(day=d) for d in range(1, 29)]
     rewards = [RewardSnapshot(f"r{n}", "EARNED", 5.0, "USD", None, day[n]) for n in range(25)]
     for reward in rewards:
-        await store_events(driver, [reward_record(connection, user, reward)])
+        await store_events_on_driver(driver, [reward_record(connection, user, reward)])
 
     shown_now = await rewards_shown(engine, connection, user)
     stored = await driver.fetchval(
@@ -225,7 +227,7 @@ async def test_share_link_only_and_reward_only_users_both_have_content(
 ) -> None:
     at = datetime(2024, 5, 1, tzinfo=UTC)
     reward = RewardSnapshot("r1", "EARNED", None, None, None, at)
-    await store_events(
+    await store_events_on_driver(
         driver,
         [
             record(connection, "linked", ContentUpdate("linked", at, share_link="https://s/x")),

@@ -11,9 +11,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from braze_bridge.db.driver import HeldConnection
 from braze_bridge.db.models import Event
-from braze_bridge.db.repositories._driver import HeldConnection
-from braze_bridge.db.repositories.events import BATCH_SESSION_SETTINGS, EventRecord, StoreResult
+from braze_bridge.db.repositories.ingest_batch import (
+    BATCH_SESSION_SETTINGS,
+    IngestRecord,
+    StoreResult,
+)
 from braze_bridge.domain.ids import uuid7
 from braze_bridge.domain.operations import Operation, UserRef
 from braze_bridge.domain.statuses import EventStatus
@@ -22,9 +26,9 @@ from tests.conftest import terminate_other_backends
 from tests.factories import MadeConnection, make_connection, make_tenant
 
 
-def record(tenant_id: uuid.UUID, connection_id: uuid.UUID, key: str) -> EventRecord:
+def record(tenant_id: uuid.UUID, connection_id: uuid.UUID, key: str) -> IngestRecord:
     user = UserRef(external_id="u1")
-    return EventRecord(
+    return IngestRecord(
         id=uuid7(),
         tenant_id=tenant_id,
         connection_id=connection_id,

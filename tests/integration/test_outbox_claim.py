@@ -177,8 +177,8 @@ async def test_attempt_links_go_with_their_attempt_or_their_object(
     ops = await make_operations(session, conn, 3, users=3)
     await claim(sessionmaker)
 
-    def record(op_ids: list[int]) -> attempts.AttemptRecord:
-        return attempts.AttemptRecord(
+    def record(op_ids: list[int]) -> attempts.AttemptWrite:
+        return attempts.AttemptWrite(
             tenant_id=conn.row.tenant_id,
             connection_id=conn.id,
             endpoint="/users/track",

@@ -23,7 +23,7 @@ from braze_bridge.errors import (
     unexpected_error_response,
 )
 from braze_bridge.ingest import service
-from braze_bridge.ingest.store import EventStore
+from braze_bridge.ingest.event_store import EventStore
 from braze_bridge.logging import get_logger
 
 log = get_logger(__name__)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge import metrics
 from braze_bridge.db.repositories import rate_buckets
-from braze_bridge.db.repositories.outbox import DeliveryConnection
+from braze_bridge.db.repositories.connections import DeliveryConnection
 
 # Braze defaults (research/braze-api.md section 2): /users/track burst limit 3,000 requests per
 # 3 seconds; /users/export/ids 250 per minute for accounts onboarded after August 2024.

@@ -41,9 +41,11 @@ from braze_bridge.config import Settings
 from braze_bridge.db.engine import create_engine, create_sessionmaker
 from braze_bridge.db.notify import OUTBOX_CHANNEL
 from braze_bridge.db.repositories import attempts as attempt_repo
+from braze_bridge.db.repositories import connections as connection_repo
 from braze_bridge.db.repositories import outbox, user_values
-from braze_bridge.db.repositories.attempts import AttemptRecord
-from braze_bridge.db.repositories.outbox import ClaimedOperation, DeliveryConnection, SettleRow
+from braze_bridge.db.repositories.attempts import AttemptWrite
+from braze_bridge.db.repositories.connections import DeliveryConnection
+from braze_bridge.db.repositories.outbox import ClaimedOperation, SettleRow
 from braze_bridge.delivery.batcher import Outgoing, PackLimits, pack_track_requests
 from braze_bridge.delivery.identity import (
     Found,
@@ -324,7 +326,7 @@ class DeliveryWorker:
                 else:
                     group.append(op)
             async with self._sessionmaker() as session:
-                connections = await outbox.load_delivery_connections(session, list(groups))
+                connections = await connection_repo.load_delivery_connections(session, list(groups))
             await asyncio.gather(
                 *(
                     self._deliver_connection_safely(connections[cid], ops)
@@ -656,7 +658,7 @@ class DeliveryWorker:
                             )
                         )
             records = [
-                AttemptRecord(
+                AttemptWrite(
                     tenant_id=connection.tenant_id,
                     connection_id=connection.id,
                     endpoint=TRACK_PATH,
@@ -689,9 +691,11 @@ class DeliveryWorker:
                     session, settled.ids_with("failed", "dead", "skipped")
                 )
             if settlement.auth_error is not None:
-                await outbox.hold_connection_for_auth(session, connection.id, settlement.auth_error)
+                await connection_repo.hold_connection_for_auth(
+                    session, connection.id, settlement.auth_error
+                )
             if settlement.rate_limited_until is not None:
-                await outbox.hold_connection_until(
+                await connection_repo.hold_connection_until(
                     session, connection.id, settlement.rate_limited_until, "braze 429: rate limited"
                 )
         for record in records:

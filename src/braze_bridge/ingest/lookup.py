@@ -14,8 +14,8 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from braze_bridge.db.repositories._driver import HeldConnection
-from braze_bridge.db.repositories.live_connections import LiveConnection, fetch_live_connections
+from braze_bridge.db.driver import HeldConnection
+from braze_bridge.db.repositories.connections import LiveConnection, live_connections_on_driver
 
 # Each request waits on a future of its own, so one giving up (client gone) cancels only its
 # own wait, never the answer for the others, without `asyncio.shield` (one more future and one
@@ -66,9 +66,9 @@ class ConnectionLookup:
 
     async def _fetch(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, LiveConnection]:
         try:
-            return await fetch_live_connections(await self._held.driver(), ids)
+            return await live_connections_on_driver(await self._held.driver(), ids)
         except Exception:
             if not await self._held.discard_if_broken():
                 raise
         # The held connection had died (e.g. Postgres restarted): once more on a fresh one.
-        return await fetch_live_connections(await self._held.driver(), ids)
+        return await live_connections_on_driver(await self._held.driver(), ids)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.db.repositories import event_log
-from braze_bridge.db.repositories.event_log import EventFilter, EventRecord, EventSummary
+from braze_bridge.db.repositories.event_log import EventDetailRow, EventFilter, EventSummary
 from braze_bridge.domain.principal import Principal
 from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.errors import BadRequest, NotFound
@@ -90,7 +90,7 @@ async def list_events(
 
 async def event_detail(
     session: AsyncSession, principal: Principal, event_id: uuid.UUID
-) -> EventRecord:
+) -> EventDetailRow:
     record = await event_log.get_event_record(session, principal.tenant_id, event_id)
     if record is None:
         raise NotFound(f"no event {event_id}")

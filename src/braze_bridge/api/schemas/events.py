@@ -11,8 +11,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from braze_bridge.db.models import ReplayJob
 from braze_bridge.db.repositories.event_log import (
+    EventDetailRow,
     EventFilter,
-    EventRecord,
     EventSummary,
     display_user,
 )
@@ -131,7 +131,7 @@ class EventDetail(BaseModel):
     attempts: list[AttemptRead]
 
     @classmethod
-    def of(cls, record: EventRecord) -> EventDetail:
+    def of(cls, record: EventDetailRow) -> EventDetail:
         event = record.event
         raw = None
         if record.body is not None:
