@@ -3,8 +3,6 @@ the rules, through `store_events_on_driver` and `get_content` on real Postgres."
 
 from __future__ import annotations
 
-import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -17,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from braze_bridge.db import migrate
 from braze_bridge.db.repositories import content as content_repo
 from braze_bridge.db.repositories import ingest_batch
 from braze_bridge.db.repositories.ingest_batch import IngestRecord, store_events_on_driver
@@ -124,8 +121,8 @@ def reward_record(connection: MadeConnection, user: str, snapshot: RewardSnapsho
 async def rewards_shown(
     engine: AsyncEngine, connection: MadeConnection, user: str
 ) -> list[dict[str, Any]]:
-    async with engine.connect() as conn:
-        view = await content_repo.get_content(conn, connection.id, user)
+    async with AsyncSession(engine) as session:
+        view = await content_repo.get_content(session, connection.id, user)
     assert view is not None
     return view.rewards
 
@@ -235,47 +232,11 @@ async def test_share_link_only_and_reward_only_users_both_have_content(
         ],
     )
 
-    async with engine.connect() as conn:
-        linked = await content_repo.get_content(conn, connection.id, "linked")
-        rewarded = await content_repo.get_content(conn, connection.id, "rewarded")
-        nobody = await content_repo.get_content(conn, connection.id, "nobody")
+    async with AsyncSession(engine) as session:
+        linked = await content_repo.get_content(session, connection.id, "linked")
+        rewarded = await content_repo.get_content(session, connection.id, "rewarded")
+        nobody = await content_repo.get_content(session, connection.id, "nobody")
 
     assert linked == content_repo.ContentView("https://s/x", None, [])
     assert rewarded == content_repo.ContentView(None, None, [reward.as_json()])
     assert nobody is None
-
-
-async def test_migration_0007_moves_reward_lists_into_rows_and_back(
-    database_url: str, driver: asyncpg.Connection, engine: AsyncEngine, connection: MadeConnection
-) -> None:
-    listed = [  # newest first; r2 and r3 share a time and keep their order
-        {"reward_id": "r1", "state": "SENT", "face_value": 5.0, "face_value_type": "USD",
-         "coupon_code": "AAA", "updated_at": "2024-05-03T10:00:00+00:00"},
-        {"reward_id": "r3", "state": "EARNED", "face_value": None, "face_value_type": None,
-         "coupon_code": None, "updated_at": "2024-05-02T10:00:00+00:00"},
-        {"reward_id": "r2", "state": "EARNED", "face_value": 1.5, "face_value_type": "USD",
-         "coupon_code": None, "updated_at": "2024-05-02T10:00:00+00:00"},
-    ]  # fmt: skip
-    await asyncio.to_thread(migrate.downgrade, database_url, "0006_ingest_without_fk_checks")
-    await driver.execute(
-        "INSERT INTO content_profiles (connection_id, external_id, share_code, rewards)"
-        " VALUES ($1, 'ada', 'ADA1', $2::text::jsonb), ($1, 'bob', 'BOB1', '[]')",
-        connection.id,
-        json.dumps(listed),
-    )
-
-    await asyncio.to_thread(migrate.upgrade, database_url, "head")
-    async with engine.connect() as conn:
-        ada = await content_repo.get_content(conn, connection.id, "ada")
-        bob = await content_repo.get_content(conn, connection.id, "bob")
-    assert ada == content_repo.ContentView(None, "ADA1", listed)
-    assert bob == content_repo.ContentView(None, "BOB1", [])
-
-    await asyncio.to_thread(migrate.downgrade, database_url, "0006_ingest_without_fk_checks")
-    back = await driver.fetchval(
-        "SELECT rewards::text FROM content_profiles WHERE external_id = 'ada'"
-    )
-    await asyncio.to_thread(migrate.upgrade, database_url, "head")
-    assert [{**r, "updated_at": r["updated_at"][:19]} for r in json.loads(back)] == [
-        {**r, "updated_at": r["updated_at"][:19]} for r in listed
-    ]

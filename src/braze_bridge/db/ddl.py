@@ -29,7 +29,7 @@ class DeleteTrigger:
 
     def _function_sql(self, verb: str) -> str:
         deletes = "".join(
-            f"    DELETE FROM {table} WHERE {column} IN (SELECT id FROM gone);\n"
+            f"    DELETE FROM {table} WHERE {column} IN (SELECT id FROM gone);\n"  # noqa: S608 - names from this module
             for table, column in self.children
         )
         return (

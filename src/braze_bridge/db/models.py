@@ -162,8 +162,8 @@ class Event(Base):
     __tablename__ = "events"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
-    # No key on the tenant (a check per ingested row, migration 0006): a deleted tenant's
-    # events go with its connections.
+    # No key on the tenant (a check per ingested row): a deleted tenant's events go with its
+    # connections.
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     connection_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("connections.id", ondelete="CASCADE")
@@ -197,8 +197,8 @@ class Event(Base):
 class EventBody(Base):
     """Raw bytes and headers as received; purged after the retention period.
 
-    No foreign key (migration 0006): ingest inserts a body joined to the event it inserts in
-    the same statement; deleting events deletes their bodies through a statement trigger.
+    No foreign key: ingest inserts a body joined to the event it inserts in the same
+    statement; deleting events deletes their bodies through a statement trigger (db/ddl.py).
     """
 
     __tablename__ = "event_bodies"
@@ -224,9 +224,9 @@ class OutboxOperation(Base):
     __tablename__ = "operations"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    # Looked up through uq_operations_event_position (event_id first). No foreign keys
-    # (migration 0006): ingest inserts operations joined to the events it inserts, with their
-    # tenant and connection; deleting events deletes their operations (statement trigger).
+    # Looked up through uq_operations_event_position (event_id first). No foreign keys:
+    # ingest inserts operations joined to the events it inserts, with their tenant and
+    # connection; deleting events deletes their operations (statement trigger, db/ddl.py).
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     connection_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
@@ -313,7 +313,7 @@ class AttemptOperation(Base):
     No foreign keys: a round writes one row per object, and two per-row key checks cost more
     than the insert itself. The rows are written in the statement that creates their attempt,
     for operations the worker holds; deleting an attempt or an operation deletes its rows
-    through statement-level triggers (migration 0004), as ON DELETE CASCADE did.
+    through statement-level triggers (db/ddl.py), as ON DELETE CASCADE did.
     """
 
     __tablename__ = "attempt_operations"
@@ -419,10 +419,10 @@ class ContentProfile(Base):
 class ContentReward(Base):
     """One reward of a user's Connected Content projection, at its newest known state.
 
-    One small row per reward (migration 0007), so a reward webhook costs an insert or a
+    One small row per reward, so a reward webhook costs an insert or a
     one-row upsert however long the user's history. `seq` (taken again at each state change)
     orders rewards of equal time by when they last changed. No foreign key: deleting a
-    connection deletes its rewards through a statement trigger.
+    connection deletes its rewards through a statement trigger (db/ddl.py).
     """
 
     __tablename__ = "content_rewards"
