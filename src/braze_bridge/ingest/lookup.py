@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,8 +25,15 @@ _Waiters = dict[uuid.UUID, list[asyncio.Future[LiveConnection | None]]]
 
 
 class ConnectionLookup:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        on_query_start: Callable[[list[uuid.UUID]], None] | None = None,
+    ) -> None:
+        """`on_query_start`: called with the ids of each query as it is sent (tests wait on it)."""
         self._held = HeldConnection(engine)
+        self._on_query_start = on_query_start
         self._running: _Waiters = {}
         self._next: _Waiters = {}
         self._task: asyncio.Task[None] | None = None
@@ -48,8 +56,11 @@ class ConnectionLookup:
     async def _run(self) -> None:
         while self._next:
             self._running, self._next = self._next, {}
+            ids = list(self._running)
+            if self._on_query_start is not None:
+                self._on_query_start(ids)
             try:
-                found = await self._fetch(list(self._running))
+                found = await self._fetch(ids)
             except Exception as exc:  # each waiting request fails (a 500), none hangs
                 for waiting in self._running.values():
                     for answer in waiting:
