@@ -12,7 +12,8 @@ planned against empty tables as on a new install.
 
 Without `--compare` the connection gets the group committer's `BATCH_SESSION_SETTINGS`. With
 `--compare a=1 b=2`, each round runs once per setting in turn (`none` = no setting), so the
-settings are compared under the same machine load.
+settings are compared under the same machine load. `analyze` runs ANALYZE after migrating
+instead of changing a setting.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ async def run_once(args: argparse.Namespace, server: str, settings: dict[str, st
         try:
             backend = await conn.fetchval("SELECT pg_backend_pid()")
             for setting, value in settings.items():
-                await conn.execute("SELECT set_config($1, $2, false)", setting, value)
+                if setting == "analyze":  # not a setting: statistics taken right after migrate
+                    await conn.execute("ANALYZE")
+                else:
+                    await conn.execute("SELECT set_config($1, $2, false)", setting, value)
             live = (await live_connections_on_driver(conn, [connection_id]))[connection_id]
             now = datetime.now(UTC)
 

@@ -16,13 +16,11 @@ pair more. A connection that breaks is discarded and the next batch checks out a
 
 Two committers, batches of at most 32: while Postgres runs one batch's statement (all of it in
 one backend), this process parses and maps the next batch's requests, instead of the two
-taking turns. Measured with `bench/ingest.py --requests 5000 --rounds 3` on a busy machine:
-median ratio 1.12-1.22 against 0.76-0.85 with one committer taking up to 256 (four taking 16:
-0.90-1.20); on a quiet one the settings tie (bench/RESULTS.md). Batches lock rows in key
-order, so their inserts cannot deadlock each other (nor those of other API processes); only
-the Connected Content trim can, when two concurrent batches change one reward of a user with
-more than 20 rewards: Postgres then cancels one after a second and its records are retried.
-The committers' connections plan with sequential scans off (`BATCH_SESSION_SETTINGS`).
+taking turns. Batches lock rows in key order, so their inserts cannot deadlock each other (nor
+those of other API processes); only the Connected Content trim can, when two concurrent
+batches change one reward of a user with more than 20 rewards: Postgres then cancels one after
+a second and its records are retried. The committers' connections plan with sequential scans
+off (`ingest_batch.BATCH_SESSION_SETTINGS`).
 """
 
 from __future__ import annotations

@@ -67,8 +67,11 @@ class StoreResult:
 
 # For a connection that runs `ingest_batch` over and over (the group committer's). The
 # statement is prepared once, and a generic plan costed with the table sizes of that moment
-# (on a new install `content_rewards` is empty) scans the whole table for `trim` on every
-# batch until autovacuum's next ANALYZE. Every step is meant to go through a key or ctid.
+# (on a new install `content_rewards` is empty) scans whole tables on every batch until
+# autovacuum's next ANALYZE. Every step is meant to go through a key or ctid. Planning every
+# execution (`plan_cache_mode = force_custom_plan`) costs more than it saves on a statement
+# this size, and an ANALYZE of the empty tables after migrating makes the plans worse; both
+# were compared with `bench/ingest_sql.py --compare`.
 BATCH_SESSION_SETTINGS = {"enable_seqscan": "off"}
 
 
