@@ -1,11 +1,11 @@
 """The one way hot statements reach Postgres: named SQL from `db/sql/*.sql`, run on asyncpg.
 
-The rule (docs/architecture.md): admin CRUD and cold reads use the ORM or Core; every hot
-statement (ingest batch, claim, settle, roll-up, attempts, rate buckets, connection reads for
-ingest and delivery, identities, user values) is a named query in `db/sql/`, under a
-`-- name: xyz` header, run here with `$n` parameters on the session's own asyncpg connection
-(same transaction). asyncpg prepares and caches each statement; SQLAlchemy's per-row parameter
-and result handling is skipped.
+The rule: admin CRUD and cold reads use the ORM or Core; every hot statement (ingest batch,
+claim, settle, roll-up, attempts, rate buckets, connection reads for ingest and delivery,
+identities, user values) is a named query in `db/sql/`, under a `-- name: xyz` header, run
+here with `$n` parameters on the session's own asyncpg connection (same transaction).
+asyncpg prepares and caches each statement; SQLAlchemy's per-row parameter and result
+handling is skipped. No `text()` in repositories: a statement is Core or named SQL.
 
 Public repository functions take an `AsyncSession`. Only the two held-connection paths (group
 commit, connection lookup) pass an `asyncpg.Connection`, through functions suffixed `_on_driver`.
