@@ -12,6 +12,7 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from braze_bridge.db import ddl
 from braze_bridge.domain.statuses import OperationStatus
 from tests.factories import make_connection, make_tenant
 from tests.ops_factories import make_event
@@ -113,6 +114,24 @@ async def test_every_table_naming_an_event_operation_or_connection_has_a_delete_
         if not (direct or through):
             missing.append(f"{table}.{column}")
     assert missing == []
+
+
+async def test_the_database_runs_exactly_the_delete_triggers_declared_in_ddl(
+    session: AsyncSession,
+) -> None:
+    """Alembic's model comparison cannot see triggers: the migrations and db/ddl.py agree here."""
+    rows = await session.execute(
+        text(
+            "SELECT t.tgname, t.tgrelid::regclass::text, p.proname, p.prosrc FROM pg_trigger t "
+            "JOIN pg_proc p ON p.oid = t.tgfoid WHERE NOT t.tgisinternal"
+        )
+    )
+    found = {(name, table, function): source.strip() for name, table, function, source in rows}
+    declared = {
+        (t.name, t.parent, t.function): t.create_function().split("$$")[1].strip()
+        for t in ddl.DELETE_TRIGGERS
+    }
+    assert found == declared
 
 
 async def test_deleting_an_event_deletes_its_body_and_objects_only(session: AsyncSession) -> None:
