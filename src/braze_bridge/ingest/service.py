@@ -274,4 +274,5 @@ def event_record(
         operations=evaluation.operations,
         content=evaluation.content,
         mapped_version=connection.version,
+        notes=evaluation.notes,
     )
