@@ -90,7 +90,7 @@ async def drain(url: str, owner: str) -> tuple[int, int, dict[str, float]]:
                 chunk = claimed[start : start + PER_REQUEST]
                 body = '{"attributes":[' + ",".join(op.payload_json for op in chunk) + "]}"
                 records.append(
-                    attempts.AttemptRecord(
+                    attempts.AttemptWrite(
                         tenant_id=chunk[0].tenant_id,
                         connection_id=chunk[0].connection_id,
                         endpoint="/users/track",

@@ -39,8 +39,8 @@ from tests import extole_bodies
 from braze_bridge.api import deps
 from braze_bridge.app import create_app
 from braze_bridge.config import Settings
-from braze_bridge.db.repositories.events import EventRecord, StoreResult
-from braze_bridge.db.repositories.live_connections import LiveConnection
+from braze_bridge.db.repositories.connections import LiveConnection
+from braze_bridge.db.repositories.ingest_batch import IngestRecord, StoreResult
 from braze_bridge.domain.statuses import ConnectionState, Source, WebhookAuthMode
 from braze_bridge.logging import configure_logging
 from braze_bridge.runtime import Runtime
@@ -59,9 +59,9 @@ class InstantStore:
     """Keeps the records (so the JSON step can be timed apart) and answers without a database."""
 
     def __init__(self) -> None:
-        self.records: list[EventRecord] = []
+        self.records: list[IngestRecord] = []
 
-    async def store(self, record: EventRecord) -> StoreResult:
+    async def store(self, record: IngestRecord) -> StoreResult:
         self.records.append(record)
         return StoreResult(record.id, duplicate=False)
 

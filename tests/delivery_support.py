@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from braze_bridge.db.models import Operation
+from braze_bridge.db.models import OutboxOperation
 from braze_bridge.delivery.retry import RetryPolicy
 from braze_bridge.delivery.worker import DeliveryWorker, WorkerOptions
 from braze_bridge.sandbox.app import SandboxConfig, create_sandbox_app
@@ -72,18 +72,18 @@ class OpState:
     sent_object: dict[str, Any] | None
 
 
-async def op_states(session: AsyncSession, ops: Sequence[Operation]) -> list[OpState]:
+async def op_states(session: AsyncSession, ops: Sequence[OutboxOperation]) -> list[OpState]:
     ids = [op.id for op in ops]
     rows = (
         await session.execute(
             select(
-                Operation.id,
-                Operation.status,
-                Operation.reason,
-                Operation.attempts,
-                Operation.available_at,
-                Operation.sent_object,
-            ).where(Operation.id.in_(ids))
+                OutboxOperation.id,
+                OutboxOperation.status,
+                OutboxOperation.reason,
+                OutboxOperation.attempts,
+                OutboxOperation.available_at,
+                OutboxOperation.sent_object,
+            ).where(OutboxOperation.id.in_(ids))
         )
     ).all()
     by_id = {row[0]: OpState(str(row[1]), row[2], row[3], row[4], row[5]) for row in rows}

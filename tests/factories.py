@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from braze_bridge.db.models import Connection, Event, Operation, Tenant
+from braze_bridge.db.models import Connection, Event, OutboxOperation, Tenant
 from braze_bridge.db.repositories import tenants, tokens
 from braze_bridge.domain.statuses import (
     ConnectionState,
@@ -117,12 +117,12 @@ async def make_operations(
     payload: dict[str, Any] | None = None,
     unknown_user: str = "alias",
     per_event: int = 1,
-) -> list[Operation]:
+) -> list[OutboxOperation]:
     """`count` outbox rows for `connection`, `per_event` per event (status queued).
 
     `users=N` spreads them round-robin over external ids `user-0..N-1` instead of one user.
     """
-    rows: list[Operation] = []
+    rows: list[OutboxOperation] = []
     event: Event | None = None
     for n in range(count):
         if n % per_event == 0:
@@ -139,7 +139,7 @@ async def make_operations(
         ext = f"user-{n % users}" if users else external_id
         user_key = f"id:{ext}" if ext else f"email:{(email or '').lower()}"
         rows.append(
-            Operation(
+            OutboxOperation(
                 event_id=event.id,
                 tenant_id=connection.row.tenant_id,
                 connection_id=connection.id,

@@ -18,7 +18,7 @@ from braze_bridge.db.models import (
     DeliveryAttempt,
     Event,
     EventBody,
-    Operation,
+    OutboxOperation,
     Tenant,
 )
 from braze_bridge.domain.ids import uuid7
@@ -98,7 +98,7 @@ async def make_event(
         obj = spec if isinstance(spec, ObjectSpec) else ObjectSpec(status=spec)
         settled = obj.status not in (OperationStatus.PENDING, OperationStatus.IN_FLIGHT)
         session.add(
-            Operation(
+            OutboxOperation(
                 event_id=event.id,
                 tenant_id=conn.tenant_id,
                 connection_id=conn.id,
@@ -128,11 +128,11 @@ async def reload_event(session: AsyncSession, event: Event) -> Event:
     return fresh
 
 
-async def operations_of(session: AsyncSession, event: Event) -> list[Operation]:
+async def operations_of(session: AsyncSession, event: Event) -> list[OutboxOperation]:
     rows = await session.scalars(
-        select(Operation)
-        .where(Operation.event_id == event.id)
-        .order_by(Operation.position)
+        select(OutboxOperation)
+        .where(OutboxOperation.event_id == event.id)
+        .order_by(OutboxOperation.position)
         .execution_options(populate_existing=True)
     )
     return list(rows.all())
@@ -141,7 +141,7 @@ async def operations_of(session: AsyncSession, event: Event) -> list[Operation]:
 async def make_attempt(
     session: AsyncSession,
     connection: MadeConnection | Connection,
-    operations: Sequence[Operation],
+    operations: Sequence[OutboxOperation],
     *,
     status_code: int | None = 201,
     response_body: str = '{"message":"success"}',

@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from braze_bridge.db.models import Event, EventBody, Operation
+from braze_bridge.db.models import Event, EventBody, OutboxOperation
 from braze_bridge.security.webhook_auth import sign_hmac_sha256
 from tests.factories import MadeConnection
 
@@ -39,7 +39,7 @@ async def post_signed(
 async def count_rows(session: AsyncSession) -> tuple[int, int, int]:
     events = await session.scalar(select(func.count()).select_from(Event))
     bodies = await session.scalar(select(func.count()).select_from(EventBody))
-    operations = await session.scalar(select(func.count()).select_from(Operation))
+    operations = await session.scalar(select(func.count()).select_from(OutboxOperation))
     return (events or 0, bodies or 0, operations or 0)
 
 
@@ -49,8 +49,10 @@ async def stored_event(session: AsyncSession, event_id: str) -> Event:
     return event
 
 
-async def stored_operations(session: AsyncSession, event_id: str) -> list[Operation]:
+async def stored_operations(session: AsyncSession, event_id: str) -> list[OutboxOperation]:
     rows = await session.scalars(
-        select(Operation).where(Operation.event_id == uuid.UUID(event_id)).order_by(Operation.id)
+        select(OutboxOperation)
+        .where(OutboxOperation.event_id == uuid.UUID(event_id))
+        .order_by(OutboxOperation.id)
     )
     return list(rows)

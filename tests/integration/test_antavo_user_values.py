@@ -20,8 +20,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.db.engine import create_engine, create_sessionmaker
-from braze_bridge.db.models import Event, PendingUserValue, UserValue
-from braze_bridge.db.models import Operation as OperationRow
+from braze_bridge.db.models import Event, OutboxOperation, PendingUserValue, UserValue
 from braze_bridge.db.repositories import user_values
 from braze_bridge.domain.mapping import Filtered, MappingContext
 from braze_bridge.domain.statuses import EventStatus, Source
@@ -84,7 +83,7 @@ async def ingest(
     await session.flush()
     ids = []
     for position, operation in enumerate(mapped.operations):
-        op_row = OperationRow(
+        op_row = OutboxOperation(
             event_id=row.id,
             tenant_id=connection.row.tenant_id,
             connection_id=connection.id,

@@ -17,8 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from braze_bridge.db.models import Event
-from braze_bridge.db.models import Operation as OperationRow
+from braze_bridge.db.models import Event, OutboxOperation
 from braze_bridge.domain.statuses import Source, WebhookAuthMode
 from tests.delivery_support import drain, make_worker, sandbox_client
 from tests.factories import MadeConnection, make_connection, make_tenant
@@ -78,9 +77,9 @@ async def stored_events(session: AsyncSession) -> int:
 
 async def payloads(session: AsyncSession, event_id: str) -> list[tuple[str, dict[str, Any]]]:
     rows = await session.execute(
-        select(OperationRow.kind, OperationRow.payload)
-        .where(OperationRow.event_id == event_id)
-        .order_by(OperationRow.position)
+        select(OutboxOperation.kind, OutboxOperation.payload)
+        .where(OutboxOperation.event_id == event_id)
+        .order_by(OutboxOperation.position)
     )
     return [(str(row.kind), row.payload) for row in rows]
 

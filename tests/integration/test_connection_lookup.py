@@ -80,11 +80,19 @@ async def test_a_lost_database_connection_is_replaced_without_failing_requests(
 async def test_a_request_that_gives_up_leaves_the_others_their_answer(
     engine: AsyncEngine, connection: MadeConnection
 ) -> None:
-    lookup = ConnectionLookup(engine)
+    queried: list[list[uuid.UUID]] = []
+    started = asyncio.Event()
+
+    def query_started(ids: list[uuid.UUID]) -> None:
+        queried.append(ids)
+        started.set()
+
+    lookup = ConnectionLookup(engine, on_query_start=query_started)
     try:
         leaving = asyncio.create_task(lookup.get(connection.id))
         staying = asyncio.create_task(lookup.get(connection.id))
-        await asyncio.sleep(0)  # both are waiting on the one query
+        await started.wait()  # the one query for both is on its way
+        assert not staying.done()
         leaving.cancel()
         found = await staying
         again = await lookup.get(connection.id)
@@ -92,6 +100,7 @@ async def test_a_request_that_gives_up_leaves_the_others_their_answer(
         await lookup.close()
 
     assert leaving.cancelled()
+    assert queried[0] == [connection.id]
     assert found is not None
     assert found.id == connection.id
     assert again is not None

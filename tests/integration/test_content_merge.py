@@ -1,10 +1,8 @@
 """The Connected Content rewards the ingest statement keeps, against a plain-Python statement of
-the rules, through `store_events` and `get_content` on real Postgres."""
+the rules, through `store_events_on_driver` and `get_content` on real Postgres."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -17,10 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from braze_bridge.db import migrate
 from braze_bridge.db.repositories import content as content_repo
-from braze_bridge.db.repositories import events as events_repo
-from braze_bridge.db.repositories.events import EventRecord, store_events
+from braze_bridge.db.repositories import ingest_batch
+from braze_bridge.db.repositories.ingest_batch import IngestRecord, store_events_on_driver
 from braze_bridge.domain.content import ContentUpdate, RewardSnapshot
 from braze_bridge.domain.ids import uuid7
 from braze_bridge.domain.statuses import EventStatus
@@ -101,9 +98,9 @@ async def connection(session: AsyncSession) -> MadeConnection:
     return await make_connection(session, await make_tenant(session))
 
 
-def record(connection: MadeConnection, user: str, change: ContentUpdate) -> EventRecord:
+def record(connection: MadeConnection, user: str, change: ContentUpdate) -> IngestRecord:
     event_id = uuid7()
-    return EventRecord(
+    return IngestRecord(
         id=event_id,
         tenant_id=connection.row.tenant_id,
         connection_id=connection.id,
@@ -117,15 +114,15 @@ def record(connection: MadeConnection, user: str, change: ContentUpdate) -> Even
     )
 
 
-def reward_record(connection: MadeConnection, user: str, snapshot: RewardSnapshot) -> EventRecord:
+def reward_record(connection: MadeConnection, user: str, snapshot: RewardSnapshot) -> IngestRecord:
     return record(connection, user, ContentUpdate(user, snapshot.updated_at, reward=snapshot))
 
 
 async def rewards_shown(
     engine: AsyncEngine, connection: MadeConnection, user: str
 ) -> list[dict[str, Any]]:
-    async with engine.connect() as conn:
-        view = await content_repo.get_content(conn, connection.id, user)
+    async with AsyncSession(engine) as session:
+        view = await content_repo.get_content(session, connection.id, user)
     assert view is not None
     return view.rewards
 
@@ -143,13 +140,13 @@ async def test_kept_rewards_follow_the_rules(
     monkeypatch: pytest.MonkeyPatch,
     batches: list[list[RewardSnapshot]],
 ) -> None:
-    monkeypatch.setattr(events_repo, "MAX_REWARDS_KEPT", KEEP)
+    monkeypatch.setattr(ingest_batch, "MAX_REWARDS_KEPT", KEEP)
     monkeypatch.setattr(content_repo, "MAX_REWARDS_KEPT", KEEP)
     user = f"user-{uuid.uuid4().hex}"
     kept: dict[str, Kept] = {}
     clock = 0
     for batch in batches:
-        await store_events(driver, [reward_record(connection, user, s) for s in batch])
+        await store_events_on_driver(driver, [reward_record(connection, user, s) for s in batch])
         for run in statements(batch):
             kept, clock = reference_batch(kept, run, clock, KEEP)
 
@@ -192,7 +189,9 @@ async def test_a_late_older_state_keeps_the_newer_one_and_its_coupon(
     async def after(*batches: list[RewardSnapshot]) -> list[dict[str, Any]]:
         user = f"user-{uuid.uuid4().hex}"
         for batch in batches:
-            await store_events(driver, [reward_record(connection, user, s) for s in batch])
+            await store_events_on_driver(
+                driver, [reward_record(connection, user, s) for s in batch]
+            )
         return await rewards_shown(engine, connection, user)
 
     assert await after([fulfilled], [earned_late]) == [fulfilled.as_json()]
@@ -209,7 +208,7 @@ async def test_only_the_newest_rewards_are_kept(
     day = [datetime(2024, 5, 1, tzinfo=UTC).replace(day=d) for d in range(1, 29)]
     rewards = [RewardSnapshot(f"r{n}", "EARNED", 5.0, "USD", None, day[n]) for n in range(25)]
     for reward in rewards:
-        await store_events(driver, [reward_record(connection, user, reward)])
+        await store_events_on_driver(driver, [reward_record(connection, user, reward)])
 
     shown_now = await rewards_shown(engine, connection, user)
     stored = await driver.fetchval(
@@ -225,7 +224,7 @@ async def test_share_link_only_and_reward_only_users_both_have_content(
 ) -> None:
     at = datetime(2024, 5, 1, tzinfo=UTC)
     reward = RewardSnapshot("r1", "EARNED", None, None, None, at)
-    await store_events(
+    await store_events_on_driver(
         driver,
         [
             record(connection, "linked", ContentUpdate("linked", at, share_link="https://s/x")),
@@ -233,47 +232,11 @@ async def test_share_link_only_and_reward_only_users_both_have_content(
         ],
     )
 
-    async with engine.connect() as conn:
-        linked = await content_repo.get_content(conn, connection.id, "linked")
-        rewarded = await content_repo.get_content(conn, connection.id, "rewarded")
-        nobody = await content_repo.get_content(conn, connection.id, "nobody")
+    async with AsyncSession(engine) as session:
+        linked = await content_repo.get_content(session, connection.id, "linked")
+        rewarded = await content_repo.get_content(session, connection.id, "rewarded")
+        nobody = await content_repo.get_content(session, connection.id, "nobody")
 
     assert linked == content_repo.ContentView("https://s/x", None, [])
     assert rewarded == content_repo.ContentView(None, None, [reward.as_json()])
     assert nobody is None
-
-
-async def test_migration_0007_moves_reward_lists_into_rows_and_back(
-    database_url: str, driver: asyncpg.Connection, engine: AsyncEngine, connection: MadeConnection
-) -> None:
-    listed = [  # newest first; r2 and r3 share a time and keep their order
-        {"reward_id": "r1", "state": "SENT", "face_value": 5.0, "face_value_type": "USD",
-         "coupon_code": "AAA", "updated_at": "2024-05-03T10:00:00+00:00"},
-        {"reward_id": "r3", "state": "EARNED", "face_value": None, "face_value_type": None,
-         "coupon_code": None, "updated_at": "2024-05-02T10:00:00+00:00"},
-        {"reward_id": "r2", "state": "EARNED", "face_value": 1.5, "face_value_type": "USD",
-         "coupon_code": None, "updated_at": "2024-05-02T10:00:00+00:00"},
-    ]  # fmt: skip
-    await asyncio.to_thread(migrate.downgrade, database_url, "0006_ingest_without_fk_checks")
-    await driver.execute(
-        "INSERT INTO content_profiles (connection_id, external_id, share_code, rewards)"
-        " VALUES ($1, 'ada', 'ADA1', $2::text::jsonb), ($1, 'bob', 'BOB1', '[]')",
-        connection.id,
-        json.dumps(listed),
-    )
-
-    await asyncio.to_thread(migrate.upgrade, database_url, "head")
-    async with engine.connect() as conn:
-        ada = await content_repo.get_content(conn, connection.id, "ada")
-        bob = await content_repo.get_content(conn, connection.id, "bob")
-    assert ada == content_repo.ContentView(None, "ADA1", listed)
-    assert bob == content_repo.ContentView(None, "BOB1", [])
-
-    await asyncio.to_thread(migrate.downgrade, database_url, "0006_ingest_without_fk_checks")
-    back = await driver.fetchval(
-        "SELECT rewards::text FROM content_profiles WHERE external_id = 'ada'"
-    )
-    await asyncio.to_thread(migrate.upgrade, database_url, "head")
-    assert [{**r, "updated_at": r["updated_at"][:19]} for r in json.loads(back)] == [
-        {**r, "updated_at": r["updated_at"][:19]} for r in listed
-    ]

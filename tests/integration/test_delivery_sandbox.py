@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.braze.client import BrazeClient
 from braze_bridge.db.models import Event
-from braze_bridge.db.repositories import outbox
+from braze_bridge.db.repositories import connections as connection_repo
 from braze_bridge.delivery.identity import NoProfile
 from braze_bridge.delivery.ratelimit import export_bucket
 from braze_bridge.domain.statuses import ObjectKind
@@ -127,7 +127,7 @@ async def test_concurrent_lookups_of_one_email_share_one_braze_call(
     async with http:
         worker = make_worker(sessionmaker, http)
         async with sessionmaker() as s:
-            loaded = await outbox.load_delivery_connections(s, [c.id for c in conns])
+            loaded = await connection_repo.load_delivery_connections(s, [c.id for c in conns])
         client = BrazeClient(http, SANDBOX_ENDPOINT, "k")
         bucket = export_bucket(loaded[conns[0].id], "k")
         # Same connection, same email, asked three times at once: one call.

@@ -1,4 +1,4 @@
-"""Migration 0009: existing Extole connections keep their Braze event name and Basic auth works."""
+"""Migration 0002_extole_settings_names: existing Extole connections keep their Braze event name and Basic auth works."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.conftest import asyncpg_dsn
 from tests.factories import make_connection, make_tenant
 from tests.integration.hooks_helpers import post_signed, stored_operations
 
-BEFORE = "0007_content_rewards_rows"
+BEFORE = "0001_baseline"
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ async def test_extole_basic_connection_with_the_old_default_username_accepts_the
     client: httpx.AsyncClient,
 ) -> None:
     """Extole's HTTP_Basic key sends `Authorization:Basic <base64EncodedKey>` (extole/product-docs
-    `technical/platform-integrations/webhooks/index.mdx`); before 0009 such a connection had the
+    `technical/platform-integrations/webhooks/index.mdx`); before that migration such a connection had the
     username `extole` and answered 401."""
     tenant = await make_tenant(session)
     basic = await make_connection(session, tenant, auth_mode=WebhookAuthMode.BASIC)

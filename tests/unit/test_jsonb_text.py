@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from braze_bridge.db.repositories.events import jsonb_safe, jsonb_text
+from braze_bridge.db.jsonb import jsonb_safe, jsonb_text
 
 # Any text, lone surrogates and NUL included (JSON bodies can carry both as escapes).
 texts = st.text(alphabet=st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF))

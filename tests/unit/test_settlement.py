@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from braze_bridge.db.repositories.outbox import ClaimedOperation, DeliveryConnection, SettleRow
+from braze_bridge.db.repositories.connections import DeliveryConnection
+from braze_bridge.db.repositories.outbox import ClaimedOperation, SettleRow
 from braze_bridge.delivery.batcher import PackedObject
 from braze_bridge.delivery.retry import RetryPolicy
 from braze_bridge.delivery.settlement import (
@@ -22,7 +23,13 @@ from braze_bridge.delivery.settlement import (
     settlement_for,
 )
 from braze_bridge.delivery.track_reply import Exchange, ObjectOutcome, TrackResult
-from braze_bridge.domain.statuses import AttemptOutcome, OperationStatus, Source
+from braze_bridge.domain.statuses import (
+    AttemptOutcome,
+    ConnectionState,
+    ObjectKind,
+    OperationStatus,
+    Source,
+)
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 POLICY = RetryPolicy(horizon_seconds=3600.0, base_seconds=2.0, max_delay_seconds=900.0)
@@ -33,7 +40,7 @@ def connection(source: Source = Source.EXTOLE) -> DeliveryConnection:
     return DeliveryConnection(
         id=uuid.uuid4(),
         tenant_id=TENANT,
-        state="active",
+        state=ConnectionState.ACTIVE,
         rest_endpoint="https://rest.iad-01.braze.com",
         api_key_enc="enc",
         track_rate_limit=None,
@@ -42,7 +49,7 @@ def connection(source: Source = Source.EXTOLE) -> DeliveryConnection:
         export_rate_window_seconds=None,
         track_object_cap="75",
         version=1,
-        source=source.value,
+        source=source,
     )
 
 
@@ -52,7 +59,7 @@ def op(op_id: int, attempts: int = 0) -> ClaimedOperation:
         event_id=uuid.uuid4(),
         tenant_id=TENANT,
         connection_id=uuid.uuid4(),
-        kind="events",
+        kind=ObjectKind.EVENTS,
         user_key=f"u{op_id}",
         external_id=f"u{op_id}",
         email=None,

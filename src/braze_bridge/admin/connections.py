@@ -7,13 +7,11 @@ names the changed fields (never their values) and commits before returning.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +20,7 @@ from braze_bridge.admin.connection_schemas import ConnectionCreate, ConnectionUp
 from braze_bridge.admin.json_merge import changed_paths, merge_patch
 from braze_bridge.braze.hosts import InvalidBrazeEndpoint, normalize_rest_endpoint
 from braze_bridge.db.models import Connection, ConnectionAudit
+from braze_bridge.db.pagination import KeysetCursor
 from braze_bridge.db.repositories import connections as connection_repo
 from braze_bridge.db.repositories import tenants as tenant_repo
 from braze_bridge.db.repositories import user_values
@@ -242,17 +241,18 @@ async def create_connection(
     return CreatedConnection(row, webhook_secret, content_token)
 
 
+_CURSOR = KeysetCursor("c1", datetime, uuid.UUID)
+
+
 def encode_cursor(row: Connection) -> str:
-    raw = f"{row.created_at.isoformat()}|{row.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return _CURSOR.encode(row.created_at, row.id)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, _, ident = raw.partition("|")
-        return datetime.fromisoformat(at), uuid.UUID(ident)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        at, ident = _CURSOR.decode(cursor)
+        return cast(datetime, at), cast(uuid.UUID, ident)
+    except ValueError as exc:
         raise ValidationFailed(
             "invalid request: cursor",
             details=[field_error("cursor", "not a cursor this API returned", "cursor")],

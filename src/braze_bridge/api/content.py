@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from braze_bridge.api.deps import ContextDep, bearer_token
 from braze_bridge.api.text_check import reject_bad_params
@@ -51,8 +52,8 @@ async def get_user_content(
     if not hmac.compare_digest(token.encode(), expected.encode()):
         raise Unauthorized("content token is not valid")
     reject_bad_params(request)
-    async with context.engine.connect() as conn:
-        view = await get_content(conn, connection.id, external_id)
+    async with AsyncSession(context.engine) as session:
+        view = await get_content(session, connection.id, external_id)
     if view is None:
         raise NotFound("no content for this user", details={"external_id": external_id[:255]})
     document: dict[str, Any] = {

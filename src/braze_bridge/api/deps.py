@@ -16,8 +16,8 @@ from braze_bridge.db.repositories import tokens
 from braze_bridge.delivery.worker import DeliveryWorker
 from braze_bridge.domain.principal import Principal
 from braze_bridge.errors import Forbidden, Unauthorized
+from braze_bridge.ingest.event_store import EventStore
 from braze_bridge.ingest.lookup import ConnectionLookup
-from braze_bridge.ingest.store import EventStore
 from braze_bridge.security.secrets import SecretBox
 from braze_bridge.security.tokens import hash_token
 

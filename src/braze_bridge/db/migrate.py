@@ -1,7 +1,7 @@
 """Alembic driven from code: upgrade/downgrade, and the head revision for /readyz.
 
-Alembic is imported by each function, not at module load: it is ~0.2 s of start-up that a
-delivery worker on an already migrated database never needs.
+Alembic is imported by each function, not at module load: a delivery worker on an already
+migrated database never pays for importing it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Tables of the whole contract. Hot paths (ingest, claim, settle) use Core over these."""
+"""Tables of the whole contract. ORM for admin CRUD and cold reads; hot statements are named
+SQL in db/sql/ run through db/driver.py (see that module for the rule)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ from braze_bridge.domain.statuses import (
 OPERATIONS_FILLFACTOR = 50
 
 
-def status_enum(enum: type[StrEnum], name: str) -> Enum:
+def text_enum(enum: type[StrEnum], name: str) -> Enum:
     """Text column with a CHECK listing the contract's words (no Postgres ENUM type to migrate)."""
     return Enum(
         enum,
@@ -94,16 +95,16 @@ class Connection(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
-    source: Mapped[Source] = mapped_column(status_enum(Source, "source"))
+    source: Mapped[Source] = mapped_column(text_enum(Source, "source"))
     state: Mapped[ConnectionState] = mapped_column(
-        status_enum(ConnectionState, "connection_state"), default=ConnectionState.ACTIVE
+        text_enum(ConnectionState, "connection_state"), default=ConnectionState.ACTIVE
     )
     braze_rest_endpoint: Mapped[str] = mapped_column(String(255))
     braze_api_key_enc: Mapped[str] = mapped_column(Text)
     braze_api_key_last4: Mapped[str] = mapped_column(String(4))
     braze_app_id: Mapped[str | None] = mapped_column(String(255))
     webhook_auth_mode: Mapped[WebhookAuthMode] = mapped_column(
-        status_enum(WebhookAuthMode, "webhook_auth_mode")
+        text_enum(WebhookAuthMode, "webhook_auth_mode")
     )
     webhook_username: Mapped[str | None] = mapped_column(String(200))
     webhook_secret_enc: Mapped[str] = mapped_column(Text)
@@ -161,8 +162,8 @@ class Event(Base):
     __tablename__ = "events"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
-    # No key on the tenant (a check per ingested row, migration 0006): a deleted tenant's
-    # events go with its connections.
+    # No key on the tenant (a check per ingested row): a deleted tenant's events go with its
+    # connections.
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     connection_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("connections.id", ondelete="CASCADE")
@@ -170,7 +171,7 @@ class Event(Base):
     dedupe_key: Mapped[str] = mapped_column(String(255))
     source_event_id: Mapped[str | None] = mapped_column(String(255))
     kind: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[EventStatus] = mapped_column(status_enum(EventStatus, "event_status"))
+    status: Mapped[EventStatus] = mapped_column(text_enum(EventStatus, "event_status"))
     reason: Mapped[str | None] = mapped_column(Text)
     user_key: Mapped[str | None] = mapped_column(String(1024))
     normalized: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
@@ -196,8 +197,8 @@ class Event(Base):
 class EventBody(Base):
     """Raw bytes and headers as received; purged after the retention period.
 
-    No foreign key (migration 0006): ingest inserts a body joined to the event it inserts in
-    the same statement; deleting events deletes their bodies through a statement trigger.
+    No foreign key: ingest inserts a body joined to the event it inserts in the same
+    statement; deleting events deletes their bodies through a statement trigger (db/ddl.py).
     """
 
     __tablename__ = "event_bodies"
@@ -209,7 +210,7 @@ class EventBody(Base):
     received_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
 
 
-class Operation(Base):
+class OutboxOperation(Base):
     """The outbox: one Braze object, its user, status, lease and retry schedule.
 
     A claim (pending → in_flight, lease set) must be a HOT update: no index key or index
@@ -223,14 +224,14 @@ class Operation(Base):
     __tablename__ = "operations"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    # Looked up through uq_operations_event_position (event_id first). No foreign keys
-    # (migration 0006): ingest inserts operations joined to the events it inserts, with their
-    # tenant and connection; deleting events deletes their operations (statement trigger).
+    # Looked up through uq_operations_event_position (event_id first). No foreign keys:
+    # ingest inserts operations joined to the events it inserts, with their tenant and
+    # connection; deleting events deletes their operations (statement trigger, db/ddl.py).
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     connection_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     position: Mapped[int] = mapped_column(SmallInteger)
-    kind: Mapped[ObjectKind] = mapped_column(status_enum(ObjectKind, "object_kind"))
+    kind: Mapped[ObjectKind] = mapped_column(text_enum(ObjectKind, "object_kind"))
     user_key: Mapped[str] = mapped_column(String(1024))
     external_id: Mapped[str | None] = mapped_column(String(1024))
     email: Mapped[str | None] = mapped_column(String(512))
@@ -239,7 +240,7 @@ class Operation(Base):
     )
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[OperationStatus] = mapped_column(
-        status_enum(OperationStatus, "operation_status"), default=OperationStatus.PENDING
+        text_enum(OperationStatus, "operation_status"), default=OperationStatus.PENDING
     )
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
@@ -312,7 +313,7 @@ class AttemptOperation(Base):
     No foreign keys: a round writes one row per object, and two per-row key checks cost more
     than the insert itself. The rows are written in the statement that creates their attempt,
     for operations the worker holds; deleting an attempt or an operation deletes its rows
-    through statement-level triggers (migration 0004), as ON DELETE CASCADE did.
+    through statement-level triggers (db/ddl.py), as ON DELETE CASCADE did.
     """
 
     __tablename__ = "attempt_operations"
@@ -331,7 +332,7 @@ class CachedIdentity(Base):
         ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
     )
     email: Mapped[str] = mapped_column(String(512), primary_key=True)
-    status: Mapped[IdentityStatus] = mapped_column(status_enum(IdentityStatus, "identity_status"))
+    status: Mapped[IdentityStatus] = mapped_column(text_enum(IdentityStatus, "identity_status"))
     external_id: Mapped[str | None] = mapped_column(String(1024))
     braze_id: Mapped[str | None] = mapped_column(String(64))
     resolved_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -418,10 +419,10 @@ class ContentProfile(Base):
 class ContentReward(Base):
     """One reward of a user's Connected Content projection, at its newest known state.
 
-    One small row per reward (migration 0007), so a reward webhook costs an insert or a
+    One small row per reward, so a reward webhook costs an insert or a
     one-row upsert however long the user's history. `seq` (taken again at each state change)
     orders rewards of equal time by when they last changed. No foreign key: deleting a
-    connection deletes its rewards through a statement trigger.
+    connection deletes its rewards through a statement trigger (db/ddl.py).
     """
 
     __tablename__ = "content_rewards"
@@ -461,7 +462,7 @@ class ReplayJob(Base):
     )
     filters: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     status: Mapped[ReplayStatus] = mapped_column(
-        status_enum(ReplayStatus, "replay_status"), default=ReplayStatus.QUEUED
+        text_enum(ReplayStatus, "replay_status"), default=ReplayStatus.QUEUED
     )
     total: Mapped[int | None] = mapped_column(Integer)
     done: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

@@ -24,8 +24,8 @@ from braze_bridge.braze.errors import Unreachable
 from braze_bridge.braze.models import parse_export_users, reply_message, retry_after_seconds
 from braze_bridge.db.repositories import attempts as attempt_repo
 from braze_bridge.db.repositories import identities as identity_repo
+from braze_bridge.db.repositories.connections import DeliveryConnection
 from braze_bridge.db.repositories.identities import KnownIdentity
-from braze_bridge.db.repositories.outbox import DeliveryConnection
 from braze_bridge.delivery.ratelimit import Bucket, RateLimiter
 from braze_bridge.domain.statuses import AttemptOutcome, IdentityStatus
 
@@ -220,7 +220,7 @@ class IdentityResolver:
         outcome: AttemptOutcome,
     ) -> None:
         metrics.braze_request(EXPORT_IDS_PATH, answer.status_code if answer else "error")
-        record = attempt_repo.AttemptRecord(
+        record = attempt_repo.AttemptWrite(
             tenant_id=connection.tenant_id,
             connection_id=connection.id,
             endpoint=EXPORT_IDS_PATH,

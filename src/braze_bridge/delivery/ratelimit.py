@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from braze_bridge import metrics
 from braze_bridge.braze.models import DEFAULT_EXPORT_RATE_PRESET, EXPORT_RATE_PRESETS
 from braze_bridge.db.repositories import rate_buckets
-from braze_bridge.db.repositories.outbox import DeliveryConnection
+from braze_bridge.db.repositories.connections import DeliveryConnection
 
 # Braze defaults (braze-inc/braze-docs `_docs/_api/api_limits.md`): /users/track burst limit
 # 3,000 requests per 3 seconds (accounts with data points in their pricing); /users/export/ids

@@ -26,7 +26,8 @@ from braze_bridge import metrics
 from braze_bridge.braze.client import TRACK_PATH, BrazeClient, BrazeReply
 from braze_bridge.braze.models import TRACK_ARRAYS, TrackArray, exhausted_budget_seconds
 from braze_bridge.db.repositories import attempts as attempt_repo
-from braze_bridge.db.repositories.outbox import ClaimedOperation, DeliveryConnection, SettleRow
+from braze_bridge.db.repositories.connections import DeliveryConnection
+from braze_bridge.db.repositories.outbox import ClaimedOperation, SettleRow
 from braze_bridge.db.repositories.settlement import apply_settlement
 from braze_bridge.delivery.batcher import Outgoing, PackLimits, pack_track_requests
 from braze_bridge.delivery.identity import (

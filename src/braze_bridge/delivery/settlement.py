@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from braze_bridge.braze.client import TRACK_PATH
-from braze_bridge.db.repositories.attempts import AttemptRecord
-from braze_bridge.db.repositories.outbox import ClaimedOperation, DeliveryConnection, SettleRow
+from braze_bridge.db.repositories.attempts import AttemptWrite
+from braze_bridge.db.repositories.connections import DeliveryConnection
+from braze_bridge.db.repositories.outbox import ClaimedOperation, SettleRow
 from braze_bridge.db.repositories.settlement import Settlement
 from braze_bridge.delivery.ratelimit import Bucket
 from braze_bridge.delivery.retry import GiveUp, RetryPolicy
@@ -186,7 +187,7 @@ def settlement_for(
             )
     connection = outcome.connection
     records = tuple(
-        AttemptRecord(
+        AttemptWrite(
             tenant_id=connection.tenant_id,
             connection_id=connection.id,
             endpoint=TRACK_PATH,

@@ -31,8 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from braze_bridge.braze.transport import HTTP_CONNECTIONS
 from braze_bridge.config import Settings
 from braze_bridge.db.notify import OUTBOX_CHANNEL, OutboxListener, wait_first
+from braze_bridge.db.repositories import connections as connection_repo
 from braze_bridge.db.repositories import outbox
-from braze_bridge.db.repositories.outbox import ClaimedOperation, DeliveryConnection, SettleRow
+from braze_bridge.db.repositories.connections import DeliveryConnection
+from braze_bridge.db.repositories.outbox import ClaimedOperation, SettleRow
 from braze_bridge.delivery.identity import IdentityResolver
 from braze_bridge.delivery.ratelimit import RateLimiter
 from braze_bridge.delivery.retry import RetryPolicy
@@ -302,7 +304,7 @@ class DeliveryWorker:
                 else:
                     group.append(op)
             async with self._sessionmaker() as session:
-                connections = await outbox.load_delivery_connections(session, list(groups))
+                connections = await connection_repo.load_delivery_connections(session, list(groups))
             await asyncio.gather(
                 *(
                     self._deliver_connection(connections[cid], ops)

@@ -8,6 +8,11 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from datetime import datetime
+
+_MS_MASK = (1 << 48) - 1
+_VERSION_7 = 0x7 << 76
+_RFC_VARIANT = 0b10 << 62
 
 
 def uuid7(now_ms: int | None = None) -> uuid.UUID:
@@ -16,8 +21,15 @@ def uuid7(now_ms: int | None = None) -> uuid.UUID:
     rand = int.from_bytes(os.urandom(10), "big")
     rand_a = rand >> 68 & 0xFFF
     rand_b = rand & ((1 << 62) - 1)
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    value = (ms & _MS_MASK) << 80 | _VERSION_7 | rand_a << 64 | _RFC_VARIANT | rand_b
     return uuid.UUID(int=value)
+
+
+def uuid7_floor(at: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of the millisecond `at` (random bits zero): every id `uuid7` makes in
+    that millisecond or later compares greater or equal, every earlier one less."""
+    ms = max(int(at.timestamp() * 1000), 0)
+    return uuid.UUID(int=(ms & _MS_MASK) << 80 | _VERSION_7 | _RFC_VARIANT)
 
 
 def unsendable_character(value: str) -> str | None:

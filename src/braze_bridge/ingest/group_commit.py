@@ -10,19 +10,17 @@ If a batch fails (a row the database refuses, a deadlock with another process), 
 records is retried alone, so one bad request cannot fail the others.
 
 Each committer keeps one pooled connection for its lifetime and sends each batch as a single
-statement on it (`events.store_events`), which Postgres commits on its own: one round trip per batch.
+statement on it (`ingest_batch.store_events_on_driver`), which Postgres commits on its own: one round trip per batch.
 Checking a connection out per batch cost a liveness ping (three round trips) and a BEGIN/COMMIT
 pair more. A connection that breaks is discarded and the next batch checks out a fresh one.
 
 Two committers, batches of at most 32: while Postgres runs one batch's statement (all of it in
 one backend), this process parses and maps the next batch's requests, instead of the two
-taking turns. Measured with `bench/ingest.py --requests 5000 --rounds 3` on a busy machine:
-median ratio 1.12-1.22 against 0.76-0.85 with one committer taking up to 256 (four taking 16:
-0.90-1.20); on a quiet one the settings tie (bench/RESULTS.md). Batches lock rows in key
-order, so their inserts cannot deadlock each other (nor those of other API processes); only
-the Connected Content trim can, when two concurrent batches change one reward of a user with
-more than 20 rewards: Postgres then cancels one after a second and its records are retried.
-The committers' connections plan with sequential scans off (`BATCH_SESSION_SETTINGS`).
+taking turns. Batches lock rows in key order, so their inserts cannot deadlock each other (nor
+those of other API processes); only the Connected Content trim can, when two concurrent
+batches change one reward of a user with more than 20 rewards: Postgres then cancels one after
+a second and its records are retried. The committers' connections plan with sequential scans
+off (`ingest_batch.BATCH_SESSION_SETTINGS`).
 """
 
 from __future__ import annotations
@@ -32,14 +30,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from braze_bridge.db.repositories._driver import HeldConnection
-from braze_bridge.db.repositories.events import (
+from braze_bridge.db.driver import HeldConnection
+from braze_bridge.db.repositories.ingest_batch import (
     BATCH_SESSION_SETTINGS,
-    EventRecord,
+    IngestRecord,
     StoreResult,
-    store_events,
+    store_events_on_driver,
 )
-from braze_bridge.ingest.store import DirectStore
+from braze_bridge.ingest.event_store import DirectStore
 from braze_bridge.logging import get_logger
 
 log = get_logger(__name__)
@@ -47,7 +45,7 @@ log = get_logger(__name__)
 
 @dataclass(slots=True)
 class _Pending:
-    record: EventRecord
+    record: IngestRecord
     done: asyncio.Future[StoreResult]
 
 
@@ -83,7 +81,7 @@ class GroupCommitter:
             self._queue.put_nowait(None)
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def store(self, record: EventRecord) -> StoreResult:
+    async def store(self, record: IngestRecord) -> StoreResult:
         if not self._tasks:
             return await self._direct.store(record)
         done: asyncio.Future[StoreResult] = asyncio.get_running_loop().create_future()
@@ -114,7 +112,7 @@ class GroupCommitter:
     async def _commit(self, held: HeldConnection, batch: list[_Pending]) -> None:
         try:
             # One statement: atomic and durable when it returns, no BEGIN/COMMIT needed.
-            results = await store_events(await held.driver(), [p.record for p in batch])
+            results = await store_events_on_driver(await held.driver(), [p.record for p in batch])
         except Exception as exc:  # any failure: retry each record in its own transaction
             log.warning("ingest.batch_failed", size=len(batch), error=type(exc).__name__)
             await held.discard_if_broken()

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from braze_bridge.db.repositories._driver import HeldConnection
-from braze_bridge.db.repositories.live_connections import LiveConnection, fetch_live_connections
+from braze_bridge.db.driver import HeldConnection
+from braze_bridge.db.repositories.connections import LiveConnection, live_connections_on_driver
 
 # Each request waits on a future of its own, so one giving up (client gone) cancels only its
 # own wait, never the answer for the others, without `asyncio.shield` (one more future and one
@@ -24,8 +25,15 @@ _Waiters = dict[uuid.UUID, list[asyncio.Future[LiveConnection | None]]]
 
 
 class ConnectionLookup:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        on_query_start: Callable[[list[uuid.UUID]], None] | None = None,
+    ) -> None:
+        """`on_query_start`: called with the ids of each query as it is sent (tests wait on it)."""
         self._held = HeldConnection(engine)
+        self._on_query_start = on_query_start
         self._running: _Waiters = {}
         self._next: _Waiters = {}
         self._task: asyncio.Task[None] | None = None
@@ -48,8 +56,11 @@ class ConnectionLookup:
     async def _run(self) -> None:
         while self._next:
             self._running, self._next = self._next, {}
+            ids = list(self._running)
+            if self._on_query_start is not None:
+                self._on_query_start(ids)
             try:
-                found = await self._fetch(list(self._running))
+                found = await self._fetch(ids)
             except Exception as exc:  # each waiting request fails (a 500), none hangs
                 for waiting in self._running.values():
                     for answer in waiting:
@@ -66,9 +77,9 @@ class ConnectionLookup:
 
     async def _fetch(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, LiveConnection]:
         try:
-            return await fetch_live_connections(await self._held.driver(), ids)
+            return await live_connections_on_driver(await self._held.driver(), ids)
         except Exception:
             if not await self._held.discard_if_broken():
                 raise
         # The held connection had died (e.g. Postgres restarted): once more on a fresh one.
-        return await fetch_live_connections(await self._held.driver(), ids)
+        return await live_connections_on_driver(await self._held.driver(), ids)

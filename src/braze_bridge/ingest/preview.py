@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from braze_bridge.db.repositories.events import jsonb_safe
+from braze_bridge.db.jsonb import jsonb_safe
 from braze_bridge.domain.json_body import parse_json_body
 from braze_bridge.domain.operations import Operation, UserRef
 from braze_bridge.domain.principal import Principal

@@ -21,18 +21,17 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from braze_bridge.db.repositories import events as events_repo
-from braze_bridge.db.repositories import user_values
-from braze_bridge.db.repositories._driver import connection_driver
-from braze_bridge.db.repositories.events import EventRecord, StoreResult, safe_dedupe_key
-from braze_bridge.db.repositories.live_connections import LiveConnection, fetch_live_connections
+from braze_bridge.db.jsonb import safe_dedupe_key
+from braze_bridge.db.repositories import ingest_batch, user_values
+from braze_bridge.db.repositories.connections import LiveConnection, live_connections
+from braze_bridge.db.repositories.ingest_batch import IngestRecord, StoreResult
 from braze_bridge.domain.events import NormalizedEvent
 from braze_bridge.domain.ids import uuid7
 from braze_bridge.domain.json_body import parse_json_body
 from braze_bridge.domain.mapping import Partner
 from braze_bridge.errors import NotFound, Unauthorized, UnsupportedMediaType
+from braze_bridge.ingest.event_store import EventStore
 from braze_bridge.ingest.lookup import ConnectionLookup
-from braze_bridge.ingest.store import EventStore
 from braze_bridge.logging import get_logger
 from braze_bridge.partners import PARTNERS
 from braze_bridge.partners.evaluate import (
@@ -81,8 +80,8 @@ async def find_connection(
     if lookup is not None:
         connection = await lookup.get(connection_id)
     else:
-        async with engine.connect() as conn:
-            found = await fetch_live_connections(await connection_driver(conn), [connection_id])
+        async with AsyncSession(engine) as session:
+            found = await live_connections(session, [connection_id])
         connection = found.get(connection_id)
     if connection is None:
         raise NotFound("unknown connection", details={"connection_id": str(connection_id)})
@@ -218,7 +217,7 @@ async def store_with_user_values(
     except Exception:  # evaluate_body normalizes again and records why
         normalized = None
     user_key = normalized.user.ref().key if normalized is not None else None
-    async with engine.begin() as conn, AsyncSession(bind=conn) as session:
+    async with AsyncSession(engine) as session, session.begin():
         known: Mapping[str, Any] = {}
         if user_key is not None:
             known = await user_values.load_known_values(session, connection.id, user_key)
@@ -232,9 +231,9 @@ async def store_with_user_values(
             normalized=normalized,
         )
         record = event_record(connection, evaluation, body, headers, received_at)
-        [result] = await events_repo.store_events(await connection_driver(conn), [record])
+        [result] = await ingest_batch.store_events(session, [record])
         if not result.duplicate and user_key is not None:
-            enqueued = await events_repo.attribute_operations(conn, result.event_id)
+            enqueued = await ingest_batch.attribute_operations(session, result.event_id)
             await user_values.record_enqueued(
                 session,
                 connection.id,
@@ -251,9 +250,9 @@ def event_record(
     body: bytes,
     headers: Mapping[str, str],
     received_at: datetime,
-) -> EventRecord:
+) -> IngestRecord:
     user = evaluation.user
-    return EventRecord(
+    return IngestRecord(
         id=uuid7(),
         tenant_id=connection.tenant_id,
         connection_id=connection.id,

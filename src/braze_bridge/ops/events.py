@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from braze_bridge.db.models import DeliveryAttempt, Event, Operation
+from braze_bridge.db.models import DeliveryAttempt, Event, OutboxOperation
 from braze_bridge.db.repositories import event_log
 from braze_bridge.db.repositories.event_log import EventFilter, EventSummary
 from braze_bridge.domain.json_body import parse_json_body
@@ -107,7 +107,7 @@ class ShownEvent:
 
     event: Event
     raw: ShownBody | None  # None once retention purged the body
-    operations: list[Operation]
+    operations: list[OutboxOperation]
     attempts: list[ShownAttempt]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from braze_bridge.db.models import Operation
+from braze_bridge.db.models import OutboxOperation
 from braze_bridge.db.repositories.event_log import EventSummary, display_user
 from braze_bridge.domain.events import MAPPING_NOTES_KEY
 from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus
@@ -79,7 +79,7 @@ class BrazeObjectRead(BaseModel):
     settled_at: datetime | None
 
     @classmethod
-    def of(cls, op: Operation) -> BrazeObjectRead:
+    def of(cls, op: OutboxOperation) -> BrazeObjectRead:
         return cls(
             id=op.id,
             position=op.position,

@@ -1,7 +1,8 @@
 """Reading the Connected Content projection: per-user share link, share code, recent rewards.
 
-Ingest writes it in the same statement as the events (`events.store_events`): the share link
-and code in `content_profiles`, each reward as a row of `content_rewards` (migration 0007).
+Ingest writes it in the same statement as the events (`connected_content_projection` in
+db/sql/ingest.sql): the share link and code in `content_profiles`, each reward as a row of
+`content_rewards`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from braze_bridge.db.models import ContentProfile, ContentReward
 from braze_bridge.domain.content import MAX_REWARDS_KEPT, RewardSnapshot
@@ -25,12 +26,12 @@ class ContentView:
 
 
 async def get_content(
-    conn: AsyncConnection, connection_id: uuid.UUID, external_id: str
+    session: AsyncSession, connection_id: uuid.UUID, external_id: str
 ) -> ContentView | None:
     """The user's profile, newest rewards first (equal times: least recently changed first);
     None when ingest never wrote anything for this user."""
     profile = (
-        await conn.execute(
+        await session.execute(
             select(ContentProfile.share_link, ContentProfile.share_code).where(
                 ContentProfile.connection_id == connection_id,
                 ContentProfile.external_id == external_id,
@@ -38,7 +39,7 @@ async def get_content(
         )
     ).first()
     rewards = (
-        await conn.execute(
+        await session.execute(
             select(
                 ContentReward.reward_id,
                 ContentReward.state,

@@ -7,13 +7,11 @@ page holds. Every query here takes the caller's tenant scope (`tenant_id=None` =
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,11 +22,12 @@ from braze_bridge.db.models import (
     DeliveryAttempt,
     Event,
     EventBody,
-    Operation,
+    OutboxOperation,
 )
+from braze_bridge.db.pagination import KeysetCursor
 from braze_bridge.domain.statuses import EventStatus
 
-CURSOR_VERSION = b"e1"
+_CURSOR = KeysetCursor("e1", uuid.UUID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,33 +61,28 @@ class EventPage:
 
 
 @dataclass(frozen=True, slots=True)
-class AttemptRecord:
+class AttemptRow:
     attempt: DeliveryAttempt
     outcomes: list[tuple[int, str | None]]
 
 
 @dataclass(frozen=True, slots=True)
-class EventRecord:
+class EventDetailRow:
     event: Event
     body: EventBody | None
-    operations: list[Operation]
-    attempts: list[AttemptRecord]
+    operations: list[OutboxOperation]
+    attempts: list[AttemptRow]
 
 
 def encode_cursor(event_id: uuid.UUID) -> str:
-    """Opaque to clients: a version tag and the last id of the page, URL-safe base64."""
-    return base64.urlsafe_b64encode(CURSOR_VERSION + event_id.bytes).decode().rstrip("=")
+    """Opaque to clients: the last id of the page."""
+    return _CURSOR.encode(event_id)
 
 
 def decode_cursor(cursor: str) -> uuid.UUID:
     """Raise ValueError for anything `encode_cursor` did not produce."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("not base64") from exc
-    if len(raw) != len(CURSOR_VERSION) + 16 or not raw.startswith(CURSOR_VERSION):
-        raise ValueError("unknown cursor format")
-    return uuid.UUID(bytes=raw[len(CURSOR_VERSION) :])
+    (event_id,) = _CURSOR.decode(cursor)
+    return cast(uuid.UUID, event_id)
 
 
 def user_key_candidates(user: str) -> list[str]:
@@ -233,7 +227,7 @@ async def event_statuses(
 
 async def get_event_record(
     session: AsyncSession, tenant_id: uuid.UUID | None, event_id: uuid.UUID
-) -> EventRecord | None:
+) -> EventDetailRow | None:
     """The event with its raw body, its Braze objects and every attempt that carried them."""
     stmt = select(Event).where(Event.id == event_id)
     if tenant_id is not None:
@@ -245,13 +239,13 @@ async def get_event_record(
     operations = list(
         (
             await session.scalars(
-                select(Operation)
-                .where(Operation.event_id == event_id)
-                .order_by(Operation.position, Operation.id)
+                select(OutboxOperation)
+                .where(OutboxOperation.event_id == event_id)
+                .order_by(OutboxOperation.position, OutboxOperation.id)
             )
         ).all()
     )
-    attempts: list[AttemptRecord] = []
+    attempts: list[AttemptRow] = []
     if operations:
         links = (
             await session.execute(
@@ -273,8 +267,8 @@ async def get_event_record(
                 .where(DeliveryAttempt.id.in_(list(by_attempt)))
                 .order_by(DeliveryAttempt.id)
             )
-            attempts = [AttemptRecord(row, by_attempt[row.id]) for row in rows]
-    return EventRecord(event, body, operations, attempts)
+            attempts = [AttemptRow(row, by_attempt[row.id]) for row in rows]
+    return EventDetailRow(event, body, operations, attempts)
 
 
 async def connection_visible(

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from braze_bridge.db.models import Connection, Event, Operation
+from braze_bridge.db.models import Connection, Event, OutboxOperation
+from braze_bridge.domain.ids import uuid7_floor
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +24,6 @@ class QueueFigures:
     connection_id: uuid.UUID
     depth: int
     oldest_created_at: datetime | None
-
-
-def uuid7_floor(at: datetime) -> uuid.UUID:
-    """The smallest UUIDv7 of the millisecond `at`: ids compare by their leading timestamp."""
-    return uuid.UUID(int=max(int(at.timestamp() * 1000), 0) << 80)
 
 
 async def get_connection(
@@ -61,17 +57,17 @@ async def queue_figures(
     """Unsettled objects per connection (all connections with any when `connection_ids` is None)."""
     stmt = (
         select(
-            Operation.connection_id,
+            OutboxOperation.connection_id,
             func.count().label("depth"),
-            func.min(Operation.created_at).label("oldest"),
+            func.min(OutboxOperation.created_at).label("oldest"),
         )
-        .where(Operation.unsettled)
-        .group_by(Operation.connection_id)
+        .where(OutboxOperation.unsettled)
+        .group_by(OutboxOperation.connection_id)
     )
     if connection_ids is not None:
         if not connection_ids:
             return {}
-        stmt = stmt.where(Operation.connection_id.in_(list(connection_ids)))
+        stmt = stmt.where(OutboxOperation.connection_id.in_(list(connection_ids)))
     rows = await session.execute(stmt)
     return {
         row.connection_id: QueueFigures(row.connection_id, int(row.depth), row.oldest)

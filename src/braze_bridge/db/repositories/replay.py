@@ -17,11 +17,18 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from braze_bridge.db.models import Connection, Event, EventBody, Operation, ReplayJob, UserValue
+from braze_bridge.db.jsonb import clean_text, jsonb_safe
+from braze_bridge.db.models import (
+    Connection,
+    Event,
+    EventBody,
+    OutboxOperation,
+    ReplayJob,
+    UserValue,
+)
 from braze_bridge.db.notify import OUTBOX_CHANNEL
 from braze_bridge.db.repositories.event_log import EventFilter, filtered_events
-from braze_bridge.db.repositories.events import clean_text, jsonb_safe
-from braze_bridge.domain.operations import Operation as BrazeOperation
+from braze_bridge.domain.operations import Operation
 from braze_bridge.domain.statuses import (
     SUPERSEDED_REASON,
     EventStatus,
@@ -42,7 +49,9 @@ class ReplayTarget:
 
 
 def _not_superseded() -> Any:
-    return or_(Operation.reason.is_(None), ~Operation.reason.startswith(SUPERSEDED_REASON))
+    return or_(
+        OutboxOperation.reason.is_(None), ~OutboxOperation.reason.startswith(SUPERSEDED_REASON)
+    )
 
 
 async def lock_event(
@@ -65,7 +74,9 @@ async def lock_event(
 
 async def operation_statuses(session: AsyncSession, event_id: uuid.UUID) -> list[OperationStatus]:
     rows = await session.scalars(
-        select(Operation.status).where(Operation.event_id == event_id, _not_superseded())
+        select(OutboxOperation.status).where(
+            OutboxOperation.event_id == event_id, _not_superseded()
+        )
     )
     return list(rows.all())
 
@@ -78,10 +89,10 @@ async def requeue_undelivered(session: AsyncSession, event_id: uuid.UUID, now: d
     backoff starts over.
     """
     requeued = await session.execute(
-        update(Operation)
+        update(OutboxOperation)
         .where(
-            Operation.event_id == event_id,
-            Operation.status.in_(REPLAYABLE_STATUSES),
+            OutboxOperation.event_id == event_id,
+            OutboxOperation.status.in_(REPLAYABLE_STATUSES),
             _not_superseded(),
         )
         .values(
@@ -93,15 +104,15 @@ async def requeue_undelivered(session: AsyncSession, event_id: uuid.UUID, now: d
             attempts=0,
             settled_at=None,
         )
-        .returning(Operation.id)
+        .returning(OutboxOperation.id)
     )
     count = len(requeued.all())
     await session.execute(
-        update(Operation)
+        update(OutboxOperation)
         .where(
-            Operation.event_id == event_id,
-            Operation.status == OperationStatus.PENDING,
-            Operation.available_at > now,
+            OutboxOperation.event_id == event_id,
+            OutboxOperation.status == OperationStatus.PENDING,
+            OutboxOperation.available_at > now,
         )
         .values(available_at=now)
     )
@@ -144,8 +155,9 @@ async def delivered_objects(
 ) -> list[tuple[str, str, dict[str, Any]]]:
     """(kind, user_key, payload) of what already reached Braze for this event."""
     rows = await session.execute(
-        select(Operation.kind, Operation.user_key, Operation.payload).where(
-            Operation.event_id == event_id, Operation.status == OperationStatus.DELIVERED
+        select(OutboxOperation.kind, OutboxOperation.user_key, OutboxOperation.payload).where(
+            OutboxOperation.event_id == event_id,
+            OutboxOperation.status == OperationStatus.DELIVERED,
         )
     )
     return [(str(row.kind), row.user_key, row.payload) for row in rows]
@@ -155,19 +167,22 @@ def _lease_expired() -> Any:
     """An `in_flight` object whose worker's lease ran out: nobody is sending it, and the next
     claim takes it like a pending one (there is no recovery step that resets it)."""
     return and_(
-        Operation.status == OperationStatus.IN_FLIGHT,
-        Operation.lease_expires_at < func.now(),
+        OutboxOperation.status == OperationStatus.IN_FLIGHT,
+        OutboxOperation.lease_expires_at < func.now(),
     )
 
 
 async def has_in_flight(session: AsyncSession, event_id: uuid.UUID) -> bool:
     """Whether a worker is sending one of the event's objects right now (a live lease)."""
     found = await session.scalar(
-        select(Operation.id)
+        select(OutboxOperation.id)
         .where(
-            Operation.event_id == event_id,
-            Operation.status == OperationStatus.IN_FLIGHT,
-            or_(Operation.lease_expires_at.is_(None), Operation.lease_expires_at >= func.now()),
+            OutboxOperation.event_id == event_id,
+            OutboxOperation.status == OperationStatus.IN_FLIGHT,
+            or_(
+                OutboxOperation.lease_expires_at.is_(None),
+                OutboxOperation.lease_expires_at >= func.now(),
+            ),
         )
         .limit(1)
     )
@@ -179,11 +194,11 @@ async def supersede_undelivered(
 ) -> int:
     """Retire the old mapping's unsent objects; they stay visible with their attempts."""
     result = await session.execute(
-        update(Operation)
+        update(OutboxOperation)
         .where(
-            Operation.event_id == event_id,
+            OutboxOperation.event_id == event_id,
             or_(
-                Operation.status.in_(
+                OutboxOperation.status.in_(
                     (
                         OperationStatus.PENDING,
                         OperationStatus.FAILED,
@@ -202,7 +217,7 @@ async def supersede_undelivered(
             lease_expires_at=None,
             settled_at=now,
         )
-        .returning(Operation.id)
+        .returning(OutboxOperation.id)
     )
     return len(result.all())
 
@@ -210,7 +225,7 @@ async def supersede_undelivered(
 async def insert_operations(
     session: AsyncSession,
     event: Event,
-    operations: Sequence[BrazeOperation],
+    operations: Sequence[Operation],
     now: datetime,
 ) -> int:
     """Append the re-mapped objects after the event's existing positions.
@@ -222,8 +237,8 @@ async def insert_operations(
     if not operations:
         return 0
     last = await session.scalar(
-        select(func.coalesce(func.max(Operation.position), -1)).where(
-            Operation.event_id == event.id
+        select(func.coalesce(func.max(OutboxOperation.position), -1)).where(
+            OutboxOperation.event_id == event.id
         )
     )
     start = int(last if last is not None else -1) + 1
@@ -248,7 +263,7 @@ async def insert_operations(
                 "available_at": now,
             }
         )
-    await session.execute(insert(Operation), rows)
+    await session.execute(insert(OutboxOperation), rows)
     return len(rows)
 
 

@@ -8,8 +8,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from braze_bridge.db.repositories import attempts, outbox, user_values
-from braze_bridge.db.repositories.attempts import AttemptRecord
+from braze_bridge.db.repositories import attempts, connections, outbox, user_values
+from braze_bridge.db.repositories.attempts import AttemptWrite
 from braze_bridge.db.repositories.outbox import Settled, SettleRow
 from braze_bridge.domain.statuses import OperationStatus
 
@@ -22,7 +22,7 @@ class Settlement:
 
     connection_id: uuid.UUID
     rows: tuple[SettleRow, ...] = ()
-    attempts: tuple[AttemptRecord, ...] = ()
+    attempts: tuple[AttemptWrite, ...] = ()
     # Antavo `changed_only`: a value counts as sent only once Braze accepted it. Other partners
     # never record values, so they skip both statements.
     records_sent_values: bool = False
@@ -45,11 +45,11 @@ async def apply_settlement(session: AsyncSession, owner: str, settlement: Settle
             settled.ids_with(OperationStatus.FAILED, OperationStatus.DEAD, OperationStatus.SKIPPED),
         )
     if settlement.auth_error is not None:
-        await outbox.hold_connection_for_auth(
+        await connections.hold_connection_for_auth(
             session, settlement.connection_id, settlement.auth_error
         )
     if settlement.rate_limited_until is not None:
-        await outbox.hold_connection_until(
+        await connections.hold_connection_until(
             session, settlement.connection_id, settlement.rate_limited_until, RATE_LIMITED_MESSAGE
         )
     return settled

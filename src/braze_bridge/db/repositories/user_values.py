@@ -18,11 +18,11 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import BigInteger
 
+from braze_bridge.db import driver
 from braze_bridge.db.models import DataPointSavings, PendingUserValue, UserValue
 
 # First key of the two-key advisory lock: "Antv". Keeps our locks apart from anyone else's.
@@ -33,28 +33,6 @@ _SAVINGS_SLOTS = 16
 def _user_lock_key(connection_id: uuid.UUID, user_key: str) -> int:
     # A 32-bit key: a collision only makes two users wait for each other, never a wrong answer.
     return zlib.crc32(f"{connection_id}:{user_key}".encode()) - 2**31
-
-
-_KNOWN_VALUES = text(
-    """
-    SELECT attribute, value FROM (
-        SELECT DISTINCT ON (attribute) attribute, value
-        FROM user_values_pending
-        WHERE connection_id = :connection_id AND user_key = :user_key
-        ORDER BY attribute, operation_id DESC
-    ) AS newest_pending
-    UNION ALL
-    SELECT accepted.attribute, accepted.value
-    FROM user_values AS accepted
-    WHERE accepted.connection_id = :connection_id AND accepted.user_key = :user_key
-      AND NOT EXISTS (
-        SELECT 1 FROM user_values_pending AS pending
-        WHERE pending.connection_id = accepted.connection_id
-          AND pending.user_key = accepted.user_key
-          AND pending.attribute = accepted.attribute
-      )
-    """
-)
 
 
 async def load_known_values(
@@ -73,11 +51,8 @@ async def load_known_values(
                 func.pg_advisory_xact_lock(_LOCK_NAMESPACE, _user_lock_key(connection_id, user_key))
             )
         )
-    # One statement, one snapshot: a settle committing meanwhile is seen wholly or not at all.
-    rows = await session.execute(
-        _KNOWN_VALUES, {"connection_id": connection_id, "user_key": user_key}
-    )
-    return {row.attribute: row.value for row in rows}
+    rows = await driver.fetch(session, "known_user_values", connection_id, user_key)
+    return {row["attribute"]: row["value"] for row in rows}
 
 
 async def record_enqueued(
@@ -125,40 +100,13 @@ async def record_enqueued(
     return len(rows)
 
 
-_PROMOTE = text(
-    """
-    WITH settled AS (
-        DELETE FROM user_values_pending
-        WHERE operation_id = ANY(:operation_ids)
-        RETURNING operation_id, attribute, connection_id, user_key, value
-    ), newest AS (
-        -- One request may carry several objects for one user: the last enqueued wins.
-        SELECT DISTINCT ON (connection_id, user_key, attribute) *
-        FROM settled
-        ORDER BY connection_id, user_key, attribute, operation_id DESC
-    )
-    INSERT INTO user_values AS known
-        (connection_id, user_key, attribute, value, sent_at, accepted_operation_id)
-    SELECT connection_id, user_key, attribute, value, now(), operation_id FROM newest
-    ON CONFLICT (connection_id, user_key, attribute) DO UPDATE
-        SET value = EXCLUDED.value,
-            sent_at = EXCLUDED.sent_at,
-            accepted_operation_id = EXCLUDED.accepted_operation_id
-        -- Per-user order makes settles arrive in enqueue order; never let an older one win.
-        WHERE known.accepted_operation_id IS NULL
-           OR known.accepted_operation_id < EXCLUDED.accepted_operation_id
-    """
-).bindparams(bindparam("operation_ids", type_=ARRAY(BigInteger)))
-
-
 async def record_accepted(session: AsyncSession, operation_ids: Sequence[int]) -> int:
     """Braze accepted these operations: their values become the recorded ones. Returns how many
     attribute values were recorded. Operations without pending values are ignored, so the worker
     may pass every delivered id of any connection."""
     if not operation_ids:
         return 0
-    result = await session.execute(_PROMOTE, {"operation_ids": list(operation_ids)})
-    return int(getattr(result, "rowcount", 0) or 0)
+    return await driver.execute(session, "promote_user_values", list(operation_ids))
 
 
 async def record_failed(session: AsyncSession, operation_ids: Sequence[int]) -> int:

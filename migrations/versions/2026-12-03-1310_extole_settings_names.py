@@ -1,8 +1,12 @@
-"""Extole: existing connections keep the Braze names and Basic auth they were created with
+"""Extole: connections stored before native Extole names keep their Braze names and Basic auth
 
-Revision ID: 0009_extole_native_names
-Revises: 0008_track_object_caps
-Create Date: 2026-12-03 11:50:00
+Revision ID: 0002_extole_settings_names
+Revises: 0001_baseline
+Create Date: 2026-12-03 13:10:00
+
+Data only: it rewrites connection settings written by builds before native Extole names (the
+schema is the baseline's). On a new database it runs before any connection exists and
+changes nothing.
 
 The default Braze event for a created share link is now `extole_share_link_created`, the name
 Extole's own Braze integration sends. Every existing Extole connection gets the old default,
@@ -23,8 +27,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0009_extole_native_names"
-down_revision: str | None = "0008_track_object_caps"
+revision: str = "0002_extole_settings_names"
+down_revision: str | None = "0001_baseline"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from braze_bridge.db.repositories import events as events_repo
-from braze_bridge.db.repositories._driver import connection_driver
-from braze_bridge.db.repositories.events import EventRecord, StoreResult
+from braze_bridge.db.repositories.ingest_batch import IngestRecord, StoreResult, store_events
 
 
 class EventStore(Protocol):
-    async def store(self, record: EventRecord) -> StoreResult:
+    async def store(self, record: IngestRecord) -> StoreResult:
         """Durably store `record` (or find its original); return after COMMIT."""
         ...
 
@@ -28,7 +26,7 @@ class DirectStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def store(self, record: EventRecord) -> StoreResult:
-        async with self._engine.begin() as conn:
-            [result] = await events_repo.store_events(await connection_driver(conn), [record])
+    async def store(self, record: IngestRecord) -> StoreResult:
+        async with AsyncSession(self._engine) as session, session.begin():
+            [result] = await store_events(session, [record])
         return result
