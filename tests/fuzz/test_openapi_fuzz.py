@@ -11,6 +11,7 @@ FUZZ_MAX_EXAMPLES raises the bound for a longer local run.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -25,7 +26,10 @@ from hypothesis.errors import Unsatisfiable
 
 from braze_bridge.app import Runtime, create_app
 from braze_bridge.config import Settings
+from braze_bridge.security.webhook_auth import sign_hmac_sha256
 from tests.conftest import OPERATOR_TOKEN, TEST_SECRET_KEY
+from tests.extole_bodies import REWARD_FULFILLED_RAW
+from tests.integration.admin_support import BRAZE
 
 schemathesis = pytest.importorskip("schemathesis", reason="the dev extra brings it (make install)")
 
@@ -37,7 +41,9 @@ from schemathesis.python import asgi  # noqa: E402
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(600)]
 
-MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "20"))
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "15"))
+# Cases whose path ids name objects that exist (made before fuzzing), per operation and mode.
+KNOWN_ID_EXAMPLES = max(1, MAX_EXAMPLES * 2 // 3)
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 # What the API states about itself. Schemathesis's other checks (e.g. "a negative case must be
 # refused") judge its generator's guesses about intent more than the contract.
@@ -94,40 +100,95 @@ def test_every_operation_with_both_token_kinds(
     assert not tally.failures, "\n".join(tally.failures[:20])
 
 
-def _tenant_token(schema: Any, operator: dict[str, str]) -> str:
-    """A tenant and an admin token of its own, made through the API as a user would."""
+@dataclass
+class Known:
+    """Objects made through the API before fuzzing, so cases reach past the 404 of an
+    unknown id: a tenant with its admin token, a connection, a webhook event, a replay job."""
+
+    tenant_token: str
+    path_ids: dict[str, str]
+
+
+def _made(response: Any, status: int = 201) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _known_objects(schema: Any, operator: dict[str, str]) -> Known:
+    def call(path: str, method: str, **case: Any) -> Any:
+        return schema[path][method].Case(**case).call(headers=dict(operator))
+
     slug = f"fuzz-{uuid.uuid4().hex[:8]}"
-    made = schema["/v1/tenants"]["POST"].Case(body={"name": "Fuzz", "slug": slug})
-    response = made.call(headers=dict(operator))
-    assert response.status_code == 201, response.text
-    issue = schema["/v1/tenants/{tenant_id}/tokens"]["POST"].Case(
-        path_parameters={"tenant_id": response.json()["id"]}, body={"name": "fuzz"}
+    tenant = _made(call("/v1/tenants", "POST", body={"name": "Fuzz", "slug": slug}))
+    tokens = "/v1/tenants/{tenant_id}/tokens"
+    ids = {"tenant_id": tenant["id"]}
+    token = _made(call(tokens, "POST", path_parameters=ids, body={"name": "fuzz"}))
+    spare = _made(call(tokens, "POST", path_parameters=ids, body={"name": "spare"}))
+    connection = _made(
+        call(
+            "/v1/connections",
+            "POST",
+            body={
+                "tenant_id": tenant["id"],
+                "name": "Fuzz referral",
+                "source": "extole",
+                "braze": {"rest_endpoint": BRAZE, "api_key": str(uuid.uuid4())},
+                "settings": {"reward_states": ["FULFILLED"]},
+            },
+        )
     )
-    issued = issue.call(headers=dict(operator))
-    assert issued.status_code == 201, issued.text
-    token: str = issued.json()["token"]
-    return token
+    content = REWARD_FULFILLED_RAW
+    hook = schema["/v1/hooks/{connection_id}"]["POST"].Case(
+        path_parameters={"connection_id": connection["id"]},
+        body=json.loads(content),
+        media_type="application/json",
+    )
+    signature = sign_hmac_sha256(connection["webhook_secret"], content)
+    event = _made(
+        hook.call(
+            headers={"X-Extole-Signature": signature, "Content-Type": "application/json"},
+            data=content,
+        ),
+        200,
+    )
+    job = _made(call("/v1/events/replay", "POST", body={"connection_id": connection["id"]}), 202)
+    return Known(
+        tenant_token=token["token"],
+        path_ids={
+            "tenant_id": tenant["id"],
+            "token_id": spare["id"],
+            "connection_id": connection["id"],
+            "event_id": event["event_id"],
+            "job_id": job["id"],
+            "external_id": json.loads(content)["partner_user_id"],
+        },
+    )
 
 
 def _fuzz(schema: Any) -> Tally:
     operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    known = _known_objects(schema, operator)
     tokens = {
         "operator": operator,
-        "tenant": {"Authorization": f"Bearer {_tenant_token(schema, operator)}"},
+        "tenant": {"Authorization": f"Bearer {known.tenant_token}"},
     }
     load_all_checks()
     checks = list(CHECK_REGISTRY.get_by_names(CHECKS))
     tally = Tally()
 
-    def run(operation: Any, mode: GenerationMode) -> None:
+    def run(operation: Any, mode: GenerationMode, path_ids: dict[str, str] | None) -> None:
         # The live feed never ends by itself: what it sent within a second is its answer, and
         # each call costs that second, hence fewer examples.
         streams = operation.path.endswith("/stream")
         read_timeout = 1.0 if streams else 30.0
 
-        @given(case=operation.as_strategy(generation_mode=mode))
+        strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_ids)
+        examples = KNOWN_ID_EXAMPLES if path_ids else MAX_EXAMPLES
+
+        @given(case=strategy)
         @settings(
-            max_examples=min(MAX_EXAMPLES, 3) if streams else MAX_EXAMPLES,
+            max_examples=min(examples, 3) if streams else examples,
             derandomize=True,
             database=None,
             deadline=None,
@@ -143,8 +204,10 @@ def _fuzz(schema: Any) -> Tally:
                     case.validate_response(response, checks=checks, headers=dict(headers))
                 except FailureGroup as failure:
                     titles = "; ".join(sorted({f.title for f in failure.exceptions}))
+                    ids = ", known ids" if path_ids else ""
                     tally.failures.append(
-                        f"{operation.label} [{kind}, {mode.value}] {response.status_code}: {titles}"
+                        f"{operation.label} [{kind}, {mode.value}{ids}] "
+                        f"{response.status_code}: {titles}"
                         f"\n    {case.as_curl_command(headers=dict(headers))}"
                         f"\n    -> {response.text[:300]}"
                     )
@@ -153,14 +216,25 @@ def _fuzz(schema: Any) -> Tally:
             probe()
         except Unsatisfiable:
             # Every input of this operation is optional and free-form: nothing can be invalid.
-            tally.nothing_to_negate.append(f"{operation.label} {mode.value}")
+            if path_ids is None:
+                tally.nothing_to_negate.append(f"{operation.label} {mode.value}")
 
-    for result in schema.get_all_operations():
-        operation = result.ok()
+    operations = [result.ok() for result in schema.get_all_operations()]
+    # Deletes last, so the known objects live through every other operation.
+    for operation in sorted(operations, key=lambda op: op.method.upper() == "DELETE"):
         tally.operations.add(operation.label)
         has_input = bool(list(operation.iter_parameters())) or bool(operation.body)
+        names = {p.name for p in operation.path_parameters}
+        # Known ids for every path parameter (not for the connection test: it calls Braze).
+        known_ids = (
+            {name: known.path_ids[name] for name in names}
+            if names and names <= set(known.path_ids) and not operation.path.endswith("/test")
+            else None
+        )
         for mode in MODES if has_input else MODES[:1]:
-            started = time.monotonic()
-            run(operation, mode)
-            tally.seconds[f"{operation.label} {mode.value}"] = time.monotonic() - started
+            for path_ids in (None, known_ids) if known_ids else (None,):
+                started = time.monotonic()
+                run(operation, mode, path_ids)
+                label = f"{operation.label} {mode.value}{' known' if path_ids else ''}"
+                tally.seconds[label] = time.monotonic() - started
     return tally
