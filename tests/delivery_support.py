@@ -38,7 +38,12 @@ def make_worker(
     # configure_logging binds the sys.stderr of the moment; an earlier test's (closed) capture
     # stream would make the worker's log calls raise.
     configure_logging("warning")
-    values: dict[str, Any] = {"lanes": 1, "linger_ms": 0, "poll_seconds": 0.05}
+    values: dict[str, Any] = {
+        "lanes": 1,
+        "linger_ms": 0,
+        "poll_seconds": 0.05,
+        "lease_seconds": 60.0,
+    }
     values.update(options)
     return DeliveryWorker(
         sessionmaker,
@@ -90,7 +95,7 @@ async def op_states(session: AsyncSession, ops: Sequence[Operation]) -> list[OpS
 
 
 async def make_due(session: AsyncSession) -> None:
-    """Pretend every scheduled retry and 429 wait is over (instead of sleeping)."""
+    """Pretend every scheduled retry, 429 hold and exhausted window is over (not sleeping)."""
     await session.execute(
         text("UPDATE operations SET available_at = now() WHERE status = 'pending'")
     )

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
@@ -15,18 +14,22 @@ from braze_bridge.api import events as events_api
 from braze_bridge.api import health as health_api
 from braze_bridge.api import metrics as metrics_api
 from braze_bridge.api.deps import AppContext
+from braze_bridge.braze.transport import create_http_client
 from braze_bridge.console import router as console
 from braze_bridge.db.engine import create_engine, create_sessionmaker
 from braze_bridge.db.repositories import tokens
-from braze_bridge.delivery.worker import DeliveryWorker, WorkerOptions, listen_dsn
+from braze_bridge.delivery.worker import DeliveryWorker
 from braze_bridge.errors import UNEXPECTED_ERROR_LOGGED, install_error_handlers
 from braze_bridge.ingest.group_commit import GroupCommitter
 from braze_bridge.ingest.lookup import ConnectionLookup
 from braze_bridge.logging import get_logger
-from braze_bridge.ops.remap import registered_partners
-from braze_bridge.ops.replay import ReplayRunner
-from braze_bridge.ops.retention import purge_expired
-from braze_bridge.runtime import ConfigurationError, Runtime, build_secret_box, open_runtime
+from braze_bridge.runtime import (
+    ConfigurationError,
+    Runtime,
+    build_secret_box,
+    build_worker,
+    open_runtime,
+)
 from braze_bridge.security.tokens import display_prefix, hash_token
 
 log = get_logger(__name__)
@@ -54,14 +57,15 @@ class BridgeApp(FastAPI):
 
 def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     """The API app. Its lifespan owns the engine, the outbound httpx client and, with
-    `run_worker` (`braze-bridge serve`), one in-process delivery worker."""
+    `run_worker` (`braze-bridge serve`), one in-process delivery worker, which also runs bulk
+    replay jobs and the retention purge (as every `braze-bridge worker` does)."""
     settings = runtime.settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(runtime.database_url)
         sessionmaker = create_sessionmaker(engine)
-        http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False)
+        http = create_http_client()
         app.state.context = AppContext(
             settings=settings,
             engine=engine,
@@ -80,22 +84,10 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         await event_store.start()
         app.state.event_store = event_store
         app.state.connection_lookup = ConnectionLookup(engine)
-        # Bulk replay jobs run here under a lease (any API process may take one).
-        replay_runner = ReplayRunner(sessionmaker, registered_partners)
-        app.state.replay_runner = replay_runner
-        replay_task = asyncio.create_task(replay_runner.run(), name="replay-runner")
-        app.state.replay_task = replay_task
         worker_task: asyncio.Task[None] | None = None
         worker: DeliveryWorker | None = None
         if run_worker:
-            worker = DeliveryWorker(
-                sessionmaker,
-                http,
-                build_secret_box(runtime),
-                listen_dsn=listen_dsn(runtime.database_url),
-                options=WorkerOptions.from_settings(settings),
-                housekeeping=lambda: purge_expired(sessionmaker, settings.retention_days),
-            )
+            worker = build_worker(runtime, sessionmaker, http)
             worker_task = asyncio.create_task(worker.run(), name="delivery-worker")
         app.state.worker = worker
         log.info("app.started", embedded=runtime.embedded, worker=run_worker)
@@ -105,8 +97,6 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
             if worker is not None and worker_task is not None:
                 worker.stop()
                 await worker_task
-            replay_runner.stop()
-            await replay_task
             await event_store.stop()
             await app.state.connection_lookup.close()
             await http.aclose()

@@ -19,7 +19,7 @@ from braze_bridge.db.repositories import tenants as tenant_repo
 from braze_bridge.db.repositories import tokens as token_repo
 from braze_bridge.logging import configure_logging
 from braze_bridge.replay_command import replay as replay_command
-from braze_bridge.runtime import ConfigurationError, Runtime, open_runtime
+from braze_bridge.runtime import ConfigurationError, Runtime, open_runtime, run_worker_process
 from braze_bridge.security.tokens import display_prefix, generate_token, hash_token
 
 app = typer.Typer(
@@ -125,18 +125,7 @@ def worker() -> None:
     settings = load_settings()
 
     def run(runtime: Runtime) -> None:
-        from braze_bridge.delivery.worker import run_worker_process
-        from braze_bridge.ops.retention import purge_expired
-
-        days = runtime.settings.retention_days
-        run_async(
-            run_worker_process(
-                runtime.database_url,
-                runtime.settings,
-                runtime.secret_key,
-                housekeeping=lambda sessionmaker: purge_expired(sessionmaker, days),
-            )
-        )
+        run_async(run_worker_process(runtime))
 
     with_database(settings, run)
 

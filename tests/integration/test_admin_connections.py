@@ -37,6 +37,20 @@ BOX = SecretBox(TEST_SECRET_KEY)
 NEW_KEY = "9f8e7d6c-5b4a-3210-fedc-ba9876543210"
 
 
+_MAPPING = "settings.field_mappings.0."
+_ARRAY_MAPPING = {
+    "loyalty_field": "coupons",
+    "braze_attribute": "coupons",
+    "type": "object_array",
+    "array_operation": "add",
+}
+
+
+def _mapping(**fields: Any) -> dict[str, Any]:
+    """Antavo settings with one array-of-objects field mapping."""
+    return {"field_mappings": [{**_ARRAY_MAPPING, **fields}]}
+
+
 async def connection_count(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     async with sessionmaker() as s:
         return int(await s.scalar(select(func.count()).select_from(Connection)) or 0)
@@ -120,7 +134,13 @@ class TestCreate:
         assert body["braze"]["app_id"] == "app-123"
         settings = body["settings"]
         assert settings["field_mappings"] == [
-            {"loyalty_field": "score", "braze_attribute": "loyalty_points", "type": "integer"}
+            {
+                "loyalty_field": "score",
+                "braze_attribute": "loyalty_points",
+                "type": "integer",
+                "array_operation": "replace",
+                "identifier_key": None,
+            }
         ]
         assert (settings["sync_mode"], settings["event_name_prefix"], settings["events"]) == (
             "all_mapped",
@@ -308,6 +328,19 @@ class TestCreate:
             ),
             ({"sync_mode": "sometimes"}, "settings.sync_mode"),
             ({"reward_states": ["FULFILLED"]}, "settings.reward_states"),
+            (_mapping(array_operation="upsert"), "settings.field_mappings.0.array_operation"),
+            (_mapping(type="array", array_operation="add"), _MAPPING + "array_operation"),
+            (_mapping(array_operation="update"), _MAPPING + "identifier_key"),
+            (
+                _mapping(array_operation="remove", identifier_key="coupon id"),
+                _MAPPING + "identifier_key",
+            ),
+            (_mapping(array_operation="remove", identifier_key="a.b"), _MAPPING + "identifier_key"),
+            (_mapping(identifier_key="code"), _MAPPING + "identifier_key"),
+            (
+                {"field_mappings": [_ARRAY_MAPPING, {**_ARRAY_MAPPING, "loyalty_field": "other"}]},
+                "settings.field_mappings",
+            ),
         ],
     )
     async def test_bad_antavo_settings_are_422_naming_the_field(
@@ -316,11 +349,17 @@ class TestCreate:
         field: str,
         client: httpx.AsyncClient,
         tenant_a: TenantWithToken,
+        sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
+        """Array operations: braze-inc/braze-docs `_docs/_user_guide/data/activation/custom_data/
+        custom_attributes/array_of_objects.md` (on arrays of objects, by identifier key);
+        nested key rules in `nested_custom_attribute_support.md` (no spaces, '.' or '$')."""
+        before = await connection_count(sessionmaker)
         response = await client.post(
             "/v1/connections", json=antavo_body(settings=bad_settings), headers=tenant_a.headers
         )
         assert (response.status_code, fields_of(response)) == (422, [field])
+        assert await connection_count(sessionmaker) == before
 
     async def test_every_service_level_problem_is_reported_at_once(
         self, client: httpx.AsyncClient, tenant_a: TenantWithToken
@@ -386,10 +425,100 @@ class TestCreate:
             "track_rate_window_seconds": 60,
             "export_rate_limit": None,
             "export_rate_window_seconds": None,
+            "export_rate_preset": None,
             "track_object_cap": "combined_75",
         }
         row = await load_connection(sessionmaker, body["id"])
         assert (row.track_rate_limit, row.track_rate_window_seconds) == (500, 60)
+
+    @pytest.mark.parametrize(
+        ("preset", "budget"),
+        [
+            ("onboarded_before_2024_08_22", (2500, 60)),
+            ("onboarded_from_2024_08_22", (250, 60)),
+            ("raised_40_per_second", (40, 1)),
+        ],
+    )
+    async def test_an_export_rate_preset_is_stored_as_its_budget_and_shown_by_name(
+        self,
+        preset: str,
+        budget: tuple[int, int],
+        client: httpx.AsyncClient,
+        tenant_a: TenantWithToken,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        """braze-inc/braze-docs `_includes/rate_limits.md` ("users export ids"): 250 requests a
+        minute for workspaces onboarded on or after 2024-08-22, 2,500 before; 40 a second once
+        Braze raised it."""
+        created = await create(
+            client, tenant_a.headers, extole_body(limits={"export_rate_preset": preset})
+        )
+        read = await client.get(f"/v1/connections/{created['id']}", headers=tenant_a.headers)
+
+        for shown in (created["limits"], read.json()["limits"]):
+            assert shown["export_rate_preset"] == preset
+            assert (shown["export_rate_limit"], shown["export_rate_window_seconds"]) == budget
+        row = await load_connection(sessionmaker, created["id"])
+        assert (row.export_rate_limit, row.export_rate_window_seconds) == budget
+
+    @pytest.mark.parametrize(
+        "limits",
+        [
+            {"export_rate_preset": "onboarded_2023"},
+            {"export_rate_preset": 2500},
+            {"export_rate_preset": "onboarded_before_2024_08_22", "export_rate_limit": 100},
+            {"export_rate_window_seconds": 30, "export_rate_preset": "raised_40_per_second"},
+        ],
+    )
+    async def test_a_bad_export_rate_preset_is_422_naming_it_and_stores_nothing(
+        self,
+        limits: dict[str, Any],
+        client: httpx.AsyncClient,
+        tenant_a: TenantWithToken,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        before = await connection_count(sessionmaker)
+        response = await client.post(
+            "/v1/connections", json=extole_body(limits=limits), headers=tenant_a.headers
+        )
+
+        assert (response.status_code, fields_of(response)) == (
+            422,
+            ["limits.export_rate_preset"],
+        )
+        assert await connection_count(sessionmaker) == before
+
+    async def test_patching_an_export_rate_preset_replaces_and_null_restores_the_default(
+        self, client: httpx.AsyncClient, tenant_a: TenantWithToken
+    ) -> None:
+        created = await create(
+            client, tenant_a.headers, extole_body(limits={"export_rate_limit": 900})
+        )
+        url = f"/v1/connections/{created['id']}"
+        older = await client.patch(
+            url,
+            json={"limits": {"export_rate_preset": "onboarded_before_2024_08_22"}},
+            headers=tenant_a.headers,
+        )
+        cleared = await client.patch(
+            url, json={"limits": {"export_rate_preset": None}}, headers=tenant_a.headers
+        )
+        refused = await client.patch(
+            url,
+            json={"limits": {"export_rate_preset": "raised_40_per_second", "export_rate_limit": 5}},
+            headers=tenant_a.headers,
+        )
+
+        assert created["limits"]["export_rate_preset"] is None  # a custom budget
+        assert older.json()["limits"]["export_rate_preset"] == "onboarded_before_2024_08_22"
+        assert older.json()["limits"]["export_rate_limit"] == 2500
+        assert older.json()["version"] == 2
+        limits = cleared.json()["limits"]
+        assert (limits["export_rate_limit"], limits["export_rate_window_seconds"]) == (None, None)
+        assert limits["export_rate_preset"] is None
+        assert (refused.status_code, fields_of(refused)) == (422, ["limits.export_rate_preset"])
+        after = await client.get(url, headers=tenant_a.headers)
+        assert after.json()["version"] == 3
 
 
 class TestAnyUrlSwitch:

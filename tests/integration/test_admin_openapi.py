@@ -89,3 +89,19 @@ async def test_patch_fields_refused_as_null_are_not_nullable(openapi: dict[str, 
     # These can be cleared with null, and say so.
     assert nullable("BrazePatch", "app_id")
     assert nullable("WebhookAuthPatch", "username")
+
+
+async def test_the_export_rate_presets_are_declared_for_input_and_read(
+    openapi: dict[str, object],
+) -> None:
+    """braze-inc/braze-docs `_docs/_api/api_limits.md`: 2,500 /users/export/ids requests a minute
+    before 2024-08-22, 250 from then on; the schema offers exactly the presets the API takes."""
+    schemas = openapi["components"]["schemas"]  # type: ignore[index]
+    presets = ["onboarded_before_2024_08_22", "onboarded_from_2024_08_22", "raised_40_per_second"]
+    for schema in ("Limits", "LimitsPatch", "LimitsRead"):
+        prop = schemas[schema]["properties"]["export_rate_preset"]
+        assert {"enum": presets, "type": "string"} in prop["anyOf"], schema
+    assert "2,500" in schemas["Limits"]["properties"]["export_rate_preset"]["description"]
+    assert schemas["ConnectionRead"]["properties"]["limits"] == {
+        "$ref": "#/components/schemas/LimitsRead"
+    }

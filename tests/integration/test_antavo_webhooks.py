@@ -288,6 +288,77 @@ class TestAttributeValuesBrazeWouldLose:
             "(type object_array)",
         ]
 
+    async def test_a_key_with_a_space_cannot_cost_another_members_nested_update(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        """braze-inc/braze-docs `_docs/_api/endpoints/user_data/post_user_track.md` ("How does
+        /users/track handle invalid nested custom attributes?"): one invalid nested value drops
+        every nested update of the request. Both members travel in one request; the sandbox
+        drops like Braze, so only the mapping's refusal keeps the second member's object."""
+        bodies = [
+            {
+                "type": "sync",
+                "userId": member,
+                "attributes": {"prefs": prefs, "tier": "gold"},
+                "types": {"prefs": "object"},
+            }
+            for member, prefs in (("m-space", {"fav colour": "red"}), ("m-ok", {"lang": "en"}))
+        ]
+        for body in bodies:
+            response = await post(client, connection, body, token(connection.webhook_secret))
+            assert response.json()["status"] == "accepted", response.text
+        http, sandbox = sandbox_client()
+        async with http:
+            await drain(make_worker(sessionmaker, http))
+            kept = (await http.get("/_sandbox/users/m-ok")).json()["custom_attributes"]
+
+        [sent] = [r for r in sandbox.received if r["endpoint"] == "/users/track"]
+        assert sent["body"]["attributes"] == [
+            {"external_id": "m-space", "tier": "gold"},
+            {"external_id": "m-ok", "prefs": {"lang": "en"}, "tier": "gold"},
+        ]
+        assert "sandbox_note" not in sent
+        assert kept == {"prefs": {"lang": "en"}, "tier": "gold"}
+
+    async def test_what_the_mapping_left_out_stays_on_the_event_after_delivery(
+        self,
+        client: httpx.AsyncClient,
+        connection: MadeConnection,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        operator_headers: dict[str, str],
+    ) -> None:
+        """braze-inc/braze-docs
+        `_docs/_user_guide/data/activation/custom_data/custom_attributes/nested_custom_attribute_support.md`
+        ("Key names cannot contain spaces") and `_docs/_api/objects_filters/user_attributes_object.md`
+        (strings up to 255 characters): the event is delivered without what Braze would lose,
+        and its detail says what was left out or cut, and why."""
+        body = {
+            "type": "sync",
+            "userId": MEMBER,
+            "attributes": {"prefs": {"fav colour": "red"}, "about": "t" * 300, "city": "Pécs"},
+            "types": {"prefs": "object"},
+        }
+        response = await post(client, connection, body, token(connection.webhook_secret))
+        event_id = response.json()["event_id"]
+        queued = await client.get(f"/v1/events/{event_id}", headers=operator_headers)
+        http, _ = sandbox_client()
+        async with http:
+            await drain(make_worker(sessionmaker, http))
+        delivered = await client.get(f"/v1/events/{event_id}", headers=operator_headers)
+
+        notes = [
+            "prefs not sent: 'fav colour': Braze does not accept spaces in object keys "
+            "(type object)",
+            "about: cut from 300 to 255 characters",
+        ]
+        assert (queued.json()["status"], queued.json()["notes"]) == ("queued", notes)
+        assert (delivered.json()["status"], delivered.json()["notes"]) == ("delivered", notes)
+        [sent] = [obj["sent_object"] for obj in delivered.json()["objects"]]
+        assert sent == {"external_id": MEMBER, "about": "t" * 255, "city": "Pécs"}
+
     async def test_country_and_zone_names_and_a_never_expiring_date_are_sent_as_received(
         self,
         client: httpx.AsyncClient,
@@ -398,4 +469,115 @@ class TestAttributeValuesBrazeWouldLose:
         [sent] = await self.delivered(client, merging, sessionmaker, body)
         assert sent["attributes"] == [
             {"external_id": MEMBER, "prefs": {"lang": "en"}, "_merge_objects": True}
+        ]
+
+
+COUPON_MAPPINGS: list[dict[str, Any]] = [
+    {
+        "loyalty_field": "coupons_issued",
+        "braze_attribute": "coupons",
+        "type": "object_array",
+        "array_operation": "add",
+    },
+    {
+        "loyalty_field": "coupons_expired",
+        "braze_attribute": "coupons",
+        "type": "object_array",
+        "array_operation": "remove",
+        "identifier_key": "code",
+    },
+    {
+        "loyalty_field": "coupons_redeemed",
+        "braze_attribute": "coupons",
+        "type": "object_array",
+        "array_operation": "update",
+        "identifier_key": "code",
+    },
+    {"loyalty_field": "prefs", "braze_attribute": "prefs", "type": "object"},
+]
+
+
+class TestArrayOfObjectsOperations:
+    """braze-inc/braze-docs
+    `_docs/_user_guide/data/activation/custom_data/custom_attributes/array_of_objects.md`:
+    `$add`, `$remove` and `$update` by `$identifier_key` / `$identifier_value`; `$update` needs
+    `_merge_objects: true` or the matched objects are overwritten."""
+
+    async def test_a_partial_change_of_an_array_keeps_the_objects_it_leaves_out(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        operator_headers: dict[str, str],
+    ) -> None:
+        connection = await make_connection(
+            session,
+            await make_tenant(session),
+            source=Source.ANTAVO,
+            auth_mode=WebhookAuthMode.JWT_HS256,
+            settings={"field_mappings": COUPON_MAPPINGS},
+        )
+        body = {
+            "type": "identify",
+            "userId": MEMBER,
+            "traits": {
+                "coupons_issued": [{"code": "C3", "value": 15, "state": "issued"}],
+                "coupons_expired": ["C1"],
+                "coupons_redeemed": [{"code": "C2", "state": "redeemed"}, {"state": "lost"}],
+                "prefs": {"lang": "en"},
+            },
+        }
+        held = [
+            {"code": "C1", "value": 5, "state": "issued"},
+            {"code": "C2", "value": 10, "state": "issued"},
+        ]
+        http, sandbox = sandbox_client()
+        async with http:
+            seeded = await http.post(
+                "/users/track",
+                json={"attributes": [{"external_id": MEMBER, "coupons": held}]},
+                headers={"Authorization": "Bearer seed"},
+            )
+            assert seeded.status_code == 201
+            response = await post(client, connection, body, token(connection.webhook_secret))
+            assert response.json()["status"] == "accepted", response.text
+            await drain(make_worker(sessionmaker, http))
+            profile = (await http.get(f"/_sandbox/users/{MEMBER}")).json()
+
+        sent = [r["body"] for r in sandbox.received if r["endpoint"] == "/users/track"][1:]
+        # The plain object is overwritten as always; the array's operations travel with
+        # _merge_objects (their $update needs it) in an object of their own, so the flag does
+        # not turn that overwrite into a merge.
+        assert sent == [
+            {"attributes": [{"external_id": MEMBER, "prefs": {"lang": "en"}}]},
+            {
+                "attributes": [
+                    {
+                        "external_id": MEMBER,
+                        "coupons": {
+                            "$add": [{"code": "C3", "value": 15, "state": "issued"}],
+                            "$remove": [{"$identifier_key": "code", "$identifier_value": "C1"}],
+                            "$update": [
+                                {
+                                    "$identifier_key": "code",
+                                    "$identifier_value": "C2",
+                                    "$new_object": {"state": "redeemed"},
+                                }
+                            ],
+                        },
+                        "_merge_objects": True,
+                    }
+                ]
+            },
+        ]
+        assert profile["custom_attributes"]["coupons"] == [
+            {"code": "C2", "value": 10, "state": "redeemed"},
+            {"code": "C3", "value": 15, "state": "issued"},
+        ]
+        detail = await client.get(
+            f"/v1/events/{response.json()['event_id']}", headers=operator_headers
+        )
+        assert detail.json()["status"] == "delivered"
+        assert detail.json()["notes"] == [
+            "coupons (from coupons_redeemed): item 1 left out: no text or number 'code'"
         ]

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from braze_bridge.braze.client import BrazeClient
 from braze_bridge.db.models import Event
 from braze_bridge.db.repositories import outbox
-from braze_bridge.delivery.identity import NotFound
+from braze_bridge.delivery.identity import NoProfile
 from braze_bridge.delivery.ratelimit import export_bucket
 from braze_bridge.domain.statuses import ObjectKind
 from braze_bridge.sandbox.app import SandboxConfig
@@ -140,7 +140,7 @@ async def test_concurrent_lookups_of_one_email_share_one_braze_call(
             )
         )
         assert sandbox.counts["/users/export/ids 201"] == 1
-        assert all(isinstance(a["same@example.com"], NotFound) for a in answers)
+        assert all(isinstance(a["same@example.com"], NoProfile) for a in answers)
         # The cache is per connection: the other connection asks Braze itself.
         await worker.resolver.resolve_emails(
             loaded[conns[1].id], client, bucket, {"same@example.com": [rows[1][0].id]}

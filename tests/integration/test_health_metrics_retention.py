@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import respx
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,6 +23,8 @@ from braze_bridge.domain.principal import Principal
 from braze_bridge.domain.statuses import ConnectionState, EventStatus, OperationStatus
 from braze_bridge.ops import events as event_service
 from braze_bridge.ops.retention import purge_expired
+from braze_bridge.runtime import Runtime, build_worker
+from tests.factories import SANDBOX_ENDPOINT
 from tests.ops_factories import Tenancy, make_attempt, make_event, make_tenancy, operations_of
 
 
@@ -357,6 +361,40 @@ class TestRetention:
 
         assert (first.deleted["event_bodies"], first.complete) == (4, False)
         assert (second.deleted["event_bodies"], second.complete) == (1, True)
+
+    async def test_a_worker_alone_purges_when_it_starts(
+        self,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tenancy: Tenancy,
+        runtime: Runtime,
+    ) -> None:
+        """The purge is a side task of every worker (as `braze-bridge worker` builds it): a
+        deployment without an API process still forgets old bodies."""
+        event = await make_event(
+            session, tenancy.conn_a, received_at=datetime.now(UTC) - timedelta(days=40)
+        )
+        bodies = select(func.count()).select_from(EventBody).where(EventBody.event_id == event.id)
+        left = await session.scalar(bodies)
+        await session.commit()
+        assert left == 1
+        with respx.mock(assert_all_called=False):
+            respx.post(f"{SANDBOX_ENDPOINT}/users/track").respond(201, json={"message": "success"})
+            async with httpx.AsyncClient() as http:
+                worker = build_worker(runtime, sessionmaker, http)
+                running = asyncio.create_task(worker.run())
+                try:
+                    for _ in range(200):  # bounded: the purge runs as the worker starts
+                        left = await session.scalar(bodies)
+                        await session.commit()
+                        if left == 0:
+                            break
+                        await asyncio.sleep(0.05)
+                finally:
+                    worker.stop()
+                    await running
+
+        assert left == 0
 
     async def test_invalid_arguments_are_refused(
         self, sessionmaker: async_sessionmaker[AsyncSession]

@@ -15,7 +15,6 @@ import httpx
 import pytest
 import respx
 import structlog
-from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -25,7 +24,7 @@ from braze_bridge.domain.events import NormalizedEvent
 from braze_bridge.domain.mapping import Mapped, MappingContext, Partner, Rejected
 from braze_bridge.domain.operations import Operation
 from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus, Source
-from braze_bridge.ops.replay import run_next_replay_job
+from braze_bridge.ops.replay_jobs import run_next_replay_job
 from braze_bridge.partners.antavo.normalize import normalize_body
 from tests.delivery_support import drain, make_worker
 from tests.factories import SANDBOX_ENDPOINT, make_connection, make_tenant
@@ -226,13 +225,10 @@ def partner_with_a_bug(source: Source) -> Partner | None:
 class TestBulkReplayOfABadEvent:
     async def test_one_event_that_cannot_be_replayed_fails_alone_and_the_job_holds_no_pii(
         self,
-        app: FastAPI,
         client: httpx.AsyncClient,
         session: AsyncSession,
         sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
-        app.state.replay_runner.stop()  # this test runs the job itself
-        await app.state.replay_task
         tenancy = await make_tenancy(session)
         good = [
             await make_event(

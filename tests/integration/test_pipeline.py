@@ -6,16 +6,20 @@ sandbox in-process; what the user then sees comes from the event log API.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import httpx
 import jwt
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.domain.statuses import Source, WebhookAuthMode
+from braze_bridge.security.webhook_auth import sign_hmac_sha256
 from tests.delivery_support import drain, make_worker, sandbox_client
 from tests.factories import make_connection, make_tenant
+from tests.integration.admin_support import TenantWithToken, extole_body
 from tests.integration.hooks_helpers import post_signed
 
 REWARD = {
@@ -148,3 +152,47 @@ async def test_antavo_changed_only_sends_each_value_once_braze_accepted_it(
     assert second["attributes"] == [{"external_id": "m-1", "loyalty_points": 25}]
     health = await client.get(f"/v1/connections/{connection.id}/health", headers=operator_headers)
     assert health.json()["data_points_saved"] == 1
+
+
+async def test_an_export_rate_preset_set_over_the_api_paces_the_email_lookups(
+    client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant_a: TenantWithToken,
+) -> None:
+    """braze-inc/braze-docs `_includes/rate_limits.md` ("users export ids") and
+    `_docs/_api/endpoints/export/user_data/post_users_identifier.md`: a workspace onboarded
+    before 2024-08-22 has 2,500 /users/export/ids requests a minute, not the 250 of newer ones;
+    `fields_to_export` is required."""
+    created = await client.post(
+        "/v1/connections",
+        json=extole_body(limits={"export_rate_preset": "onboarded_before_2024_08_22"}),
+        headers=tenant_a.headers,
+    )
+    assert created.status_code == 201, created.text
+    connection_id = created.json()["id"]
+    content = json.dumps({k: v for k, v in REWARD.items() if k != "partner_user_id"}).encode()
+    signature = sign_hmac_sha256(created.json()["webhook_secret"], content)
+    accepted = await client.post(
+        f"/v1/hooks/{connection_id}",
+        content=content,
+        headers={"Content-Type": "application/json", "X-Extole-Signature": signature},
+    )
+    assert accepted.status_code == 200, accepted.text
+
+    http, sandbox = sandbox_client()
+    async with http:
+        await drain(make_worker(sessionmaker, http))
+
+    lookups = [r["body"] for r in sandbox.received if r["endpoint"] == "/users/export/ids"]
+    assert lookups == [
+        {"email_address": "ada@example.com", "fields_to_export": ["external_id", "braze_id"]}
+    ]
+    async with sessionmaker() as s:
+        buckets = (
+            await s.execute(
+                text(
+                    "SELECT capacity, refill_per_second FROM rate_buckets WHERE key LIKE 'export:%'"
+                )
+            )
+        ).all()
+    assert [(row[0], round(row[1], 3)) for row in buckets] == [(2500.0, round(2500 / 60, 3))]

@@ -9,17 +9,20 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import respx
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.api.events import partner_lookup
 from braze_bridge.db.models import AttemptOperation, Connection, EventBody
-from braze_bridge.db.notify import OUTBOX_CHANNEL
+from braze_bridge.db.notify import OUTBOX_CHANNEL, REPLAY_CHANNEL
 from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus
 from braze_bridge.ops.remap import MAPPED_VERSION_KEY
-from braze_bridge.ops.replay import run_next_replay_job
+from braze_bridge.ops.replay_jobs import run_next_replay_job
+from braze_bridge.runtime import Runtime, build_worker
 from tests.conftest import asyncpg_dsn
+from tests.factories import SANDBOX_ENDPOINT
 from tests.fake_partner import fake_partners
 from tests.ops_factories import (
     ObjectSpec,
@@ -46,13 +49,6 @@ async def tenancy(session: AsyncSession) -> Tenancy:
 @pytest.fixture
 def with_fake_partners(app: FastAPI) -> None:
     app.dependency_overrides[partner_lookup] = lambda: fake_partners
-
-
-@pytest.fixture
-async def manual_runner(app: FastAPI) -> None:
-    """Stop the app's background runner so the test drives jobs itself."""
-    app.state.replay_runner.stop()
-    await app.state.replay_task
 
 
 async def replay(client: httpx.AsyncClient, tenancy: Tenancy, event_id: object) -> httpx.Response:
@@ -353,7 +349,6 @@ class TestReplayRemaps:
 
 
 class TestBulkReplay:
-    @pytest.mark.usefixtures("manual_runner")
     async def test_job_replays_matching_events_and_reports_progress(
         self,
         client: httpx.AsyncClient,
@@ -411,7 +406,6 @@ class TestBulkReplay:
             OperationStatus.DEAD
         ]
 
-    @pytest.mark.usefixtures("manual_runner")
     async def test_a_job_whose_runner_died_resumes_where_it_stopped(
         self,
         client: httpx.AsyncClient,
@@ -455,33 +449,62 @@ class TestBulkReplay:
                 OperationStatus.PENDING
             ]
 
-    async def test_the_app_runs_jobs_in_the_background(
-        self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
+    async def test_a_new_job_notifies_the_workers(
+        self, client: httpx.AsyncClient, tenancy: Tenancy, database_url: str
     ) -> None:
+        heard: asyncio.Queue[str] = asyncio.Queue()
+        listener = await asyncpg.connect(asyncpg_dsn(database_url))
+        await listener.add_listener(REPLAY_CHANNEL, lambda *args: heard.put_nowait(args[2]))
+        try:
+            await client.post("/v1/events/replay", json={}, headers=tenancy.headers_a())
+            channel = await asyncio.wait_for(heard.get(), timeout=5)
+        finally:
+            await listener.close()
+
+        assert channel == REPLAY_CHANNEL
+
+    async def test_a_worker_alone_runs_the_job_the_api_queued(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tenancy: Tenancy,
+        runtime: Runtime,
+    ) -> None:
+        """The API process only records the job; a `braze-bridge worker` process runs it."""
         event = await make_event(
             session, tenancy.conn_a, status=EventStatus.DEAD, operations=[OperationStatus.DEAD]
         )
-        job = (
-            await client.post(
-                "/v1/events/replay",
-                json={"connection_id": str(tenancy.conn_a.id), "status": "dead"},
-                headers=tenancy.headers_a(),
-            )
-        ).json()
-
         progress: dict[str, Any] = {}
-        for _ in range(200):  # bounded: the runner was woken by the POST
-            progress = (
-                await client.get(f"/v1/replays/{job['id']}", headers=tenancy.headers_a())
-            ).json()
-            if progress["status"] == "done":
-                break
-            await asyncio.sleep(0.05)
+        with respx.mock:
+            respx.post(f"{SANDBOX_ENDPOINT}/users/track").respond(201, json={"message": "success"})
+            async with httpx.AsyncClient() as http:
+                worker = build_worker(runtime, sessionmaker, http)
+                running = asyncio.create_task(worker.run())
+                try:
+                    await asyncio.wait_for(worker.listening.wait(), timeout=10)
+                    job = (
+                        await client.post(
+                            "/v1/events/replay",
+                            json={"connection_id": str(tenancy.conn_a.id), "status": "dead"},
+                            headers=tenancy.headers_a(),
+                        )
+                    ).json()
+                    for _ in range(200):  # bounded: the worker was woken by the job's NOTIFY
+                        progress = (
+                            await client.get(
+                                f"/v1/replays/{job['id']}", headers=tenancy.headers_a()
+                            )
+                        ).json()
+                        if progress["status"] == "done":
+                            break
+                        await asyncio.sleep(0.05)
+                finally:
+                    worker.stop()
+                    await running
 
         assert (progress["status"], progress["done"], progress["requeued"]) == ("done", 1, 1)
-        assert [op.status for op in await operations_of(session, event)] == [
-            OperationStatus.PENDING
-        ]
+        assert [op.status for op in await operations_of(session, event)] != [OperationStatus.DEAD]
 
     @pytest.mark.parametrize(
         ("body", "field"),
@@ -528,7 +551,6 @@ class TestBulkReplay:
         assert peek.json()["error"]["code"] == "not_found"
 
 
-@pytest.mark.usefixtures("manual_runner")
 async def test_a_stopping_runner_hands_its_job_back_for_another_to_finish(
     client: httpx.AsyncClient,
     session: AsyncSession,

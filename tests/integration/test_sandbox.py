@@ -239,3 +239,149 @@ async def test_injected_failures_answer_5xx() -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
         response = await track(c, {"events": [EVENT]})
     assert response.status_code in (500, 503)
+
+
+async def stored(client: httpx.AsyncClient, external_id: str) -> dict[str, Any]:
+    response = await client.get(f"/_sandbox/users/{external_id}")
+    assert response.status_code == 200, response.text
+    attributes: dict[str, Any] = response.json()["custom_attributes"]
+    return attributes
+
+
+async def test_a_nested_key_with_a_space_drops_every_nested_update_behind_a_201(
+    sandbox: httpx.AsyncClient,
+) -> None:
+    """braze-inc/braze-docs `_docs/_user_guide/data/activation/custom_data/custom_attributes/
+    nested_custom_attribute_support.md` ("Key names cannot contain spaces") and
+    `_docs/_api/endpoints/user_data/post_user_track.md` ("How does /users/track handle invalid
+    nested custom attributes?"): Braze drops every nested update in the request and still
+    answers success; the other attributes are applied."""
+    first = {"external_id": "u1", "prefs": {"lang": "en"}}
+    assert (await track(sandbox, {"attributes": [first]})).status_code == 201
+    body = {
+        "attributes": [
+            {"external_id": "u1", "prefs": {"lang": "fr"}, "tier": "gold"},
+            {"external_id": "u2", "address": {"home city": "Oslo"}, "tier": "silver"},
+        ]
+    }
+
+    response = await track(sandbox, body)
+
+    assert (response.status_code, response.json()) == (
+        201,
+        {"message": "success", "attributes_processed": 2},
+    )
+    assert await stored(sandbox, "u1") == {"prefs": {"lang": "en"}, "tier": "gold"}
+    assert await stored(sandbox, "u2") == {"tier": "silver"}
+    [logged] = (await sandbox.get("/_sandbox/received?limit=1")).json()["requests"]
+    assert "home city" in logged["sandbox_note"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"prefs": {"lang": None}},
+        {"prefs": {"since": {"$time": "yesterday"}}},
+        {"prefs": {"a.b": 1}},
+        {"pets": {"$add": [{"pet name": "Gus"}]}},
+        {"pets": {"$update": [{"$identifier_key": "id", "$identifier_value": 1}]}},
+        {"prefs": {"note": "n" * 256}},
+    ],
+)
+async def test_any_invalid_nested_value_drops_the_nested_updates_of_the_request(
+    sandbox: httpx.AsyncClient, bad: dict[str, Any]
+) -> None:
+    """The same page: invalid time formats and null values count as invalid nested values;
+    a string over the 255 characters of `nested_custom_attribute_support.md` does too here
+    (what Braze does with one is undocumented: the strict reading)."""
+    body = {"attributes": [{"external_id": "u1", "good": {"k": 1}, **bad}]}
+    assert (await track(sandbox, body)).status_code == 201
+    assert await stored(sandbox, "u1") == {}
+
+
+async def test_nested_objects_merge_only_under_merge_objects(sandbox: httpx.AsyncClient) -> None:
+    """`nested_custom_attribute_support.md`: without `_merge_objects` an object is overwritten;
+    with it, deep-merged."""
+    song = {"external_id": "u1", "song": {"name": "Solea", "plays": {"count": 1}}}
+    await track(sandbox, {"attributes": [song]})
+    await track(
+        sandbox,
+        {"attributes": [{"external_id": "u1", "_merge_objects": True, "song": {"year": 1960}}]},
+    )
+    merged = await stored(sandbox, "u1")
+    await track(sandbox, {"attributes": [{"external_id": "u1", "song": {"year": 1961}}]})
+
+    assert merged == {"song": {"name": "Solea", "plays": {"count": 1}, "year": 1960}}
+    assert await stored(sandbox, "u1") == {"song": {"year": 1961}}
+
+
+async def test_array_of_objects_operations_apply_add_remove_then_update(
+    sandbox: httpx.AsyncClient,
+) -> None:
+    """braze-inc/braze-docs `_docs/_user_guide/data/activation/custom_data/custom_attributes/
+    array_of_objects.md`: `$add`, `$remove` by identifier, `$update` deep-merging under
+    `_merge_objects` (replacing without it), processed in the order add, remove, update."""
+    pets = [{"id": 1, "type": "dog", "name": "Gus"}, {"id": 2, "type": "cat", "name": "Gerald"}]
+    await track(sandbox, {"attributes": [{"external_id": "u1", "pets": pets}]})
+    change = {
+        "external_id": "u1",
+        "_merge_objects": True,
+        "pets": {
+            "$remove": [{"$identifier_key": "id", "$identifier_value": 1}],
+            "$add": [{"id": 3, "type": "fish", "name": "Larry"}],
+            "$update": [
+                {"$identifier_key": "id", "$identifier_value": 3, "$new_object": {"name": "Mo"}}
+            ],
+        },
+    }
+    await track(sandbox, {"attributes": [change]})
+    merged = await stored(sandbox, "u1")
+    replace = {
+        "external_id": "u1",
+        "pets": {
+            "$update": [
+                {"$identifier_key": "id", "$identifier_value": 2, "$new_object": {"name": "G"}}
+            ]
+        },
+    }
+    await track(sandbox, {"attributes": [replace]})
+
+    assert merged == {
+        "pets": [
+            {"id": 2, "type": "cat", "name": "Gerald"},
+            {"id": 3, "type": "fish", "name": "Mo"},
+        ]
+    }
+    assert (await stored(sandbox, "u1"))["pets"] == [{"name": "G"}, merged["pets"][1]]
+
+
+async def test_a_purchase_in_a_currency_braze_does_not_list_is_refused(
+    sandbox: httpx.AsyncClient,
+) -> None:
+    """braze-inc/braze-docs `_docs/_developer_guide/analytics/logging_purchases.md` ("Supported
+    currencies": VEF is listed, VES is not). What Braze's REST API answers for another code is
+    undocumented; the sandbox names the object in `errors[]` so a test cannot pass on it."""
+    purchase = {
+        "external_id": "u1",
+        "product_id": "mug",
+        "price": 10.0,
+        "time": "2026-01-01T00:00:00Z",
+    }
+    body = {"purchases": [{**purchase, "currency": "VES"}, {**purchase, "currency": "VEF"}]}
+
+    response = await track(sandbox, body)
+
+    assert (response.status_code, response.json()) == (
+        201,
+        {
+            "message": "success",
+            "purchases_processed": 1,
+            "errors": [
+                {
+                    "type": "'currency' is not a currency Braze supports",
+                    "input_array": "purchases",
+                    "index": 0,
+                }
+            ],
+        },
+    )

@@ -1,4 +1,5 @@
-"""`serve` runs an in-process worker that wakes on NOTIFY; the API-only app never delivers."""
+"""`serve` runs an in-process worker (delivery, replay jobs, retention) that wakes on NOTIFY;
+the API-only app runs none of it."""
 
 from __future__ import annotations
 
@@ -26,6 +27,21 @@ async def status_of(session: AsyncSession, op_id: int) -> str:
     return str(value)
 
 
+# The tasks a worker runs (delivery/worker.py, runtime.worker_side_tasks).
+WORKER_TASKS = {
+    "delivery-worker",
+    "lane-0",
+    "lease-renewer",
+    "listener",
+    "replay-runner",
+    "retention",
+}
+
+
+def background_tasks() -> set[str]:
+    return {task.get_name() for task in asyncio.all_tasks()}
+
+
 async def wait_listening(app: FastAPI) -> None:
     worker = app.state.worker
     assert isinstance(worker, DeliveryWorker)
@@ -42,6 +58,7 @@ async def test_serve_delivers_what_ingest_notifies(session: AsyncSession, runtim
         app = create_app(runtime, run_worker=True)
         async with LifespanManager(app):
             await wait_listening(app)
+            running = background_tasks()
             (op,) = await make_operations(session, conn, 1)
             await session.execute(
                 text("SELECT pg_notify(:c, :p)"), {"c": OUTBOX_CHANNEL, "p": str(conn.id)}
@@ -53,19 +70,32 @@ async def test_serve_delivers_what_ingest_notifies(session: AsyncSession, runtim
                 await asyncio.sleep(0.02)
         assert await status_of(session, op.id) == "delivered"
         assert track.call_count == 1
+    assert running >= WORKER_TASKS
 
 
 async def test_the_api_alone_never_delivers(session: AsyncSession, runtime: Runtime) -> None:
+    """No worker task runs in an API-only process (the serve test sees them all), so a
+    notified operation stays pending, unleased and unsent."""
     conn = await make_connection(session, await make_tenant(session))
     (op,) = await make_operations(session, conn, 1)
     with respx.mock:
         track = respx.post(f"{SANDBOX_ENDPOINT}/users/track").respond(201)
         app = create_app(runtime)
         async with LifespanManager(app):
+            await session.execute(
+                text("SELECT pg_notify(:c, :p)"), {"c": OUTBOX_CHANNEL, "p": str(conn.id)}
+            )
+            await session.commit()
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://t"
             ) as c:
                 assert (await c.get("/healthz")).status_code == 200
+            running = background_tasks()
             assert getattr(app.state, "worker", None) is None
+    assert running.isdisjoint(WORKER_TASKS)
     assert track.call_count == 0
     assert await status_of(session, op.id) == "pending"
+    lease = await session.scalar(
+        text("SELECT lease_owner FROM operations WHERE id = :id"), {"id": op.id}
+    )
+    assert lease is None

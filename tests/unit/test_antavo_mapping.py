@@ -555,3 +555,67 @@ class TestMappingEdits:
         )
         assert second.operations[0].payload == {"loyalty_tier_name": "Gold", "points_text": "10"}
         assert run(identify(score=10, tier="Gold"), before).operations == first.operations
+
+
+# ─── arrays of objects: $add / $remove / $update ──────────────────────────────────────────────
+# braze-inc/braze-docs `_docs/_user_guide/data/activation/custom_data/custom_attributes/
+# array_of_objects.md`.
+
+UPDATE_COUPONS = {
+    "loyalty_field": "redeemed",
+    "braze_attribute": "coupons",
+    "type": "object_array",
+    "array_operation": "update",
+    "identifier_key": "code",
+}
+UPDATE = {
+    "$update": [
+        {"$identifier_key": "code", "$identifier_value": "C2", "$new_object": {"state": "used"}}
+    ]
+}
+
+
+def payloads(mapped: Mapped) -> list[dict[str, Any]]:
+    return [op.payload for op in mapped.operations]
+
+
+def test_an_update_alone_travels_with_merge_objects() -> None:
+    settings = AntavoSettings.model_validate({"field_mappings": [*MAPPINGS, UPDATE_COUPONS]})
+    mapped = run(identify(redeemed=[{"code": "C2", "state": "used"}], tier="Gold"), settings)
+    assert payloads(mapped) == [{"coupons": UPDATE, "loyalty_tier": "Gold", "_merge_objects": True}]
+
+
+def test_an_update_does_not_turn_another_objects_overwrite_into_a_merge() -> None:
+    prefs = {"loyalty_field": "prefs", "braze_attribute": "prefs", "type": "object"}
+    settings = AntavoSettings.model_validate({"field_mappings": [prefs, UPDATE_COUPONS]})
+    mapped = run(identify(redeemed=[{"code": "C2", "state": "used"}], prefs={"a": 1}), settings)
+    assert payloads(mapped) == [{"prefs": {"a": 1}}, {"coupons": UPDATE, "_merge_objects": True}]
+    merging = AntavoSettings.model_validate(
+        {"field_mappings": [prefs, UPDATE_COUPONS], "merge_objects": True}
+    )
+    merged = run(identify(redeemed=[{"code": "C2", "state": "used"}], prefs={"a": 1}), merging)
+    assert payloads(merged) == [{"prefs": {"a": 1}, "coupons": UPDATE, "_merge_objects": True}]
+
+
+def test_changed_only_always_sends_an_array_operation() -> None:
+    add = {**UPDATE_COUPONS, "array_operation": "add", "identifier_key": None}
+    settings = AntavoSettings.model_validate({"field_mappings": [add], "sync_mode": "changed_only"})
+    coupon = {"code": "C9"}
+    mapped = run(identify(redeemed=[coupon]), settings, known={"coupons": {"$add": [coupon]}})
+    assert payloads(mapped) == [{"coupons": {"$add": [coupon]}}]
+    assert mapped.data_points_saved == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "note"),
+    [
+        (None, "null has nothing to remove (an array operation never erases)"),
+        ([{"state": "x"}], "no item to remove: item 0 left out: no text or number 'code'"),
+    ],
+)
+def test_a_removal_with_nothing_to_name_is_not_sent(value: Any, note: str) -> None:
+    remove = {**UPDATE_COUPONS, "array_operation": "remove"}
+    settings = AntavoSettings.model_validate({"field_mappings": [remove]})
+    with pytest.raises(Rejected) as refused:
+        run(identify(redeemed=value), settings)
+    assert refused.value.reason == f"coupons (from redeemed) not sent: {note}"

@@ -74,6 +74,21 @@ def test_increments_on_one_key_are_not_folded() -> None:
     assert packing.deferred == [2]
 
 
+def test_objects_that_differ_in_merge_objects_are_not_folded() -> None:
+    """braze-inc/braze-docs `_docs/_user_guide/data/activation/custom_data/custom_attributes/
+    nested_custom_attribute_support.md`: `_merge_objects` covers every nested object of its
+    attributes object, so an overwrite and a merge of one user stay two objects."""
+    packing = pack_track_requests(
+        [
+            attrs(1, "u", prefs={"lang": "en"}),
+            attrs(2, "u", coupons={"$update": []}, _merge_objects=True),
+            attrs(3, "u", tier="gold"),
+        ]
+    )
+    assert [r.op_ids for r in packing.requests] == [[1]]
+    assert packing.deferred == [2, 3]
+
+
 def test_an_attribute_object_after_an_event_waits_for_the_next_round() -> None:
     # Braze applies a request's attributes before its events: sending both would reorder them.
     packing = pack_track_requests([event(1, "u"), attrs(2, "u", tier="gold"), event(3, "v")])

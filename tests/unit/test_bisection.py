@@ -16,7 +16,7 @@ import pytest
 
 from braze_bridge.braze.client import BrazeReply
 from braze_bridge.delivery.batcher import Outgoing, TrackRequest, pack_track_requests
-from braze_bridge.delivery.settle import deliver_track_request
+from braze_bridge.delivery.track_reply import deliver_track_request
 
 
 def request_of(n: int) -> TrackRequest:

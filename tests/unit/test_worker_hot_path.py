@@ -1,17 +1,20 @@
-"""Hot-path shortcuts keep the wire and process behaviour: Braze requests, garbage collection."""
+"""Hot-path shortcuts keep the wire and process behaviour: Braze requests, the HTTP transport,
+garbage collection in worker processes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
-from collections.abc import Iterator
+import weakref
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
 from braze_bridge.braze.client import USER_AGENT, BrazeClient
-from braze_bridge.delivery import worker
+from braze_bridge.braze.transport import HTTP_CONNECTIONS, OneConnectionPools, create_http_client
+from braze_bridge.runtime import YOUNG_GC_THRESHOLD, freeze_startup_heap
 
 
 async def test_prebuilt_requests_match_what_httpx_request_would_send() -> None:
@@ -60,67 +63,110 @@ def restored_gc() -> Iterator[None]:
     gc.set_threshold(*threshold)
 
 
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
 @pytest.mark.usefixtures("restored_gc")
-def test_worker_process_freezes_its_start_up_heap_and_collects_young_objects_later() -> None:
-    worker._settle_garbage_collector()
+def test_worker_process_freezes_its_start_up_heap_and_still_collects_cycles() -> None:
+    freeze_startup_heap()
     assert gc.get_freeze_count() > 0
-    assert gc.get_threshold()[0] == worker.YOUNG_GC_THRESHOLD
-    cycle: list[object] = []
-    cycle.append(cycle)
+    assert gc.get_threshold()[0] == YOUNG_GC_THRESHOLD
+    cycle = _Cycle()
+    alive = weakref.ref(cycle)
     del cycle
-    assert gc.collect() >= 1  # cycles are still collected
+    gc.collect()
+    assert alive() is None
 
 
-async def test_one_connection_pools_spread_requests_and_reuse_their_connections() -> None:
-    peers: set[tuple[str, int]] = set()
-    answer = (
-        b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
-    )
+class Server:
+    """A local HTTP/1.1 server answering 201 to every request; it notes each connection's peer
+    and each request line."""
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peers.add(writer.get_extra_info("peername"))
+    def __init__(self) -> None:
+        self.peers: set[tuple[str, int]] = set()
+        self.request_lines: list[bytes] = []
+        self.port = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.peers.add(writer.get_extra_info("peername"))
+        answer = b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n"
+        answer += b"content-length: 2\r\n\r\n{}"
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                self.request_lines.append(head.split(b"\r\n", 1)[0])
                 length = next(
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
                 )
                 await reader.readexactly(length)
                 await asyncio.sleep(0.01)  # requests overlap
                 writer.write(answer)
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    transport = worker.OneConnectionPools(4)
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    state = Server()
+    listening = await asyncio.start_server(state.serve, "127.0.0.1", 0)
+    state.port = listening.sockets[0].getsockname()[1]
+    try:
+        yield state
+    finally:
+        listening.close()
+        await listening.wait_closed()
+
+
+@pytest.fixture
+def no_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+async def test_one_connection_pools_spread_requests_and_reuse_their_connections(
+    server: Server,
+) -> None:
+    transport = OneConnectionPools(4)
     slots = asyncio.Semaphore(4)  # as the worker does: never more in flight than pools
 
     async def one(http: httpx.AsyncClient, n: int) -> int:
         async with slots:
-            response = await http.post(f"http://127.0.0.1:{port}/users/track", content=b"x" * n)
-            return response.status_code
+            url = f"http://127.0.0.1:{server.port}/users/track"
+            return (await http.post(url, content=b"x" * n)).status_code
 
-    try:
-        async with httpx.AsyncClient(transport=transport) as http:
-            statuses = await asyncio.gather(*(one(http, n) for n in range(1, 41)))
-            assert transport.in_flight == [0, 0, 0, 0]
-            with pytest.raises(httpx.ConnectError):  # nothing listens there: released anyway
-                await http.get("http://127.0.0.1:1/")
-            assert transport.in_flight == [0, 0, 0, 0]
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with httpx.AsyncClient(transport=transport) as http:
+        statuses = await asyncio.gather(*(one(http, n) for n in range(1, 41)))
+        assert transport.in_flight == [0, 0, 0, 0]
+        with pytest.raises(httpx.ConnectError):  # nothing listens there: released anyway
+            await http.get("http://127.0.0.1:1/")
+        assert transport.in_flight == [0, 0, 0, 0]
     assert statuses == [201] * 40
-    assert len(peers) == 4  # four keep-alive connections carried all 40 requests
+    assert len(server.peers) == 4  # four keep-alive connections carried all 40 requests
 
 
-def test_proxy_settings_keep_httpx_default_transport(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    client = worker.create_http_client()
-    assert not isinstance(client._transport, worker.OneConnectionPools)
-    monkeypatch.delenv("HTTPS_PROXY")
-    for name in ("HTTP_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    assert isinstance(worker.create_http_client()._transport, worker.OneConnectionPools)
+@pytest.mark.usefixtures("no_proxy_settings")
+async def test_the_http_client_keeps_at_most_its_pool_of_connections(server: Server) -> None:
+    async with create_http_client() as http:
+        url = f"http://127.0.0.1:{server.port}/users/track"
+        replies = await asyncio.gather(*(http.post(url, content=b"{}") for _ in range(40)))
+    assert [reply.status_code for reply in replies] == [201] * 40
+    assert 1 <= len(server.peers) <= HTTP_CONNECTIONS
+
+
+@pytest.mark.usefixtures("no_proxy_settings")
+async def test_the_http_client_goes_through_a_configured_proxy(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+    async with create_http_client() as http:
+        reply = await http.post("http://rest.braze.invalid/users/track", content=b"{}")
+    assert reply.status_code == 201
+    # A proxy receives the absolute URL in the request line.
+    assert server.request_lines == [b"POST http://rest.braze.invalid/users/track HTTP/1.1"]

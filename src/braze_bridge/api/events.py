@@ -29,6 +29,7 @@ from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.errors import ErrorBody, ValidationFailed
 from braze_bridge.ops import events as event_service
 from braze_bridge.ops import replay as replay_service
+from braze_bridge.ops import replay_jobs
 from braze_bridge.ops.remap import PartnerLookup, registered_partners
 
 router = APIRouter(
@@ -179,16 +180,14 @@ async def get_event(
     responses={**error_responses(*BODY_ERRORS, 422), **NOT_FOUND},
 )
 async def replay_matching(
-    body: ReplayFilter, principal: PrincipalDep, session: SessionDep, request: Request
+    body: ReplayFilter, principal: PrincipalDep, session: SessionDep
 ) -> ReplayJobRead:
-    """Replay every event matching the filter, in the background; follow GET /v1/replays/{id}."""
+    """Replay every event matching the filter, in the background (a worker runs the job);
+    follow GET /v1/replays/{id}."""
     filters = body.to_filter()
     if filters.connection_id is not None:
         await event_service.ensure_connection_visible(session, principal, filters.connection_id)
-    job = await replay_service.start_bulk_replay(session, principal, filters)
-    runner = getattr(request.app.state, "replay_runner", None)
-    if isinstance(runner, replay_service.ReplayRunner):
-        runner.wake()
+    job = await replay_jobs.start_bulk_replay(session, principal, filters)
     return ReplayJobRead.of(job)
 
 
@@ -209,4 +208,4 @@ async def get_replay(
     job_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
 ) -> ReplayJobRead:
     """Progress of a bulk replay."""
-    return ReplayJobRead.of(await replay_service.get_replay_job(session, principal, job_id))
+    return ReplayJobRead.of(await replay_jobs.get_replay_job(session, principal, job_id))

@@ -18,7 +18,6 @@ from braze_bridge.braze.errors import Unreachable
 
 TRACK_PATH = "/users/track"
 EXPORT_IDS_PATH = "/users/export/ids"
-ALIAS_NEW_PATH = "/users/alias/new"
 EVENTS_LIST_PATH = "/events/list"
 
 
@@ -142,10 +141,6 @@ class BrazeClient:
         elapsed = (time.perf_counter() - started) * 1000
         kept = {k: v for k, v in response.headers.items() if k.lower() in KEPT_RESPONSE_HEADERS}
         return BrazeReply(response.status_code, response.text, kept, elapsed)
-
-    async def track(self, body: dict[str, Any]) -> BrazeReply:
-        """`POST /users/track` with `{"attributes": [...], "events": [...], "purchases": [...]}`."""
-        return await self.post(TRACK_PATH, body)
 
     async def export_ids_by_email(self, email: str, fields: list[str]) -> BrazeReply:
         """`POST /users/export/ids` for one email address."""

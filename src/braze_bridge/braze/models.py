@@ -34,8 +34,74 @@ NO_VALID_DATA_MESSAGE: Final = (
 )
 MAX_INPUT_LENGTH_MESSAGE: Final = "Max Input Length Exceeded"
 
-# Values above this are UTC epoch seconds, below it a number of seconds to wait (Braze documents
-# X-RateLimit-Reset both ways; research/braze-api.md section 2).
+# The attributes-object flag that makes Braze deep-merge nested objects (and the matched objects
+# of an array `$update`) instead of replacing them; it covers every nested value of its object.
+MERGE_OBJECTS: Final = "_merge_objects"
+
+# `/users/export/ids` budgets by workspace vintage (braze-inc/braze-docs
+# `_docs/_api/api_limits.md`): 2,500 requests a minute for workspaces onboarded before 2024-08-22, 250 for those onboarded on
+# or after it; `_includes/rate_limits.md` ("users export ids") adds that Braze raises the latter
+# to 40 a second on request for calls that list `fields_to_export` (ours always do, never with
+# campaigns or canvases received).
+ExportRatePreset = Literal[
+    "onboarded_before_2024_08_22", "onboarded_from_2024_08_22", "raised_40_per_second"
+]
+# Preset → (requests, window seconds).
+EXPORT_RATE_PRESETS: Final[dict[str, tuple[int, int]]] = {
+    "onboarded_before_2024_08_22": (2500, 60),
+    "onboarded_from_2024_08_22": (250, 60),
+    "raised_40_per_second": (40, 1),
+}
+DEFAULT_EXPORT_RATE_PRESET: Final[ExportRatePreset] = "onboarded_from_2024_08_22"
+
+# Subscription states of `email_subscribe` / `push_subscribe` (braze-inc/braze-docs
+# `_docs/_api/objects_filters/user_attributes_object.md`).
+SUBSCRIPTION_STATES: Final = frozenset({"opted_in", "subscribed", "unsubscribed"})
+# Event properties Braze reserves; purchases reserve their own fields too
+# (`_docs/_api/objects_filters/event_object.md`, `purchase_object.md`).
+RESERVED_EVENT_PROPERTIES: Final = frozenset({"time", "event_name"})
+RESERVED_PURCHASE_PROPERTIES: Final = frozenset(
+    {"time", "product_id", "quantity", "event_name", "price", "currency"}
+)
+
+# The currency codes Braze logs purchases in, from braze-inc/braze-docs
+# `_docs/_developer_guide/analytics/logging_purchases.md` ("Supported currencies", commit
+# 04763287). Braze's list, not ISO 4217's: it keeps retired codes (`VEF`, `MRO`, `STD`, `BYR`)
+# and lacks their successors (`VES`, `MRU`, `STN`, `BYN`). The REST purchase object asks for "an
+# ISO 4217 code" and does not say what Braze answers for one outside this list.
+_LISTED: Final = """
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN
+BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTC BTN BWP BYR BZD
+CAD CDF CHF CLF CLP CNY COP CRC CUC CUP CVE CZK
+DJF DKK DOP DZD
+EEK EGP ERN ETB EUR
+FJD FKP
+GBP GEL GGP GHS GIP GMD GNF GTQ GYD
+HKD HNL HRK HTG HUF
+IDR ILS IMP INR IQD IRR ISK
+JEP JMD JOD JPY
+KES KGS KHR KMF KPW KRW KWD KYD KZT
+LAK LBP LKR LRD LSL LTL LVL LYD
+MAD MDL MGA MKD MMK MNT MOP MRO MTL MUR MVR MWK MXN MYR MZN
+NAD NGN NIO NOK NPR NZD
+OMR
+PAB PEN PGK PHP PKR PLN PYG
+QAR
+RON RSD RUB RWF
+SAR SBD SCR SDG SEK SGD SHP SLL SOS SRD STD SVC SYP SZL
+THB TJS TMT TND TOP TRY TTD TWD TZS
+UAH UGX USD UYU UZS
+VEF VND VUV
+WST
+XAF XAG XAU XCD XDR XOF XPD XPF XPT
+YER
+ZAR ZMK ZMW ZWL
+"""
+BRAZE_CURRENCIES: Final = frozenset(_LISTED.split())
+
+# Values above this are UTC epoch seconds, below it a number of seconds to wait: Braze documents
+# `X-RateLimit-Reset` as UTC epoch seconds (`_docs/_api/api_limits.md`), and a value this small
+# cannot be a reset time of ours, so it is read as a delay rather than as a date in 1970.
 EPOCH_THRESHOLD: Final = 1_000_000_000
 
 

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from braze_bridge.braze.models import (
     MAX_BODY_BYTES,
     MAX_TRACK_OBJECTS,
+    MERGE_OBJECTS,
     TRACK_ARRAYS,
     TRACK_OBJECT_CAPS,
     TrackArray,
@@ -25,8 +26,8 @@ from braze_bridge.braze.models import (
 _BODY_OVERHEAD = 64  # braces, array names and commas around the objects
 
 
-# Outgoing and PackedObject are made once per object per round: named tuples cost a third of
-# a frozen dataclass to build and are just as immutable.
+# Outgoing and PackedObject are named tuples rather than frozen dataclasses: just as immutable,
+# and cheaper to build for every object of a round.
 class Outgoing(NamedTuple):
     """One operation ready to send: its identifier fragment and its payload, both as JSON."""
 
@@ -135,6 +136,10 @@ def _merge_attributes(items: Sequence[Outgoing]) -> tuple[list[Outgoing], list[O
             key in merged_keys and (_is_operation(merged_keys[key]) or _is_operation(value))
             for key, value in values.items()
         ):
+            break
+        if taken and bool(values.get(MERGE_OBJECTS)) != bool(merged_keys.get(MERGE_OBJECTS)):
+            # The flag applies to every nested value of its attributes object: folding would
+            # merge what was meant to be overwritten, or the reverse.
             break
         merged_keys.update(values)
         taken.append(item)

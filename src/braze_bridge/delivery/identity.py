@@ -27,7 +27,7 @@ from braze_bridge.db.repositories import identities as identity_repo
 from braze_bridge.db.repositories.identities import KnownIdentity
 from braze_bridge.db.repositories.outbox import DeliveryConnection
 from braze_bridge.delivery.ratelimit import Bucket, RateLimiter
-from braze_bridge.domain.statuses import IdentityStatus
+from braze_bridge.domain.statuses import AttemptOutcome, IdentityStatus
 
 EXPORT_FIELDS = ["external_id", "braze_id"]
 
@@ -44,8 +44,8 @@ class Found:
 
 
 @dataclass(frozen=True, slots=True)
-class NotFound:
-    pass
+class NoProfile:
+    """Braze has no profile for this email (an alias-only one is created, or it is skipped)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class Unresolved:
     wait_seconds: float | None = None
 
 
-Resolution = Found | NotFound | Unresolved
+Resolution = Found | NoProfile | Unresolved
 
 
 def alias_identifier(email: str) -> dict[str, object]:
@@ -104,7 +104,7 @@ class IdentityResolver:
             answers[email] = (
                 Found(known.external_id, known.braze_id)
                 if known.status == IdentityStatus.FOUND
-                else NotFound()
+                else NoProfile()
             )
         missing = [email for email in emails if email not in answers]
         for _ in answers:
@@ -165,21 +165,26 @@ class IdentityResolver:
         try:
             reply = await client.export_ids_by_email(email, EXPORT_FIELDS)
         except Unreachable as exc:
-            await self._record(connection, body, started, None, str(exc), op_ids, "lookup_failed")
+            await self._record(
+                connection, body, started, None, str(exc), op_ids, AttemptOutcome.LOOKUP_FAILED
+            )
             return Unresolved(f"export/ids: {exc}")
         parsed = reply.json()
         resolution: Resolution
-        outcome = "lookup_failed"
+        outcome = AttemptOutcome.LOOKUP_FAILED
         if reply.ok:
             users = parse_export_users(parsed)
             # Braze itself prefers a profile with an external_id when an email has several.
             chosen = next((u for u in users if u.external_id), users[0] if users else None)
             if chosen is None or not (chosen.external_id or chosen.braze_id):
-                resolution, outcome = NotFound(), "not_found"
+                resolution, outcome = NoProfile(), AttemptOutcome.NOT_FOUND
                 known = KnownIdentity(email, IdentityStatus.NOT_FOUND, None, None)
                 ttl = self._missing_ttl
             else:
-                resolution, outcome = Found(chosen.external_id, chosen.braze_id), "found"
+                resolution, outcome = (
+                    Found(chosen.external_id, chosen.braze_id),
+                    AttemptOutcome.FOUND,
+                )
                 known = KnownIdentity(
                     email, IdentityStatus.FOUND, chosen.external_id, chosen.braze_id
                 )
@@ -196,7 +201,7 @@ class IdentityResolver:
         elif reply.status_code == 429:
             wait = retry_after_seconds(reply.headers, now_epoch=self._clock().timestamp())
             resolution = Unresolved("braze 429 on /users/export/ids", wait_seconds=wait or 60.0)
-            outcome = "rate_limited"
+            outcome = AttemptOutcome.RATE_LIMITED
         else:
             resolution = Unresolved(
                 f"braze {reply.status_code} on /users/export/ids: {reply_message(parsed, 'error')}"
@@ -212,7 +217,7 @@ class IdentityResolver:
         answer: BrazeReply | None,
         error: str | None,
         op_ids: Sequence[int],
-        outcome: str,
+        outcome: AttemptOutcome,
     ) -> None:
         metrics.braze_request(EXPORT_IDS_PATH, answer.status_code if answer else "error")
         record = attempt_repo.AttemptRecord(

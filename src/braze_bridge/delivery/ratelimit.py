@@ -3,7 +3,12 @@
 A workspace is the connection's REST endpoint + API key, so two connections (or tenants) that
 share a key share its budget, and every worker on every host draws from the same bucket. A
 library bucket (aiolimiter and friends) keeps state in process memory, which cannot be shared
-across hosts; hence the hand-written, one-statement bucket in db/repositories/rate_buckets.py.
+across hosts, and pyrate-limiter's Postgres bucket needs psycopg and a second pool next to
+asyncpg; hence the hand-written, one-statement bucket in db/repositories/rate_buckets.py.
+
+A 429 is not recorded here but on the connection (`connections.rate_limited_until`), where the
+claim and health read it; the bucket's own block is the pacing pause an accepted answer asks
+for when its `X-RateLimit-Remaining` is 0.
 """
 
 from __future__ import annotations
@@ -11,18 +16,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge import metrics
+from braze_bridge.braze.models import DEFAULT_EXPORT_RATE_PRESET, EXPORT_RATE_PRESETS
 from braze_bridge.db.repositories import rate_buckets
 from braze_bridge.db.repositories.outbox import DeliveryConnection
 
-# Braze defaults (research/braze-api.md section 2): /users/track burst limit 3,000 requests per
-# 3 seconds; /users/export/ids 250 per minute for accounts onboarded after August 2024.
+# Braze defaults (braze-inc/braze-docs `_docs/_api/api_limits.md`): /users/track burst limit
+# 3,000 requests per 3 seconds (accounts with data points in their pricing); /users/export/ids
+# as for workspaces onboarded on or after 2024-08-22 (250 a minute). A connection's `limits` (numbers, or an export preset stored as its numbers)
+# replace them.
 DEFAULT_TRACK_LIMIT, DEFAULT_TRACK_WINDOW = 3000, 3
-DEFAULT_EXPORT_LIMIT, DEFAULT_EXPORT_WINDOW = 250, 60
+DEFAULT_EXPORT_LIMIT, DEFAULT_EXPORT_WINDOW = EXPORT_RATE_PRESETS[DEFAULT_EXPORT_RATE_PRESET]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +115,6 @@ class RateLimiter:
             await asyncio.sleep(max(permit.retry_in, 0.001))
 
     async def block(self, bucket: Bucket, until: datetime) -> None:
-        """Braze said 429: the whole workspace waits until `until`."""
+        """Braze said the workspace's window is spent: nobody takes from it before `until`."""
         async with self._sessionmaker.begin() as session:
             await rate_buckets.block_bucket(session, bucket.key, until)
-
-
-def wait_until(now: datetime, seconds: float) -> datetime:
-    return now + timedelta(seconds=seconds)

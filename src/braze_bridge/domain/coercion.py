@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Literal, get_args
 
+from braze_bridge.braze.models import SUBSCRIPTION_STATES
+
 # Raw JSON as partners send it; coercion is where it becomes typed.
 Json = Any
 
@@ -348,6 +350,15 @@ def _check_key(key: Json, path: str) -> str:
     return key
 
 
+def nested_key_problem(key: Json) -> str | None:
+    """Why Braze would not take `key` inside a nested attribute, or None when it would."""
+    try:
+        _check_key(key, "")
+    except _Fail as exc:
+        return exc.reason
+    return None
+
+
 def _nested(value: Json, path: str, notes: list[str], depth: int) -> Json:
     """A value inside an object: dates become `{"$time": ...}`, nulls go (Braze would drop all)."""
     if depth > MAX_NESTING_DEPTH:
@@ -533,7 +544,6 @@ RESERVED_ATTRIBUTES: Final = frozenset(
     }
 )
 
-_SUBSCRIPTION_STATES = frozenset({"opted_in", "subscribed", "unsubscribed"})
 _GENDER_WORDS = {
     "m": "M",
     "male": "M",
@@ -583,7 +593,7 @@ def _check_standard(name: str, value: Json) -> Json:
         return None
     if name in {"email_subscribe", "push_subscribe"}:
         state = str(value).strip().lower()
-        if state not in _SUBSCRIPTION_STATES:
+        if state not in SUBSCRIPTION_STATES:
             raise _Fail(f"{_describe(value)} is not one of opted_in, subscribed, unsubscribed")
         return state
     if name == "gender":

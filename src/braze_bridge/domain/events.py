@@ -12,6 +12,9 @@ from braze_bridge.domain.operations import UserRef
 # Key under which the event log keeps the settings version an event was mapped with; a replay
 # re-maps from the raw body when the connection's version has moved on since.
 MAPPED_VERSION_KEY = "mapped_connection_version"
+# Key under which it keeps what the mapping left out or changed (`Mapped.notes`): the event's
+# `reason` says why it ended as it did and is rewritten when its objects settle; these stay.
+MAPPING_NOTES_KEY = "mapping_notes"
 
 
 class NormalizedUser(BaseModel):

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from braze_bridge.braze.models import RESERVED_EVENT_PROPERTIES
 from braze_bridge.domain.coercion import is_long_link, long_link_note
 
 MAX_STRING_LENGTH = 255
-RESERVED_EVENT_PROPERTIES = frozenset({"time", "event_name"})
 
 
 def clip_string(value: str) -> str:

@@ -82,6 +82,8 @@ class AttemptOutcome(StrEnum):
     HELD = "held"
     LOOKUP_FAILED = "lookup_failed"
     DEAD = "dead"
+    # Refused together with other objects and resent in a smaller request (no verdict yet).
+    BISECT = "bisect"
     FOUND = "found"
     NOT_FOUND = "not_found"
 

@@ -275,4 +275,5 @@ def event_record(
         operations=evaluation.operations,
         content=evaluation.content,
         mapped_version=connection.version,
+        notes=evaluation.notes,
     )

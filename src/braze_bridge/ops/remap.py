@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from braze_bridge.domain.events import MAPPED_VERSION_KEY
+from braze_bridge.domain.events import MAPPED_VERSION_KEY, MAPPING_NOTES_KEY
 from braze_bridge.domain.json_body import parse_json_body
 from braze_bridge.domain.mapping import (
     MappingContext,
@@ -105,6 +105,8 @@ def remap_event(
     if event is None:
         return RemapOutcome(evaluation.status, evaluation.reason, None, None, None, None)
     normalized = {**event.as_json(), MAPPED_VERSION_KEY: connection_version}
+    if evaluation.notes:
+        normalized[MAPPING_NOTES_KEY] = evaluation.notes
     user = evaluation.user
     reason = evaluation.reason
     if evaluation.status == EventStatus.QUEUED:

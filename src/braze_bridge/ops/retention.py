@@ -7,6 +7,7 @@ transaction, so ingest and delivery never wait behind it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,10 +15,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge import metrics
+from braze_bridge.db.notify import wait_first
 from braze_bridge.db.repositories import retention as retention_repo
 from braze_bridge.logging import get_logger
 
 log = get_logger(__name__)
+
+# How often each worker purges; concurrent purges by several workers only split the work.
+PURGE_INTERVAL_SECONDS = 600.0
 
 DeleteBatch = Callable[[AsyncSession, datetime, int], Awaitable[int]]
 
@@ -46,8 +51,8 @@ async def purge_expired(
 ) -> PurgeResult:
     """Delete what is older than `retention_days`, `batch_size` rows per transaction.
 
-    The delivery worker calls this periodically; `max_batches` bounds one call's work so a
-    large backlog is worked off over several calls instead of one long one.
+    Workers call this periodically (`purge_periodically`); `max_batches` bounds one call's
+    work so a large backlog is worked off over several calls instead of one long one.
     """
     if retention_days < 1 or batch_size < 1:
         raise ValueError("retention_days and batch_size must be at least 1")
@@ -70,3 +75,20 @@ async def purge_expired(
     if any(deleted.values()):
         log.info("retention.purged", cutoff=cutoff.isoformat(), batches=batches, **deleted)
     return PurgeResult(deleted, batches, complete)
+
+
+async def purge_periodically(
+    session_factory: async_sessionmaker[AsyncSession],
+    retention_days: int,
+    stop: asyncio.Event,
+    *,
+    interval_seconds: float = PURGE_INTERVAL_SECONDS,
+) -> None:
+    """Purge at start and then every `interval_seconds` until `stop` is set; never fatal."""
+    while not stop.is_set():
+        try:
+            result = await purge_expired(session_factory, retention_days)
+            log.info("retention.checked", result=repr(result))
+        except Exception:
+            log.exception("retention.purge_failed")
+        await wait_first(stop, delay=interval_seconds)

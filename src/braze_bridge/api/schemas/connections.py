@@ -1,4 +1,4 @@
-"""Request and response bodies of /v1/connections (DESIGN section 4).
+"""Request and response bodies of /v1/connections (docs/admin-api.md).
 
 Requests reject unknown fields (422 naming the field). In PATCH bodies an omitted field stays
 as it is, and an explicit `null` is a 422 unless the field can be empty (`app_id`, `username`).
@@ -16,13 +16,20 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from braze_bridge.admin import connections as service
 from braze_bridge.admin.connection_test import ConnectionCheckReport
-from braze_bridge.braze.models import DEFAULT_TRACK_OBJECT_CAP, TrackObjectCap
+from braze_bridge.braze.models import (
+    DEFAULT_EXPORT_RATE_PRESET,
+    DEFAULT_TRACK_OBJECT_CAP,
+    EXPORT_RATE_PRESETS,
+    ExportRatePreset,
+    TrackObjectCap,
+)
 from braze_bridge.db.models import Connection, ConnectionAudit
 from braze_bridge.domain.statuses import ConnectionState, Source, WebhookAuthMode
 
@@ -121,6 +128,19 @@ class WebhookAuthPatch(BaseModel):
     _not_null = field_validator("mode", mode="before")(_reject_null)
 
 
+_TRACK_OBJECT_CAP_TEXT = (
+    "Objects per /users/track request: combined_75 (Braze's default, attributes + events + "
+    "purchases), combined_50 (Monthly Active Users CY 24-25 plan), per_array_75 (older "
+    "accounts: 75 per array)"
+)
+_EXPORT_PRESET_TEXT = (
+    "/users/export/ids budget by Braze workspace vintage: onboarded_before_2024_08_22 (2,500 "
+    "requests a minute), onboarded_from_2024_08_22 (250 a minute, the default), "
+    "raised_40_per_second (the raised limit Braze grants on request). Stored as "
+    "export_rate_limit / export_rate_window_seconds; give either the preset or those numbers"
+)
+
+
 class Limits(BaseModel):
     """Per-connection Braze budgets; null uses Braze's documented defaults."""
 
@@ -134,13 +154,11 @@ class Limits(BaseModel):
         default=None, description="/users/export/ids requests per window"
     )
     export_rate_window_seconds: RateWindow | None = None
+    export_rate_preset: ExportRatePreset | None = Field(
+        default=None, description=_EXPORT_PRESET_TEXT
+    )
     track_object_cap: TrackObjectCap = Field(
-        default=DEFAULT_TRACK_OBJECT_CAP,
-        description=(
-            "Objects per /users/track request: combined_75 (Braze's default, attributes + "
-            "events + purchases), combined_50 (Monthly Active Users CY 24-25 plan), "
-            "per_array_75 (older accounts: 75 per array)"
-        ),
+        default=DEFAULT_TRACK_OBJECT_CAP, description=_TRACK_OBJECT_CAP_TEXT
     )
 
     @model_validator(mode="before")
@@ -155,11 +173,70 @@ class Limits(BaseModel):
             data.setdefault("track_object_cap", "per_array_75" if legacy else "combined_75")
         return data
 
+    @field_validator("export_rate_preset")
+    @classmethod
+    def _preset_or_numbers(cls, preset: str | None, info: ValidationInfo) -> str | None:
+        # The preset is stored as its numbers: both in one request would say two things.
+        given = [name for name in _EXPORT_NUMBERS if info.data.get(name) is not None]
+        if preset is not None and given:
+            raise ValueError(f"give either export_rate_preset or {' / '.join(given)}, not both")
+        return preset
+
+    def stored_values(self) -> dict[str, int | str | None]:
+        """The fields sent, as stored: a preset becomes its numbers, an explicit null preset
+        clears them (Braze's default applies again)."""
+        values: dict[str, int | str | None] = self.model_dump(
+            exclude_unset=True, exclude={"export_rate_preset"}
+        )
+        if "export_rate_preset" in self.model_fields_set:
+            limit, window = (
+                EXPORT_RATE_PRESETS[self.export_rate_preset]
+                if self.export_rate_preset
+                else (None, None)
+            )
+            values["export_rate_limit"], values["export_rate_window_seconds"] = limit, window
+        return values
+
+
+_EXPORT_NUMBERS = ("export_rate_limit", "export_rate_window_seconds")
+_DEFAULT_EXPORT_WINDOW = EXPORT_RATE_PRESETS[DEFAULT_EXPORT_RATE_PRESET][1]
+
 
 class LimitsPatch(Limits):
     track_object_cap: TrackObjectCap | None = not_null()  # type: ignore[assignment]
+    export_rate_preset: ExportRatePreset | None = Field(
+        default=None, description=_EXPORT_PRESET_TEXT + "; null goes back to the default"
+    )
 
     _not_null = field_validator("track_object_cap", mode="before")(_reject_null)
+
+
+class LimitsRead(BaseModel):
+    """The budgets in force; null numbers mean Braze's documented defaults."""
+
+    track_rate_limit: int | None = Field(description="/users/track requests per window")
+    track_rate_window_seconds: int | None
+    export_rate_limit: int | None = Field(description="/users/export/ids requests per window")
+    export_rate_window_seconds: int | None
+    export_rate_preset: ExportRatePreset | None = Field(
+        description="The preset the stored export budget equals; null for the default or a "
+        "custom budget"
+    )
+    track_object_cap: TrackObjectCap = Field(description=_TRACK_OBJECT_CAP_TEXT)
+
+    @classmethod
+    def of(cls, row: Connection) -> LimitsRead:
+        limit, window = row.export_rate_limit, row.export_rate_window_seconds
+        stored = None if limit is None else (limit, window or _DEFAULT_EXPORT_WINDOW)
+        preset = next((name for name, v in EXPORT_RATE_PRESETS.items() if v == stored), None)
+        return cls(
+            track_rate_limit=row.track_rate_limit,
+            track_rate_window_seconds=row.track_rate_window_seconds,
+            export_rate_limit=limit,
+            export_rate_window_seconds=window,
+            export_rate_preset=cast("ExportRatePreset | None", preset),
+            track_object_cap=cast("TrackObjectCap", row.track_object_cap),
+        )
 
 
 class ConnectionCreate(BaseModel):
@@ -173,7 +250,8 @@ class ConnectionCreate(BaseModel):
     braze: BrazeCreate
     webhook_auth: WebhookAuthCreate = Field(default_factory=WebhookAuthCreate)
     settings: dict[str, Any] = Field(
-        default_factory=dict, description="Extole (DESIGN 6) or Antavo (DESIGN 7) settings"
+        default_factory=dict,
+        description="Extole (docs/extole.md) or Antavo (docs/antavo.md) settings",
     )
     limits: Limits | None = None
 
@@ -188,7 +266,7 @@ class ConnectionCreate(BaseModel):
             auth_mode=self.webhook_auth.mode,
             username=self.webhook_auth.username,
             settings=self.settings,
-            limits=self.limits.model_dump(exclude_unset=True) if self.limits else {},
+            limits=self.limits.stored_values() if self.limits else {},
         )
 
 
@@ -225,7 +303,7 @@ class ConnectionUpdate(BaseModel):
             auth_mode=unset if auth is None or auth.mode is None else auth.mode,
             username=auth.username if auth and "username" in auth.model_fields_set else unset,
             settings=unset if self.settings is None else self.settings,
-            limits={} if self.limits is None else self.limits.model_dump(exclude_unset=True),
+            limits={} if self.limits is None else self.limits.stored_values(),
         )
 
 
@@ -252,7 +330,7 @@ class ConnectionRead(BaseModel):
     braze: BrazeRead
     webhook_auth: WebhookAuthRead
     settings: dict[str, Any] = Field(description="Every setting, defaults filled in")
-    limits: Limits
+    limits: LimitsRead
     webhook_url: str = Field(description="Where the partner posts webhooks")
     content_url: str = Field(
         description="Connected Content base URL; append /{external_id} (bearer: content token)"
@@ -288,13 +366,7 @@ def _read_fields(row: Connection, base_url: str) -> dict[str, Any]:
             ),
         ),
         "settings": service.effective_settings(row.source, row.settings),
-        "limits": Limits(
-            track_rate_limit=row.track_rate_limit,
-            track_rate_window_seconds=row.track_rate_window_seconds,
-            export_rate_limit=row.export_rate_limit,
-            export_rate_window_seconds=row.export_rate_window_seconds,
-            track_object_cap=cast("TrackObjectCap", row.track_object_cap),
-        ),
+        "limits": LimitsRead.of(row),
         "webhook_url": f"{base_url}/v1/hooks/{row.id}",
         "content_url": f"{base_url}/v1/content/{row.id}",
         "last_error": row.last_error,

@@ -16,6 +16,7 @@ from braze_bridge.db.repositories.event_log import (
     EventSummary,
     display_user,
 )
+from braze_bridge.domain.events import MAPPING_NOTES_KEY
 from braze_bridge.domain.statuses import (
     EventStatus,
     HealthStatus,
@@ -112,6 +113,11 @@ class AttemptRead(BaseModel):
     objects: list[AttemptObjectRead]
 
 
+def _mapping_notes(normalized: dict[str, Any] | None) -> list[str]:
+    notes = (normalized or {}).get(MAPPING_NOTES_KEY)
+    return [str(note) for note in notes] if isinstance(notes, list) else []
+
+
 class EventDetail(BaseModel):
     id: uuid.UUID
     tenant_id: uuid.UUID
@@ -127,6 +133,9 @@ class EventDetail(BaseModel):
     settled_at: datetime | None
     raw: RawBodyRead | None = Field(description="null once retention purged the raw body")
     normalized: dict[str, Any] | None
+    notes: list[str] = Field(
+        description="What the mapping left out or changed on the way to Braze, and why"
+    )
     objects: list[BrazeObjectRead]
     attempts: list[AttemptRead]
 
@@ -162,6 +171,7 @@ class EventDetail(BaseModel):
             settled_at=event.settled_at,
             raw=raw,
             normalized=event.normalized,
+            notes=_mapping_notes(event.normalized),
             objects=[
                 BrazeObjectRead(
                     id=op.id,

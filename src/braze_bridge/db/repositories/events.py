@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from braze_bridge.db.models import Operation as OperationRow
 from braze_bridge.db.notify import OUTBOX_CHANNEL
 from braze_bridge.domain.content import MAX_REWARDS_KEPT, ContentUpdate
-from braze_bridge.domain.events import MAPPED_VERSION_KEY, NormalizedEvent
+from braze_bridge.domain.events import MAPPED_VERSION_KEY, MAPPING_NOTES_KEY, NormalizedEvent
 from braze_bridge.domain.operations import Operation
 from braze_bridge.domain.statuses import EventStatus
 
@@ -54,6 +54,8 @@ class EventRecord:
     content: ContentUpdate | None = None
     # The connection's settings version this event was mapped with (replay re-maps when it moved).
     mapped_version: int | None = None
+    # What the mapping left out or changed (kept beside the normalized event).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def identity(self) -> tuple[uuid.UUID, str]:
@@ -280,6 +282,8 @@ def _event_row(n: int, record: EventRecord) -> dict[str, Any]:
         normalized = record.normalized.as_json()
         if record.mapped_version is not None:
             normalized[MAPPED_VERSION_KEY] = record.mapped_version
+        if record.notes:
+            normalized[MAPPING_NOTES_KEY] = record.notes
     return {
         "n": n,
         "id": record.id,

@@ -18,6 +18,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from braze_bridge.braze.models import (
+    BRAZE_CURRENCIES,
+    MERGE_OBJECTS,
+    RESERVED_EVENT_PROPERTIES,
+    RESERVED_PURCHASE_PROPERTIES,
+)
 from braze_bridge.domain.coercion import (
     MAX_STRING_CHARS,
     BrazeType,
@@ -30,9 +36,9 @@ from braze_bridge.domain.coercion import (
     long_link_note,
     same_value,
 )
-from braze_bridge.domain.currencies import BRAZE_CURRENCIES
 from braze_bridge.domain.events import NormalizedEvent
 from braze_bridge.domain.mapping import Filtered, Mapped, MappingContext, Rejected
+from braze_bridge.domain.object_arrays import object_array_operation
 from braze_bridge.domain.operations import Operation, UserRef
 from braze_bridge.domain.statuses import ObjectKind
 from braze_bridge.partners.antavo.normalize import (
@@ -42,18 +48,12 @@ from braze_bridge.partners.antavo.normalize import (
     ProgramEvent,
     WorkflowSync,
 )
-from braze_bridge.partners.antavo.settings import AntavoSettings
+from braze_bridge.partners.antavo.settings import AntavoSettings, FieldMapping
 
 MAX_EVENT_NAME_CHARS = 255
-RESERVED_EVENT_PROPERTIES = frozenset({"time", "event_name"})
-RESERVED_PURCHASE_PROPERTIES = frozenset(
-    {"time", "product_id", "quantity", "event_name", "price", "currency"}
-)
 MAX_EVENT_PROPERTIES_BYTES = 102_400
 MAX_PURCHASE_PROPERTIES_BYTES = 51_200
 MAX_PURCHASE_QUANTITY = 100
-# The request flag of an attributes object that makes Braze merge nested objects.
-MERGE_OBJECTS = "_merge_objects"
 # How many names a note lists before it says "and N more".
 NOTE_NAMES = 10
 
@@ -111,16 +111,56 @@ class _Attributes:
         self.values: dict[str, Json] = {}
         self.notes: list[str] = []
         self.failed = 0
+        # Attributes sent as array operations ($add / $remove / $update): name → operations.
+        self.operations: dict[str, set[str]] = {}
 
-    def add(self, name: str, raw: Json, to: BrazeType, source: str | None = None) -> None:
+    def add(
+        self,
+        name: str,
+        raw: Json,
+        to: BrazeType,
+        source: str | None = None,
+        mapping: FieldMapping | None = None,
+    ) -> None:
         label = f"{name} (from {source})" if source and source != name else name
-        result = coerce_attribute(name, raw, to)
+        operation = mapping.array_operation if mapping and to == "object_array" else "replace"
+        if operation == "replace":
+            result = coerce_attribute(name, raw, to)
+        else:
+            assert mapping is not None  # noqa: S101 - an operation comes from a mapping
+            result = object_array_operation(raw, operation, mapping.identifier_key)
         if isinstance(result, Coerced):
-            self.values[name] = result.value
             self.notes.extend(f"{label}: {note}" for note in result.notes)
+            if operation == "replace":
+                self.values[name] = result.value
+            else:
+                # Several loyalty fields may feed one array: their operators share its object.
+                self.values[name] = {**self.values.get(name, {}), **result.value}
+                self.operations.setdefault(name, set()).add(operation)
         else:
             self.failed += 1
             self.notes.append(f"{label} not sent: {result.reason}")
+
+
+def _attribute_objects(
+    values: dict[str, Json], operations: Mapping[str, set[str]], settings: AntavoSettings
+) -> list[dict[str, Json]]:
+    """The attributes objects to send: one, or two when an `$update` needs `_merge_objects`
+    and the connection does not merge its other nested objects (the flag applies to every
+    object in its attributes object, so they travel apart)."""
+    updates = {name: values[name] for name in values if "update" in operations.get(name, ())}
+    others = {name: value for name, value in values.items() if name not in updates}
+    if settings.merge_objects:
+        if any(isinstance(value, dict) for value in values.values()):
+            # Braze overwrites a nested object unless the attributes object asks it to merge.
+            return [{**values, MERGE_OBJECTS: True}]
+        return [values] if values else []
+    if not updates:
+        return [others] if others else []
+    overwritten = [v for n, v in others.items() if isinstance(v, dict) and n not in operations]
+    if overwritten or any(isinstance(v, list) for v in others.values()):
+        return [others, {**updates, MERGE_OBJECTS: True}]
+    return [{**values, MERGE_OBJECTS: True}]
 
 
 def _attribute_operations(
@@ -133,10 +173,13 @@ def _attribute_operations(
     saved = 0
     if settings.sync_mode == "changed_only":
         known = context.known_values
+        # An array operation is a change by itself: it is always sent.
         to_send = {
             name: value
             for name, value in attributes.values.items()
-            if name not in known or not same_value(known[name], value)
+            if name in attributes.operations
+            or name not in known
+            or not same_value(known[name], value)
         }
         unchanged = [name for name in attributes.values if name not in to_send]
         saved = len(unchanged)
@@ -144,10 +187,10 @@ def _attribute_operations(
             notes.append(
                 f"changed_only: {saved} unchanged attribute(s) not sent: {_names(unchanged)}"
             )
-    if settings.merge_objects and any(isinstance(value, dict) for value in to_send.values()):
-        # Braze overwrites a nested object unless the attributes object asks it to merge.
-        to_send = {**to_send, MERGE_OBJECTS: True}
-    operations = [Operation.attributes(user, to_send)] if to_send else []
+    operations = [
+        Operation.attributes(user, payload)
+        for payload in _attribute_objects(to_send, attributes.operations, settings)
+    ]
     return Mapped(operations=operations, notes=notes, data_points_saved=saved)
 
 
@@ -163,7 +206,7 @@ def _map_field_change(
         if not found:
             continue
         used.add(mapping.loyalty_field.split(".", 1)[0])
-        attributes.add(mapping.braze_attribute, raw, mapping.type, mapping.loyalty_field)
+        attributes.add(mapping.braze_attribute, raw, mapping.type, mapping.loyalty_field, mapping)
     if not attributes.values and not attributes.failed:
         raise Filtered(
             f"none of the {len(settings.field_mappings)} mapped loyalty fields is in the "
@@ -181,7 +224,7 @@ def _map_sync(event: WorkflowSync, settings: AntavoSettings, context: MappingCon
     for name, raw in event.attributes.items():
         mapping = settings.mapping_for(name)
         to: BrazeType = event.types.get(name) or (mapping.type if mapping else "auto")
-        attributes.add(name, raw, to)
+        attributes.add(name, raw, to, mapping=mapping)
     return _attribute_operations(event.user.ref(), attributes, settings, context)
 
 

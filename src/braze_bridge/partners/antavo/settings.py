@@ -1,4 +1,4 @@
-"""Antavo connection settings (DESIGN section 7), validated on create and patch.
+"""Antavo connection settings (docs/antavo.md), validated on create and patch.
 
 Besides the shape, this checks what Braze would otherwise reject later, one user at a time:
 attribute names Braze cannot take, a standard field (`first_name`, `dob`, ...) mapped with a type
@@ -14,12 +14,19 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from braze_bridge.domain.coercion import STANDARD_FIELDS, BrazeType, attribute_name_problem
-from braze_bridge.domain.currencies import BRAZE_CURRENCIES
+from braze_bridge.braze.models import BRAZE_CURRENCIES
+from braze_bridge.domain.coercion import (
+    STANDARD_FIELDS,
+    BrazeType,
+    attribute_name_problem,
+    nested_key_problem,
+)
+from braze_bridge.domain.object_arrays import KEYED_OPERATIONS, ArrayOperation
 
 AttributeType = BrazeType
 SyncMode = Literal["all_mapped", "changed_only"]
@@ -45,6 +52,10 @@ class FieldMapping(BaseModel):
     `loyalty_field` is a trait name; when no trait has that exact name, a dotted path
     (`tier.name`, `accounts.0.spendable`) reads into nested traits. Omitting `type` for a
     standard field (`first_name`, `dob`, ...) picks that field's type; otherwise `auto`.
+
+    An `object_array` is sent whole by default (Braze replaces the stored array);
+    `array_operation` `add` / `remove` / `update` sends only the change instead, the last two
+    naming each object by its `identifier_key` (domain/object_arrays.py).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -52,6 +63,8 @@ class FieldMapping(BaseModel):
     loyalty_field: LoyaltyField
     braze_attribute: BrazeAttributeName
     type: AttributeType = "auto"
+    array_operation: ArrayOperation = "replace"
+    identifier_key: str | None = Field(default=None, validate_default=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -69,6 +82,30 @@ class FieldMapping(BaseModel):
         if problem is not None:
             raise ValueError(problem)
         return name
+
+    @field_validator("array_operation")
+    @classmethod
+    def _operation_needs_an_object_array(cls, operation: str, info: ValidationInfo) -> str:
+        if operation != "replace" and info.data.get("type") != "object_array":
+            raise ValueError(f"array_operation {operation!r} needs type 'object_array'")
+        return operation
+
+    @field_validator("identifier_key")
+    @classmethod
+    def _key_names_the_objects(cls, key: str | None, info: ValidationInfo) -> str | None:
+        operation = info.data.get("array_operation")
+        if operation is None:
+            return key  # array_operation itself was refused
+        if operation not in KEYED_OPERATIONS:
+            if key is not None:
+                raise ValueError("only used with array_operation 'remove' or 'update'")
+            return None
+        if key is None:
+            raise ValueError(f"required with array_operation {operation!r}")
+        problem = nested_key_problem(key)
+        if problem is not None:
+            raise ValueError(problem)
+        return key
 
     @model_validator(mode="after")
     def _standard_field_keeps_its_type(self) -> FieldMapping:
@@ -123,11 +160,16 @@ class AntavoSettings(BaseModel):
     @field_validator("field_mappings")
     @classmethod
     def _unique_targets(cls, mappings: list[FieldMapping]) -> list[FieldMapping]:
-        seen: set[str] = set()
+        # One attribute takes one whole value, or several array operations (one of each, as
+        # Braze reads one `$add` / `$remove` / `$update` per attribute).
+        seen: dict[str, set[str]] = {}
         for mapping in mappings:
-            if mapping.braze_attribute in seen:
+            operations = seen.setdefault(mapping.braze_attribute, set())
+            if mapping.array_operation in operations or (
+                operations and "replace" in operations | {mapping.array_operation}
+            ):
                 raise ValueError(f"braze_attribute {mapping.braze_attribute!r} is mapped twice")
-            seen.add(mapping.braze_attribute)
+            operations.add(mapping.array_operation)
         return mappings
 
     @field_validator("event_name_prefix")

@@ -5,7 +5,7 @@ packed request and, when Braze refuses the whole of a multi-object request namin
 splits it: a 413 or "Max Input Length Exceeded" (too many objects or bytes) is halved and every
 half resent; any other opaque 400 is bisected to isolate the bad object(s) while still
 delivering the good ones. An object is `failed` only after Braze refused it sent alone (or
-named it). The worker turns the per-object outcomes into database state.
+named it). delivery/settlement.py turns the per-object outcomes into database state.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 from braze_bridge.braze.client import BrazeReply
 from braze_bridge.braze.errors import Unreachable
@@ -25,6 +25,7 @@ from braze_bridge.braze.models import (
     retry_after_seconds,
 )
 from braze_bridge.delivery.batcher import PackedObject, TrackRequest
+from braze_bridge.domain.statuses import AttemptOutcome
 
 AUTH_STATUSES = frozenset({401, 403, 404})
 # A 4 MB+ body answers 413; like a 400 it is about this request's content, so it is split.
@@ -39,7 +40,7 @@ class Accepted:
 
 
 @dataclass(frozen=True, slots=True)
-class Rejected:
+class RequestRefused:
     """400/413: nothing in the request was applied.
 
     `too_large`: a 413, or a 400 saying "Max Input Length Exceeded": the request carried too
@@ -71,7 +72,7 @@ class Transient:
     message: str
 
 
-Verdict = Accepted | Rejected | AuthFailed | RateLimited | Transient
+Verdict = Accepted | RequestRefused | AuthFailed | RateLimited | Transient
 
 
 def classify_track_reply(reply: BrazeReply, *, now_epoch: float) -> Verdict:
@@ -81,7 +82,7 @@ def classify_track_reply(reply: BrazeReply, *, now_epoch: float) -> Verdict:
     body = reply.json()
     if status in REJECT_STATUSES:
         said = reply_message(body, "request refused")
-        return Rejected(
+        return RequestRefused(
             f"braze {status}: {said}",
             parse_track_errors(body),
             too_large=status == 413 or said == MAX_INPUT_LENGTH_MESSAGE,
@@ -101,11 +102,12 @@ def classify_track_reply(reply: BrazeReply, *, now_epoch: float) -> Verdict:
     return Transient(f"braze {status}: {reply_message(body, 'unexpected answer')}")
 
 
-OutcomeKind = Literal["delivered", "failed", "retry", "rate_limited", "held"]
+# What a /users/track reply can mean for one object in the end.
+OutcomeKind = AttemptOutcome
 
 
 class ObjectOutcome(NamedTuple):
-    """One object's final outcome (a named tuple: one is made per object on the hot path)."""
+    """One object's final outcome: delivered, failed, retry, rate_limited or held."""
 
     kind: OutcomeKind
     obj: PackedObject
@@ -115,14 +117,14 @@ class ObjectOutcome(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Exchange:
-    """One HTTP exchange, for the attempt log. `outcomes` maps operation id → outcome word."""
+    """One HTTP exchange, for the attempt log. `outcomes` maps operation id → outcome."""
 
     body_json: str
     reply: BrazeReply | None
     error: str | None
     started_at: datetime
     duration_ms: float
-    outcomes: dict[int, str]
+    outcomes: dict[int, AttemptOutcome]
 
 
 @dataclass(slots=True)
@@ -201,7 +203,7 @@ class TrackDelivery:
             )
         return verdict
 
-    def _note(self, obj: PackedObject, word: str) -> None:
+    def _note(self, obj: PackedObject, word: AttemptOutcome) -> None:
         """Record `word` for `obj` on the latest exchange that carried it."""
         for exchange in reversed(self.result.exchanges):
             if obj.op_ids[0] in exchange.outcomes or (
@@ -230,13 +232,13 @@ class TrackDelivery:
     def _apply_stop(self, verdict: Verdict, objects: Sequence[PackedObject]) -> None:
         """Auth failure, 429 or outage: every object not yet settled shares the verdict."""
         if isinstance(verdict, AuthFailed):
-            kind: OutcomeKind = "held"
+            kind: OutcomeKind = AttemptOutcome.HELD
             reason, wait = verdict.message, None
         elif isinstance(verdict, RateLimited):
-            kind, reason, wait = "rate_limited", verdict.message, verdict.wait_seconds
+            kind, reason, wait = AttemptOutcome.RATE_LIMITED, verdict.message, verdict.wait_seconds
         else:
             assert isinstance(verdict, Transient)  # noqa: S101 - the only verdict left
-            kind, reason, wait = "retry", verdict.message, None
+            kind, reason, wait = AttemptOutcome.RETRY, verdict.message, None
         for obj in objects:
             if id(obj) not in self._settled:
                 self._final(obj, kind, reason, wait)
@@ -248,17 +250,17 @@ class TrackDelivery:
             obj = request.locate(error.input_array, error.index)
             if obj is not None:
                 failed[id(obj)] = error.type
-        # `request` is the latest exchange's, so that is where each object's word goes (what
-        # `_final` finds by search); this loop runs once per delivered object, hence inlined.
+        # `request` is the latest exchange's, so each object's outcome goes there directly
+        # (the exchange `_final` would find by search).
         words = self.result.exchanges[-1].outcomes
         outcomes = self.result.outcomes
         settled = self._settled
         for obj in request.objects:
             key = id(obj)
             if failed and key in failed:
-                outcome = ObjectOutcome("failed", obj, failed[key])
+                outcome = ObjectOutcome(AttemptOutcome.FAILED, obj, failed[key])
             else:
-                outcome = ObjectOutcome("delivered", obj)
+                outcome = ObjectOutcome(AttemptOutcome.DELIVERED, obj)
             outcomes.append(outcome)
             settled.add(key)
             for op_id in obj.op_ids:
@@ -272,22 +274,22 @@ class TrackDelivery:
         if isinstance(verdict, Accepted):
             self._apply_accepted(verdict, request)
             return
-        if not isinstance(verdict, Rejected):
+        if not isinstance(verdict, RequestRefused):
             self._apply_stop(verdict, objects)
             return
         named = self._fail_named(verdict, request)
         rest = [obj for obj in objects if id(obj) not in named]
         if named:
             for obj in rest:
-                self._note(obj, "bisect")
+                self._note(obj, AttemptOutcome.BISECT)
             if rest:
                 await self._send_all(rest)
             return
         if len(objects) == 1:
-            self._final(objects[0], "failed", verdict.message)
+            self._final(objects[0], AttemptOutcome.FAILED, verdict.message)
             return
         for obj in objects:
-            self._note(obj, "bisect")
+            self._note(obj, AttemptOutcome.BISECT)
         if verdict.too_large:
             await self._halve(objects)
             return
@@ -302,14 +304,14 @@ class TrackDelivery:
         await self._send_all(objects[:half])
         await self._send_all(objects[half:])
 
-    def _fail_named(self, verdict: Rejected, request: TrackRequest) -> set[int]:
+    def _fail_named(self, verdict: RequestRefused, request: TrackRequest) -> set[int]:
         named: dict[int, tuple[PackedObject, str]] = {}
         for error in verdict.errors:
             obj = request.locate(error.input_array, error.index)
             if obj is not None:
                 named[id(obj)] = (obj, error.type)
         for obj, why in named.values():
-            self._final(obj, "failed", why)
+            self._final(obj, AttemptOutcome.FAILED, why)
         return set(named)
 
     async def _isolate(self, objects: list[PackedObject]) -> None:
@@ -332,19 +334,19 @@ class TrackDelivery:
             if isinstance(verdict, Accepted):
                 self._apply_accepted(verdict, request)
                 suspect, deferred = right, []
-            elif isinstance(verdict, Rejected):
+            elif isinstance(verdict, RequestRefused):
                 named = self._fail_named(verdict, request)
                 if named:
                     # Braze named the culprits after all: resend everything else plainly.
                     for obj in test:
                         if id(obj) not in named:
-                            self._note(obj, "bisect")
+                            self._note(obj, AttemptOutcome.BISECT)
                     remaining = [o for o in test + right if id(o) not in named]
                     if remaining:
                         await self._send_all(remaining)
                     return
                 for obj in test:
-                    self._note(obj, "bisect")
+                    self._note(obj, AttemptOutcome.BISECT)
                 if verdict.too_large:
                     # Not about any object after all: resend every unsettled one in halves.
                     await self._halve(test + right)
@@ -363,10 +365,12 @@ class TrackDelivery:
         request = self._request
         if isinstance(verdict, Accepted):
             self._apply_accepted(verdict, request)
-        elif isinstance(verdict, Rejected):
+        elif isinstance(verdict, RequestRefused):
             if not self._fail_named(verdict, request):
                 self._final(
-                    culprit, "failed", f"{verdict.message} (isolated by splitting the request)"
+                    culprit,
+                    AttemptOutcome.FAILED,
+                    f"{verdict.message} (isolated by splitting the request)",
                 )
         else:
             self._apply_stop(verdict, [culprit])
