@@ -58,10 +58,10 @@ async def test_a_database_failure_mid_replay_is_a_clean_500_logged_once(
     assert [entry["event"] for entry in errors] == ["http.unhandled_error"]
     assert errors[0]["error"] == "DBAPIError"
     assert errors[0]["sqlstate"] == "22P02"  # invalid_text_representation
-    # Where, without what: this project's frames by file, line and function.
-    assert any(
-        f.startswith("replay.py:") and f.endswith(" _replay_one") for f in errors[0]["where"]
-    )
+    # Where, without what: this project's frames by file, line and function, from the route in.
+    assert errors[0]["where"][0].startswith("events.py:")
+    assert errors[0]["where"][0].endswith(" replay_one")
+    assert any(frame.startswith("replay.py:") for frame in errors[0]["where"])
     written = json.dumps(logged, default=str) + capsys.readouterr().err
     for leak in (PERSONAL, "SELECT", "CAST", "integer"):
         assert leak not in written
