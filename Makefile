@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint fmt migrate sandbox bench clean chromium
+.PHONY: install run test fuzz lint fmt migrate sandbox bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ chromium:
 		echo "installing Debian's chromium for the console e2e tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# The suite includes tests/fuzz (schemathesis over /openapi.json, about 90 s); `make fuzz` runs
+# that part alone and prints the number of generated cases and failures.
 test: lint chromium
 	$(BIN)/python -m pytest -q
+
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest -q tests/fuzz
 
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench migrations

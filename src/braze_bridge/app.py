@@ -19,7 +19,7 @@ from braze_bridge.console import router as console
 from braze_bridge.db.engine import create_engine, create_sessionmaker
 from braze_bridge.db.repositories import tokens
 from braze_bridge.delivery.worker import DeliveryWorker
-from braze_bridge.errors import install_error_handlers
+from braze_bridge.errors import UNEXPECTED_ERROR_LOGGED, install_error_handlers
 from braze_bridge.ingest.group_commit import GroupCommitter
 from braze_bridge.ingest.lookup import ConnectionLookup
 from braze_bridge.logging import get_logger
@@ -47,7 +47,13 @@ class BridgeApp(FastAPI):
             context: AppContext = self.state.context
             await hooks.serve_webhook(connection_id, context, scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception as exc:
+            # Already answered with a 500 and logged without internals: the server's own
+            # "Exception in ASGI application" line would log it again, traceback, SQL and all.
+            if scope.get(UNEXPECTED_ERROR_LOGGED) is not exc:
+                raise
 
 
 def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:

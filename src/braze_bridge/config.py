@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     http_body_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
     http_keep_alive_seconds: Annotated[int, Field(ge=1, le=600)] = 5
     http_limit_concurrency: Annotated[int, Field(ge=1)] = 2000
+    # Open connections one peer address may hold at once (0 = no cap); behind a proxy every
+    # client is the proxy's address (docs/ops.md).
+    http_max_connections_per_client: Annotated[int, Field(ge=0)] = 200
     retry_horizon_seconds: Annotated[int, Field(ge=60)] = 86_400
     retention_days: Annotated[int, Field(ge=1)] = 30
     log_level: str = "info"

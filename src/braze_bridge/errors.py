@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -111,10 +113,56 @@ def error_response(
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
+UNEXPECTED_ERROR_LOGGED = "braze_bridge.unexpected_error_logged"
+"""Scope key set once a bug was answered and logged, so the server does not log it again."""
+
+
 def unexpected_error_response(exc: BaseException) -> JSONResponse:
-    """A bug must still answer in the contract's shape, and say nothing about internals."""
-    log.error("http.unhandled_error", error=type(exc).__name__, exc_info=exc)
+    """A bug must still answer in the contract's shape, and say nothing about internals.
+
+    It is logged as one line: the exception's type, the types it was raised from, the database's
+    SQLSTATE when there is one, and where it was raised (file, line, function). Never its
+    message or a formatted traceback: a database error's text carries the SQL and its bound
+    parameters (emails, coupon codes), and other messages can quote the input.
+    """
+    log.error(
+        "http.unhandled_error",
+        error=type(exc).__name__,
+        causes=_cause_types(exc),
+        sqlstate=_sqlstate(exc),
+        where=_frames(exc),
+    )
     return error_response(500, "internal_error", "internal error; the request was not completed")
+
+
+def _cause_types(exc: BaseException) -> list[str]:
+    types: list[str] = []
+    seen = exc.__cause__ or exc.__context__
+    while seen is not None and len(types) < 5:
+        types.append(type(seen).__name__)
+        seen = seen.__cause__ or seen.__context__
+    return types
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    for candidate in (exc, getattr(exc, "orig", None), exc.__cause__):
+        state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(state, str):
+            return state
+    return None
+
+
+def _frames(exc: BaseException) -> list[str]:
+    """Where it happened as `file:line function`, without source text or local values: this
+    project's innermost frames, then the innermost frame of all (often inside a library)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if f"{_PACKAGE}/" in f.filename.replace("\\", "/")][-4:]
+    if frames and (not ours or ours[-1] is not frames[-1]):
+        ours.append(frames[-1])
+    return [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in ours]
+
+
+_PACKAGE = "/" + __name__.split(".")[0]
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -146,8 +194,10 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, code, message, headers=dict(exc.headers or {}) or None
         )
 
-    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # Starlette's ServerErrorMiddleware calls this for anything unhandled.
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's ServerErrorMiddleware calls this for anything unhandled, then raises it
+        # again for the server to log; the app swallows that second raise (see the scope key).
+        request.scope[UNEXPECTED_ERROR_LOGGED] = exc
         return unexpected_error_response(exc)
 
     app.add_exception_handler(Exception, on_unexpected)

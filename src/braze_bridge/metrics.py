@@ -44,6 +44,12 @@ WEBHOOKS_ABORTED = Counter(
     "Webhooks whose client disconnected before its body had fully arrived (nothing stored).",
     ["connection_id"],
 )
+HTTP_CONNECTIONS_REFUSED = Counter(
+    "braze_bridge_http_connections_refused_total",
+    "Connections answered 429 and closed before any request was read, by reason: "
+    "per_client_cap (the peer address already held its maximum of open connections).",
+    ["reason"],
+)
 BRAZE_REQUESTS = Counter(
     "braze_bridge_braze_requests_total",
     "HTTP requests sent to Braze, by endpoint path and status code ('error' when no response).",
@@ -105,6 +111,11 @@ _WEBHOOK_COUNTERS: dict[tuple[str | uuid.UUID, str | None, str], Counter] = {}
 def webhook_aborted(connection_id: str | uuid.UUID) -> None:
     """Ingest: the client hung up mid-body; no answer is possible and nothing was stored."""
     WEBHOOKS_ABORTED.labels(str(connection_id)).inc()
+
+
+def http_connection_refused(reason: str) -> None:
+    """HTTP server: a connection refused at accept time (see `braze_bridge.http_server`)."""
+    HTTP_CONNECTIONS_REFUSED.labels(reason).inc()
 
 
 def webhook_received(connection_id: str | uuid.UUID, kind: str | None, outcome: str) -> None:

@@ -1,0 +1,148 @@
+"""One client address may hold only so many connections to the real server at once; beyond
+that a connection is answered 429 in the error shape, closed, and counted. Other addresses
+are unaffected, and a closed connection frees its slot."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_SECRET_KEY
+
+CAP = 3
+HEAVY = "127.0.0.2"  # loopback: every 127/8 address is this machine, each its own peer
+OTHER = "127.0.0.3"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def capped_port(database_url: str) -> Iterator[int]:
+    """`braze-bridge api` with a per-client cap of 3."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRAZE_BRIDGE_")}
+    env.update(
+        BRAZE_BRIDGE_DATABASE_URL=database_url,
+        BRAZE_BRIDGE_SECRET_KEY=TEST_SECRET_KEY,
+        BRAZE_BRIDGE_PORT=str(port),
+        BRAZE_BRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT=str(CAP),
+        # Held connections must stay open for the whole test.
+        BRAZE_BRIDGE_HTTP_KEEP_ALIVE_SECONDS="120",
+        BRAZE_BRIDGE_HTTP_HEADER_TIMEOUT_SECONDS="120",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "braze_bridge", "api"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"api exited early with {process.returncode}"
+            assert time.monotonic() < deadline, "api did not become ready within 60 s"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)  # polling readiness of a subprocess, not synchronising with it
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def connect(port: int, source: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    sock.settimeout(10)
+    return sock
+
+
+def get(sock: socket.socket, path: str) -> tuple[bytes, bytes]:
+    """One keep-alive request; its status line and body (the server answered it, so it has
+    counted this connection)."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head.split(b"\r\n", 1)[0], body
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def refused_count(port: int, source: str) -> float:
+    with connect(port, source) as sock:
+        _, body = get(sock, "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith('braze_bridge_http_connections_refused_total{reason="per_client_cap"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.slow
+def test_connections_beyond_the_per_client_cap_get_429_and_are_counted(capped_port: int) -> None:
+    before = refused_count(capped_port, OTHER)
+    held = [connect(capped_port, HEAVY) for _ in range(CAP)]
+    try:
+        for sock in held:
+            assert get(sock, "/healthz")[0] == b"HTTP/1.1 200 OK"
+
+        with connect(capped_port, HEAVY) as extra:
+            received = read_until_closed(extra)
+        status_line, _, rest = received.partition(b"\r\n")
+        headers, _, body = rest.partition(b"\r\n\r\n")
+        assert status_line == b"HTTP/1.1 429 Too Many Requests"
+        assert b"connection: close" in headers.lower()
+        assert json.loads(body) == {
+            "error": {
+                "code": "too_many_connections",
+                "message": f"this client already holds {CAP} open connections; close one and retry",
+                "details": {"max_connections_per_client": CAP},
+            }
+        }
+
+        # Another address is not affected, and the refusal was counted.
+        assert refused_count(capped_port, OTHER) == before + 1
+        # The held connections still work.
+        assert get(held[0], "/healthz")[0] == b"HTTP/1.1 200 OK"
+    finally:
+        for sock in held[1:]:
+            sock.close()
+
+    # Closing frees slots. The server learns of a close asynchronously, so ask a bounded
+    # number of times; each try is a real connection, not a wait.
+    for _ in range(200):
+        with connect(capped_port, HEAVY) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            if read_until_closed(sock).startswith(b"HTTP/1.1 200 OK"):
+                break
+    else:
+        pytest.fail("a closed connection's slot was never given back")
+    held[0].close()
