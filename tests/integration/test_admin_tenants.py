@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,6 +16,8 @@ from tests.integration.admin_support import (
     error_of,
     fields_of,
 )
+
+pytestmark = pytest.mark.rollback
 
 
 async def tenant_count(sessionmaker: async_sessionmaker[AsyncSession]) -> int:

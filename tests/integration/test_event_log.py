@@ -16,7 +16,6 @@ from tests.ops_factories import (
     Tenancy,
     make_attempt,
     make_event,
-    make_tenancy,
     operations_of,
 )
 
@@ -30,11 +29,6 @@ ITEM_FIELDS = {
     "user",
     "received_at",
 }
-
-
-@pytest.fixture
-async def tenancy(session: AsyncSession) -> Tenancy:
-    return await make_tenancy(session)
 
 
 async def all_pages(

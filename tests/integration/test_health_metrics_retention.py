@@ -21,12 +21,7 @@ from braze_bridge.domain.principal import Principal
 from braze_bridge.domain.statuses import ConnectionState, EventStatus, OperationStatus
 from braze_bridge.ops import events as event_service
 from braze_bridge.ops.retention import purge_expired
-from tests.ops_factories import Tenancy, make_attempt, make_event, make_tenancy, operations_of
-
-
-@pytest.fixture
-async def tenancy(session: AsyncSession) -> Tenancy:
-    return await make_tenancy(session)
+from tests.ops_factories import Tenancy, make_attempt, make_event, operations_of
 
 
 async def set_connection(session: AsyncSession, tenancy: Tenancy, **values: object) -> None:

@@ -26,7 +26,6 @@ from tests.ops_factories import (
     Tenancy,
     make_attempt,
     make_event,
-    make_tenancy,
     operations_of,
     reload_event,
 )
@@ -36,11 +35,6 @@ RECEIVED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 def delivered_event_payload() -> dict[str, Any]:
     return {"name": "extole_reward_fulfilled", "time": RECEIVED.isoformat()}
-
-
-@pytest.fixture
-async def tenancy(session: AsyncSession) -> Tenancy:
-    return await make_tenancy(session)
 
 
 @pytest.fixture
