@@ -3,7 +3,8 @@
 - **fresh database** (the default, and whatever asks for `fresh_database`): a clone of a
   template migrated once, dropped when the test ends. Code that opens its own connections
   (workers, group commit, LISTEN/NOTIFY, subprocesses) sees the test's rows only here.
-- **rollback** (`pytestmark = pytest.mark.rollback`): one database per session; each test runs
+- **rollback** (`pytestmark = pytest.mark.rollback`; one test opts out with
+  `@pytest.mark.fresh_database` or by asking for the `fresh_database` fixture): one database per session; each test runs
   inside a transaction on one connection that is rolled back at teardown. The app under test
   gets a session factory bound to that connection (`join_transaction_mode="create_savepoint"`,
   so a service's commit releases a savepoint). For admin, ops and API-read tests only: the
@@ -22,7 +23,8 @@ import dataclasses
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -48,7 +50,13 @@ from tests.support.state import restore_global_state
 
 pytest_plugins = ["tests.support.tenancy"]
 
-__all__ = ["OPERATOR_TOKEN", "TEST_SECRET_KEY", "asyncpg_dsn", "terminate_other_backends"]
+__all__ = [
+    "OPERATOR_TOKEN",
+    "TEST_SECRET_KEY",
+    "AppStarter",
+    "asyncpg_dsn",
+    "terminate_other_backends",
+]
 
 TEST_SECRET_KEY = "test-secret-key-not-for-production"
 OPERATOR_TOKEN = "bbo_test-operator-token"
@@ -56,9 +64,11 @@ ROLLBACK_MARK = "rollback"
 
 
 def in_rollback_tier(request: pytest.FixtureRequest) -> bool:
-    """Marked `rollback` and not asking for a database of its own."""
+    """Marked `rollback`, and neither marked `fresh_database` nor asking for that fixture."""
+    node = request.node
     return (
-        request.node.get_closest_marker(ROLLBACK_MARK) is not None
+        node.get_closest_marker(ROLLBACK_MARK) is not None
+        and node.get_closest_marker("fresh_database") is None
         and "fresh_database" not in request.fixturenames
     )
 
@@ -210,18 +220,31 @@ def request_sessionmaker(request: pytest.FixtureRequest) -> async_sessionmaker[A
     return bound
 
 
+AppStarter = Callable[[Runtime], AbstractAsyncContextManager[FastAPI]]
+
+
 @pytest.fixture
-async def app(
-    runtime: Runtime, request_sessionmaker: async_sessionmaker[AsyncSession] | None
-) -> AsyncIterator[FastAPI]:
-    application = create_app(runtime)
-    async with LifespanManager(application):
-        if request_sessionmaker is not None:
-            # Requests run on the test's connection, inside its transaction.
-            context = application.state.context
-            application.state.context = dataclasses.replace(
-                context, sessionmaker=request_sessionmaker
-            )
+def start_app(request_sessionmaker: async_sessionmaker[AsyncSession] | None) -> AppStarter:
+    """`async with start_app(runtime) as app:` the app with its lifespan, on this test's tier."""
+
+    @asynccontextmanager
+    async def start(runtime: Runtime) -> AsyncIterator[FastAPI]:
+        application = create_app(runtime)
+        async with LifespanManager(application):
+            if request_sessionmaker is not None:
+                # Requests run on the test's connection, inside its transaction.
+                context = application.state.context
+                application.state.context = dataclasses.replace(
+                    context, sessionmaker=request_sessionmaker
+                )
+            yield application
+
+    return start
+
+
+@pytest.fixture
+async def app(runtime: Runtime, start_app: AppStarter) -> AsyncIterator[FastAPI]:
+    async with start_app(runtime) as application:
         yield application
 
 

@@ -10,16 +10,15 @@ from typing import Any
 import httpx
 import pytest
 import structlog
-from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from braze_bridge.app import Runtime, create_app
+from braze_bridge.app import Runtime
 from braze_bridge.db.models import Connection
 from braze_bridge.domain.statuses import ConnectionState
 from braze_bridge.logging import configure_logging
 from braze_bridge.security.secrets import SecretBox
-from tests.conftest import TEST_SECRET_KEY
+from tests.conftest import TEST_SECRET_KEY, AppStarter
 from tests.factories import make_connection
 from tests.integration.admin_support import (
     API_KEY,
@@ -32,6 +31,8 @@ from tests.integration.admin_support import (
     fields_of,
     load_connection,
 )
+
+pytestmark = pytest.mark.rollback
 
 BOX = SecretBox(TEST_SECRET_KEY)
 NEW_KEY = "9f8e7d6c-5b4a-3210-fedc-ba9876543210"
@@ -394,10 +395,12 @@ class TestCreate:
 
 class TestAnyUrlSwitch:
     @pytest.fixture
-    async def any_url_client(self, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    async def any_url_client(
+        self, runtime: Runtime, start_app: AppStarter
+    ) -> AsyncIterator[httpx.AsyncClient]:
         settings = runtime.settings.model_copy(update={"allow_any_braze_url": True})
-        application = create_app(Runtime(settings, runtime.database_url, runtime.secret_key, False))
-        async with LifespanManager(application):
+        tiered = Runtime(settings, runtime.database_url, runtime.secret_key, False)
+        async with start_app(tiered) as application:
             transport = httpx.ASGITransport(app=application)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
                 yield c

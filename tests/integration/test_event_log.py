@@ -19,6 +19,8 @@ from tests.ops_factories import (
     operations_of,
 )
 
+pytestmark = pytest.mark.rollback
+
 ITEM_FIELDS = {
     "id",
     "connection_id",

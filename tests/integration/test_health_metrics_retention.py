@@ -23,6 +23,8 @@ from braze_bridge.ops import events as event_service
 from braze_bridge.ops.retention import purge_expired
 from tests.ops_factories import Tenancy, make_attempt, make_event, operations_of
 
+pytestmark = pytest.mark.rollback
+
 
 async def set_connection(session: AsyncSession, tenancy: Tenancy, **values: object) -> None:
     connection = await session.get(Connection, tenancy.conn_a.id)

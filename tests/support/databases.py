@@ -1,16 +1,17 @@
 """Creating and dropping test databases on the test server.
 
-`DROP DATABASE` makes Postgres checkpoint, which takes seconds on a busy machine, so a test's
-database is dropped by a background thread while the next test runs. At most `backlog`
-drops wait at any time (a test's teardown blocks beyond that), which bounds the disk a run
-holds to a few databases, and the session waits for every drop before it ends.
+`DROP DATABASE` waits for a checkpoint (PostgreSQL 15 forces one), which takes seconds on a
+busy machine. So a test's database is dropped from background threads while the next tests
+run; drops that wait together share one checkpoint. At most `backlog` drops are unfinished
+at any time (a teardown blocks beyond that), which bounds the disk a run holds, and the
+session waits for every drop before it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -39,29 +40,27 @@ async def server_execute(server_url: str, *statements: str) -> None:
 
 
 class DatabaseDropper:
-    """Drops databases in a background thread, in the order they were handed over."""
+    """Drops databases from background threads; `close` waits for all of them."""
 
-    def __init__(self, server_url: str, backlog: int = 4) -> None:
+    def __init__(self, server_url: str, *, threads: int = 4, backlog: int = 16) -> None:
         self._server_url = server_url
-        self._pending: queue.Queue[str | None] = queue.Queue(maxsize=backlog)
-        self._errors: list[BaseException] = []
-        self._thread = threading.Thread(target=self._run, name="test-db-dropper", daemon=True)
-        self._thread.start()
+        self._slots = threading.BoundedSemaphore(backlog)
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="test-db-dropper")
+        self._futures: list[Future[None]] = []
 
     def drop(self, name: str) -> None:
-        """Queue `name` for dropping; blocks while `backlog` drops are already waiting."""
-        self._pending.put(name)
+        """Queue `name` for dropping; blocks while `backlog` drops are still unfinished."""
+        self._slots.acquire()
+        self._futures.append(self._pool.submit(self._drop, name))
 
     def close(self) -> None:
         """Wait for every queued drop; raises the first failure."""
-        self._pending.put(None)
-        self._thread.join()
-        if self._errors:
-            raise self._errors[0]
+        self._pool.shutdown(wait=True)
+        for future in self._futures:
+            future.result()
 
-    def _run(self) -> None:
-        while (name := self._pending.get()) is not None:
-            try:
-                asyncio.run(server_execute(self._server_url, drop_statement(name)))
-            except Exception as exc:
-                self._errors.append(exc)
+    def _drop(self, name: str) -> None:
+        try:
+            asyncio.run(server_execute(self._server_url, drop_statement(name)))
+        finally:
+            self._slots.release()
