@@ -185,6 +185,8 @@ class TestTokens:
         )
         assert (response.status_code, fields_of(response)) == (422, ["name"])
 
+    # Listed in creation order: inside one transaction every row has the same now().
+    @pytest.mark.fresh_database
     async def test_list_never_shows_token_values(
         self, client: httpx.AsyncClient, tenant_a: TenantWithToken
     ) -> None:
