@@ -136,7 +136,7 @@ async def fresh_database(
     pg_server_url: str, template_database: str, database_dropper: DatabaseDropper
 ) -> AsyncIterator[str]:
     """A migrated database of this test's own, dropped (with any open connection) at teardown."""
-    name = f"bb_t_{uuid.uuid4().hex[:12]}"
+    name = f"bb_t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     await server_execute(pg_server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
     try:
         yield with_database(pg_server_url, name)
