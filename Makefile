@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint fmt migrate sandbox bench clean chromium
+.PHONY: install run test test-fast lint fmt migrate sandbox bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,13 +24,21 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # The console's end-to-end tests drive Debian's Chromium (no browser download: no internet).
+# Installing needs root (or sudo); nothing is run when a chromium is already on PATH.
+SUDO := $(shell test "$$(id -u)" -eq 0 || echo sudo)
 chromium:
-	@test -x /usr/bin/chromium || { \
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
 		echo "installing Debian's chromium for the console e2e tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# What CI runs (.ci/run): lint, then every test, Chromium included.
 test: lint chromium
 	$(BIN)/python -m pytest -q
+
+# For development: no lint, no subprocess/browser tests (`slow`), no Chromium needed.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench migrations
