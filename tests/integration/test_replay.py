@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.api.events import partner_lookup
-from braze_bridge.db.models import AttemptOperation, Connection, EventBody
+from braze_bridge.db.models import AttemptOperation, Connection, Event, EventBody
 from braze_bridge.db.notify import OUTBOX_CHANNEL
 from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus
 from braze_bridge.ops import replay as replay_module
@@ -60,6 +61,40 @@ async def change_settings(session: AsyncSession, tenancy: Tenancy, **settings: A
     connection.settings = settings
     connection.version += 1
     await session.commit()
+
+
+REMAP_BODY = {"type": "reward_fulfilled", "partner_user_id": "u-1"}
+
+
+async def event_mapped_before_a_change(
+    session: AsyncSession,
+    tenancy: Tenancy,
+    *,
+    status: EventStatus = EventStatus.DEAD,
+    operations: Sequence[ObjectSpec | OperationStatus] = (OperationStatus.DEAD,),
+    body: dict[str, Any] | None = None,
+    **new_settings: Any,
+) -> Event:
+    """An event mapped under the connection's settings version 1; the settings then change."""
+    event = await make_event(
+        session,
+        tenancy.conn_a,
+        status=status,
+        received_at=RECEIVED,
+        body=body if body is not None else REMAP_BODY,
+        normalized={MAPPED_VERSION_KEY: 1},
+        operations=operations,
+    )
+    await change_settings(session, tenancy, **new_settings)
+    return event
+
+
+@pytest.fixture
+async def dead_event_with_old_mapping(session: AsyncSession, tenancy: Tenancy) -> Event:
+    """A dead event whose one object was mapped before the connection's settings changed."""
+    return await event_mapped_before_a_change(
+        session, tenancy, operations=[ObjectSpec(OperationStatus.DEAD, payload={"name": "old"})]
+    )
 
 
 class TestReplayOneEvent:
@@ -158,19 +193,16 @@ class TestReplayRemaps:
     async def test_settings_change_remaps_from_the_raw_body_without_resending_delivered(
         self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
     ) -> None:
-        event = await make_event(
+        event = await event_mapped_before_a_change(
             session,
-            tenancy.conn_a,
+            tenancy,
             status=EventStatus.PARTIALLY_DELIVERED,
-            received_at=RECEIVED,
-            body={"type": "reward_fulfilled", "partner_user_id": "u-1"},
-            normalized={"kind": "reward_fulfilled", MAPPED_VERSION_KEY: 1},
             operations=[
                 ObjectSpec(OperationStatus.DELIVERED, payload=delivered_event_payload()),
                 ObjectSpec(OperationStatus.DEAD, kind=ObjectKind.ATTRIBUTES, payload={"pts": "x"}),
             ],
+            loyalty_attribute="loyalty_points",
         )
-        await change_settings(session, tenancy, loyalty_attribute="loyalty_points")
 
         response = await replay(client, tenancy, event.id)
 
@@ -199,16 +231,13 @@ class TestReplayRemaps:
     async def test_a_remap_waits_for_a_live_lease_but_not_for_an_expired_one(
         self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
     ) -> None:
-        event = await make_event(
+        event = await event_mapped_before_a_change(
             session,
-            tenancy.conn_a,
+            tenancy,
             status=EventStatus.QUEUED,
-            received_at=RECEIVED,
-            body={"type": "reward_fulfilled", "partner_user_id": "u-1"},
-            normalized={MAPPED_VERSION_KEY: 1},
             operations=[ObjectSpec(OperationStatus.IN_FLIGHT, payload={"name": "old"})],
+            loyalty_attribute="loyalty_points",
         )
-        await change_settings(session, tenancy, loyalty_attribute="loyalty_points")
         expire = text("UPDATE operations SET lease_expires_at = now() + :shift * interval '1 s'")
 
         await session.execute(expire, {"shift": 60})
@@ -230,18 +259,13 @@ class TestReplayRemaps:
         assert {op.status for op in fresh} == {OperationStatus.PENDING}
 
     async def test_a_second_replay_never_revives_superseded_objects(
-        self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        tenancy: Tenancy,
+        dead_event_with_old_mapping: Event,
     ) -> None:
-        event = await make_event(
-            session,
-            tenancy.conn_a,
-            status=EventStatus.DEAD,
-            received_at=RECEIVED,
-            body={"type": "reward_fulfilled", "partner_user_id": "u-1"},
-            normalized={MAPPED_VERSION_KEY: 1},
-            operations=[ObjectSpec(OperationStatus.DEAD, payload={"name": "old"})],
-        )
-        await change_settings(session, tenancy)
+        event = dead_event_with_old_mapping
         await replay(client, tenancy, event.id)
         ops = await operations_of(session, event)
         ops[1].status = OperationStatus.DEAD  # the new object fails too
@@ -304,15 +328,7 @@ class TestReplayRemaps:
         status: str,
         reason: str,
     ) -> None:
-        event = await make_event(
-            session,
-            tenancy.conn_a,
-            status=EventStatus.DEAD,
-            body=body,
-            normalized={MAPPED_VERSION_KEY: 1},
-            operations=[OperationStatus.DEAD],
-        )
-        await change_settings(session, tenancy, **new_settings)
+        event = await event_mapped_before_a_change(session, tenancy, body=body, **new_settings)
 
         response = await replay(client, tenancy, event.id)
 
@@ -325,18 +341,15 @@ class TestReplayRemaps:
         ]
 
     async def test_remap_without_the_raw_body_is_409_and_changes_nothing(
-        self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        tenancy: Tenancy,
+        dead_event_with_old_mapping: Event,
     ) -> None:
-        event = await make_event(
-            session,
-            tenancy.conn_a,
-            status=EventStatus.DEAD,
-            normalized={MAPPED_VERSION_KEY: 1},
-            operations=[OperationStatus.DEAD],
-        )
-        await session.delete(await session.get(EventBody, event.id))
+        event = dead_event_with_old_mapping
+        await session.delete(await session.get(EventBody, event.id))  # purged by retention
         await session.commit()
-        await change_settings(session, tenancy)
 
         response = await replay(client, tenancy, event.id)
 
