@@ -35,8 +35,7 @@ def make_worker(
     worker_id: str = "test-worker",
     **options: Any,
 ) -> DeliveryWorker:
-    # configure_logging binds the sys.stderr of the moment; an earlier test's (closed) capture
-    # stream would make the worker's log calls raise.
+    # Quiet workers; tests/support/state.py puts the previous configuration back afterwards.
     configure_logging("warning")
     values: dict[str, Any] = {"lanes": 1, "linger_ms": 0, "poll_seconds": 0.05}
     values.update(options)

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from braze_bridge.app import Runtime
 from braze_bridge.db.models import Connection
 from braze_bridge.domain.statuses import ConnectionState
-from braze_bridge.logging import configure_logging
 from braze_bridge.security.secrets import SecretBox
 from tests.conftest import TEST_SECRET_KEY, AppStarter
 from tests.factories import make_connection
@@ -924,8 +923,6 @@ class TestSecretsStayOutOfLogs:
         tenant_a: TenantWithToken,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
-        # The level a test before this one configured would filter out the info lines.
-        configure_logging("debug")
         with structlog.testing.capture_logs() as captured:
             created = await create(client, tenant_a.headers, extole_body())
             url = f"/v1/connections/{created['id']}"

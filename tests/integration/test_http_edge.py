@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Message
 
 from braze_bridge.db.models import EventBody
-from braze_bridge.logging import configure_logging
 from braze_bridge.security.webhook_auth import sign_hmac_sha256
 from tests import extole_bodies as bodies
 from tests.conftest import TEST_SECRET_KEY
@@ -210,8 +209,6 @@ class TestAbortedUpload:
     async def test_a_client_gone_mid_body_is_counted_and_logged_quietly(
         self, app: FastAPI, session: AsyncSession
     ) -> None:
-        # An earlier test's log level would filter out the info line this test looks for.
-        configure_logging("debug")
         tenant = await make_tenant(session)
         connection = await make_connection(session, tenant)
         labels = {"connection_id": str(connection.id)}
