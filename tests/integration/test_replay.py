@@ -32,6 +32,8 @@ from tests.ops_factories import (
     reload_event,
 )
 
+pytestmark = pytest.mark.rollback
+
 RECEIVED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
@@ -165,6 +167,7 @@ class TestReplayOneEvent:
         ] * 2
         assert (await reload_event(session, event)).status == EventStatus.DELIVERED
 
+    @pytest.mark.fresh_database  # NOTIFY is delivered at commit, which the rollback tier never does
     async def test_requeue_wakes_the_workers(
         self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy, database_url: str
     ) -> None:
@@ -360,6 +363,9 @@ class TestReplayRemaps:
         assert (await reload_event(session, event)).status == EventStatus.DEAD
 
 
+# A job takes the events received up to its creation; inside one transaction now() is the
+# transaction's start, before the test's events, so jobs need a database of their own.
+@pytest.mark.fresh_database
 class TestBulkReplay:
     @pytest.mark.usefixtures("manual_runner")
     async def test_job_replays_matching_events_and_reports_progress(
@@ -545,6 +551,7 @@ class TestBulkReplay:
         assert peek.json()["error"]["code"] == "not_found"
 
 
+@pytest.mark.fresh_database
 @pytest.mark.usefixtures("manual_runner")
 async def test_a_stopping_runner_hands_its_job_back_for_another_to_finish(
     client: httpx.AsyncClient,
