@@ -1,16 +1,17 @@
 """Real PostgreSQL for every test, in two tiers.
 
-- **fresh database** (the default, and whatever asks for `fresh_database`): a clone of a
-  template migrated once, dropped when the test ends. Code that opens its own connections
-  (workers, group commit, LISTEN/NOTIFY, subprocesses) sees the test's rows only here.
-- **rollback** (`pytestmark = pytest.mark.rollback`; one test opts out with
-  `@pytest.mark.fresh_database` or by asking for the `fresh_database` fixture): one database per session; each test runs
-  inside a transaction on one connection that is rolled back at teardown. The app under test
+- **fresh database** (the default): a clone of a template migrated once, dropped when the
+  test ends. Code that opens its own connections (workers, group commit, LISTEN/NOTIFY,
+  subprocesses) sees the test's rows only here.
+- **rollback** (`pytestmark = pytest.mark.rollback`): one database per session; each test
+  runs inside a transaction on one connection, rolled back at teardown. The app under test
   gets a session factory bound to that connection (`join_transaction_mode="create_savepoint"`,
   so a service's commit releases a savepoint). For admin, ops and API-read tests only: the
-  lifespan's own engine, group committers and lookup see committed rows, never the test's, so
-  anything that ingests a webhook, delivers, or reads through `context.engine` (content,
-  preview) belongs in the fresh tier.
+  lifespan's own engine, group committers and lookup see committed rows, never the test's,
+  and `now()` is the transaction's start. So whatever ingests a webhook, delivers, reads
+  through `context.engine` (content, preview), listens for NOTIFY or compares `now()` with
+  rows the test made stays fresh: mark that test `@pytest.mark.fresh_database` or have it ask
+  for the `fresh_database` fixture.
 
 The server is `BRAZE_BRIDGE_TEST_DATABASE_URL` when set (CI), else an embedded one started for
 the session.
