@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test fuzz lint fmt migrate sandbox bench clean chromium
+.PHONY: install run test test-fast fuzz lint fmt migrate sandbox bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,18 +24,26 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # The console's end-to-end tests drive Debian's Chromium (no browser download: no internet).
+# Installing needs root (or sudo); nothing is run when a chromium is already on PATH.
+SUDO := $(shell test "$$(id -u)" -eq 0 || echo sudo)
 chromium:
-	@test -x /usr/bin/chromium || { \
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
 		echo "installing Debian's chromium for the console e2e tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-# The suite includes tests/fuzz (schemathesis over /openapi.json, about 90 s); `make fuzz` runs
-# that part alone and prints the number of generated cases and failures.
+# What CI runs (.ci/run): lint, then every test, Chromium included. The suite includes
+# tests/fuzz (schemathesis over /openapi.json, about 90 s); `make fuzz` runs that part alone and
+# prints the number of generated cases and failures.
 test: lint chromium
 	$(BIN)/python -m pytest -q
 
 fuzz: $(STAMP)
 	$(BIN)/python -m pytest -q tests/fuzz
+
+# For development: no lint, no subprocess/browser tests (`slow`), no fuzzing, no Chromium needed.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not fuzz"
 
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench migrations

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from braze_bridge.db.models import Connection, Event, OutboxOperation, Tenant
 from braze_bridge.db.repositories import tenants, tokens
+from braze_bridge.domain.operations import UserRef
 from braze_bridge.domain.statuses import (
     ConnectionState,
     EventStatus,
@@ -37,6 +38,22 @@ class MadeConnection:
         return self.row.id
 
 
+@dataclass
+class TenantWithToken:
+    """A tenant and a plaintext admin token of its own."""
+
+    tenant: Tenant
+    token: str
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.tenant.id
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
 async def make_tenant(session: AsyncSession, slug: str | None = None) -> Tenant:
     slug = slug or f"t-{uuid.uuid4().hex[:8]}"
     tenant = await tenants.create_tenant(session, slug=slug, name=slug.title())
@@ -55,6 +72,11 @@ async def make_token(session: AsyncSession, tenant: Tenant | None) -> str:
     )
     await session.commit()
     return token
+
+
+async def make_tenant_with_token(session: AsyncSession, slug: str | None = None) -> TenantWithToken:
+    tenant = await make_tenant(session, slug)
+    return TenantWithToken(tenant, await make_token(session, tenant))
 
 
 async def make_connection(
@@ -137,7 +159,8 @@ async def make_operations(
             await session.flush()
         assert event is not None
         ext = f"user-{n % users}" if users else external_id
-        user_key = f"id:{ext}" if ext else f"email:{(email or '').lower()}"
+        user = UserRef(external_id=ext, email=email, unknown_user=unknown_user)
+        assert user.key is not None, "an object needs an external id or an email"
         rows.append(
             OutboxOperation(
                 event_id=event.id,
@@ -145,7 +168,7 @@ async def make_operations(
                 connection_id=connection.id,
                 position=n % per_event,
                 kind=kind,
-                user_key=user_key,
+                user_key=user.key,
                 external_id=ext,
                 email=email,
                 unknown_user=unknown_user,

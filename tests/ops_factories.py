@@ -23,7 +23,12 @@ from braze_bridge.db.models import (
 )
 from braze_bridge.domain.ids import uuid7
 from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus
-from tests.factories import MadeConnection, make_connection, make_tenant, make_token
+from tests.factories import (
+    MadeConnection,
+    TenantWithToken,
+    make_connection,
+    make_tenant_with_token,
+)
 
 DEFAULT_BODY: dict[str, Any] = {
     "type": "reward_fulfilled",
@@ -173,30 +178,45 @@ async def make_attempt(
 
 @dataclass
 class Tenancy:
-    """Two tenants, each with a token and a connection, plus an operator token."""
+    """Two tenants, each with a token and a connection of its own."""
 
-    tenant_a: Tenant
-    tenant_b: Tenant
-    token_a: str
-    token_b: str
+    a: TenantWithToken
+    b: TenantWithToken
     conn_a: MadeConnection
     conn_b: MadeConnection
 
+    @property
+    def tenant_a(self) -> Tenant:
+        return self.a.tenant
+
+    @property
+    def tenant_b(self) -> Tenant:
+        return self.b.tenant
+
+    @property
+    def token_a(self) -> str:
+        return self.a.token
+
+    @property
+    def token_b(self) -> str:
+        return self.b.token
+
     def headers_a(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token_a}"}
+        return self.a.headers
 
     def headers_b(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token_b}"}
+        return self.b.headers
 
 
-async def make_tenancy(session: AsyncSession) -> Tenancy:
-    tenant_a = await make_tenant(session, f"acme-{uuid.uuid4().hex[:6]}")
-    tenant_b = await make_tenant(session, f"globex-{uuid.uuid4().hex[:6]}")
+async def make_tenancy(
+    session: AsyncSession, a: TenantWithToken | None = None, b: TenantWithToken | None = None
+) -> Tenancy:
+    """Connections for `a` and `b` (new tenants with unique slugs when not given)."""
+    a = a or await make_tenant_with_token(session, f"acme-{uuid.uuid4().hex[:6]}")
+    b = b or await make_tenant_with_token(session, f"globex-{uuid.uuid4().hex[:6]}")
     return Tenancy(
-        tenant_a,
-        tenant_b,
-        await make_token(session, tenant_a),
-        await make_token(session, tenant_b),
-        await make_connection(session, tenant_a, name="Acme referral → Braze"),
-        await make_connection(session, tenant_b, name="Globex loyalty → Braze"),
+        a,
+        b,
+        await make_connection(session, a.tenant, name="Acme referral → Braze"),
+        await make_connection(session, b.tenant, name="Globex loyalty → Braze"),
     )

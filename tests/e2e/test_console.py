@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import tempfile
 import threading
 from collections.abc import AsyncIterator
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from braze_bridge.app import Runtime, create_app
@@ -29,32 +28,15 @@ from tests.ops_factories import (
     Tenancy,
     make_attempt,
     make_event,
-    make_tenancy,
     operations_of,
     reload_event,
 )
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Look at these to check the layout; never committed.
 SCREENSHOT_DIR = Path(tempfile.gettempdir()) / "braze-bridge-console"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -88,25 +70,6 @@ async def live_server(runtime: Runtime) -> AsyncIterator[LiveServer]:
     finally:
         server.should_exit = True
         await asyncio.to_thread(thread.join, 15)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: run `make chromium` (apt-get install -y chromium)")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-@pytest.fixture
-async def tenancy(session: AsyncSession) -> Tenancy:
-    return await make_tenancy(session)
 
 
 async def signed_in_page(browser: Browser, server: LiveServer, token: str) -> Page:

@@ -6,17 +6,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from tests.e2e.test_console import CHROMIUM, CHROMIUM_ARGS
-from tests.e2e.test_embedded_serve import cli_env, free_port, wait_ready
+from tests.support.processes import running_sandbox, running_serve
 
 pytestmark = pytest.mark.slow
 
@@ -25,51 +22,16 @@ OPERATOR = "bbo_quickstart-operator-token"
 
 @pytest.fixture
 def sandbox() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "braze_bridge", "sandbox", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/_sandbox/received", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with running_sandbox() as url:
+        yield url
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = cli_env(tmp_path, port)
-    env.update(BRAZE_BRIDGE_ALLOW_ANY_BRAZE_URL="1", BRAZE_BRIDGE_BOOTSTRAP_TOKEN=OPERATOR)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "braze_bridge", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: run `make chromium` (apt-get install -y chromium)")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    with running_serve(
+        tmp_path, BRAZE_BRIDGE_ALLOW_ANY_BRAZE_URL="1", BRAZE_BRIDGE_BOOTSTRAP_TOKEN=OPERATOR
+    ) as url:
+        yield url
 
 
 async def test_a_signed_reward_shows_up_delivered_in_the_console(
@@ -123,6 +85,7 @@ async def test_a_signed_reward_shows_up_delivered_in_the_console(
         await row.click()
         await expect(page.get_by_test_id("attempt")).to_contain_text("HTTP 201")
 
-    received = httpx.get(f"{sandbox}/_sandbox/received").json()
+    async with httpx.AsyncClient(timeout=30) as http:
+        received = (await http.get(f"{sandbox}/_sandbox/received")).json()
     tracks = [r["body"] for r in received["requests"] if r["endpoint"] == "/users/track"]
     assert [e["name"] for t in tracks for e in t.get("events", [])] == ["extole_reward_fulfilled"]

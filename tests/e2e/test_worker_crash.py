@@ -9,10 +9,8 @@ the test checks that every duplicate belongs to that in-flight set and nothing e
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,8 +21,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import TEST_SECRET_KEY
-from tests.e2e.test_embedded_serve import free_port
 from tests.factories import make_connection, make_operations, make_tenant
+from tests.support.processes import cli_env, running_sandbox, start_cli
 
 pytestmark = pytest.mark.slow
 
@@ -33,52 +31,18 @@ COUNT = 1500
 
 @pytest.fixture
 def sandbox_url() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own CLI
-        [
-            sys.executable,
-            "-m",
-            "braze_bridge",
-            "sandbox",
-            "--port",
-            str(port),
-            "--latency-ms",
-            "300",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/_sandbox/received", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("sandbox did not start")
+    with running_sandbox(latency_ms=300) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def start_worker(database_url: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRAZE_BRIDGE_")}
-    env.update(
+    env = cli_env(
         BRAZE_BRIDGE_DATABASE_URL=database_url,
         BRAZE_BRIDGE_SECRET_KEY=TEST_SECRET_KEY,
         BRAZE_BRIDGE_WORKER_LEASE_SECONDS="5",
         BRAZE_BRIDGE_WORKER_POLL_SECONDS="0.5",
     )
-    return subprocess.Popen(
-        [sys.executable, "-m", "braze_bridge", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return start_cli(["worker"], env)
 
 
 async def counts(session: AsyncSession) -> dict[str, int]:
@@ -110,7 +74,7 @@ async def test_sigkill_mid_batch_then_a_new_worker_delivers_everything(
             session, lambda c: c.get("delivered", 0) >= 150 and c.get("in_flight", 0) > 0
         )
         first.send_signal(signal.SIGKILL)
-        first.wait(10)
+        await asyncio.to_thread(first.wait, 10)
     finally:
         if first.poll() is None:
             first.kill()
@@ -128,10 +92,12 @@ async def test_sigkill_mid_batch_then_a_new_worker_delivers_everything(
         final = await wait_for(session, lambda c: c.get("delivered", 0) == COUNT)
     finally:
         second.send_signal(signal.SIGTERM)
-        assert second.wait(30) == 0
+        assert await asyncio.to_thread(second.wait, 30) == 0
     assert final == {"delivered": COUNT}
 
-    received = httpx.get(f"{sandbox_url}/_sandbox/received", params={"limit": 0}, timeout=10).json()
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.get(f"{sandbox_url}/_sandbox/received", params={"limit": 0})
+    received = answer.json()
     seen = Counter(
         event["properties"]["n"]
         for request in received["requests"]

@@ -1,47 +1,23 @@
-"""Shared pieces of the admin API tests: tenants with tokens, request bodies, row access."""
+"""Shared pieces of the admin API tests: request bodies, row access, the error shape.
+
+The `tenant_a` / `tenant_b` fixtures live in tests/support/tenancy.py."""
 
 from __future__ import annotations
 
 import copy
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from braze_bridge.db.models import Connection, ConnectionAudit, Tenant
-from tests.factories import make_tenant, make_token
+from braze_bridge.db.models import Connection, ConnectionAudit
+from tests.factories import TenantWithToken
+
+__all__ = ["TenantWithToken"]
 
 BRAZE = "https://rest.iad-01.braze.com"
 API_KEY = "0a1b2c3d-4e5f-6789-abcd-ef0123456789"
-
-
-@dataclass
-class TenantWithToken:
-    tenant: Tenant
-    token: str
-
-    @property
-    def id(self) -> uuid.UUID:
-        return self.tenant.id
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-@pytest.fixture
-async def tenant_a(session: AsyncSession) -> TenantWithToken:
-    tenant = await make_tenant(session, "acme")
-    return TenantWithToken(tenant, await make_token(session, tenant))
-
-
-@pytest.fixture
-async def tenant_b(session: AsyncSession) -> TenantWithToken:
-    tenant = await make_tenant(session, "globex")
-    return TenantWithToken(tenant, await make_token(session, tenant))
 
 
 def extole_body(tenant_id: uuid.UUID | None = None, **overrides: Any) -> dict[str, Any]:

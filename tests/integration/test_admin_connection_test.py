@@ -17,6 +17,8 @@ from braze_bridge.security.secrets import SecretBox
 from tests.factories import MadeConnection, make_connection
 from tests.integration.admin_support import BRAZE, TenantWithToken, audit_rows, load_connection
 
+pytestmark = pytest.mark.rollback
+
 OK_TRACK = {"message": "success", "attributes_processed": 0}
 
 

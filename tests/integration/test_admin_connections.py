@@ -10,15 +10,14 @@ from typing import Any
 import httpx
 import pytest
 import structlog
-from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from braze_bridge.app import Runtime, create_app
+from braze_bridge.app import Runtime
 from braze_bridge.db.models import Connection
 from braze_bridge.domain.statuses import ConnectionState
 from braze_bridge.security.secrets import SecretBox
-from tests.conftest import TEST_SECRET_KEY
+from tests.conftest import TEST_SECRET_KEY, AppStarter
 from tests.factories import make_connection
 from tests.integration.admin_support import (
     API_KEY,
@@ -31,6 +30,8 @@ from tests.integration.admin_support import (
     fields_of,
     load_connection,
 )
+
+pytestmark = pytest.mark.rollback
 
 BOX = SecretBox(TEST_SECRET_KEY)
 NEW_KEY = "9f8e7d6c-5b4a-3210-fedc-ba9876543210"
@@ -62,6 +63,12 @@ async def create(
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
+
+
+@pytest.fixture
+async def created_extole(client: httpx.AsyncClient, tenant_a: TenantWithToken) -> dict[str, Any]:
+    """Tenant A's Extole connection as its creation answered (the one time secrets are shown)."""
+    return await create(client, tenant_a.headers, extole_body())
 
 
 class TestCreate:
@@ -522,10 +529,12 @@ class TestCreate:
 
 class TestAnyUrlSwitch:
     @pytest.fixture
-    async def any_url_client(self, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    async def any_url_client(
+        self, runtime: Runtime, start_app: AppStarter
+    ) -> AsyncIterator[httpx.AsyncClient]:
         settings = runtime.settings.model_copy(update={"allow_any_braze_url": True})
-        application = create_app(Runtime(settings, runtime.database_url, runtime.secret_key, False))
-        async with LifespanManager(application):
+        tiered = Runtime(settings, runtime.database_url, runtime.secret_key, False)
+        async with start_app(tiered) as application:
             transport = httpx.ASGITransport(app=application)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
                 yield c
@@ -547,19 +556,25 @@ class TestAnyUrlSwitch:
 
 class TestRead:
     async def test_reads_never_carry_secrets(
-        self, client: httpx.AsyncClient, tenant_a: TenantWithToken
+        self,
+        client: httpx.AsyncClient,
+        tenant_a: TenantWithToken,
+        created_extole: dict[str, Any],
     ) -> None:
-        created = await create(client, tenant_a.headers, extole_body())
-        one = await client.get(f"/v1/connections/{created['id']}", headers=tenant_a.headers)
+        one = await client.get(f"/v1/connections/{created_extole['id']}", headers=tenant_a.headers)
         many = await client.get("/v1/connections", headers=tenant_a.headers)
 
         expected = {
-            k: v for k, v in created.items() if k not in ("webhook_secret", "content_token")
+            k: v for k, v in created_extole.items() if k not in ("webhook_secret", "content_token")
         }
         assert one.json() == expected
         assert many.json() == {"items": [expected], "next_cursor": None}
         for text in (one.text, many.text):
-            for secret in (API_KEY, created["webhook_secret"], created["content_token"]):
+            for secret in (
+                API_KEY,
+                created_extole["webhook_secret"],
+                created_extole["content_token"],
+            ):
                 assert secret not in text
 
     async def test_list_is_scoped_filtered_and_paginated(
@@ -624,14 +639,14 @@ class TestSecretsAtRest:
         client: httpx.AsyncClient,
         tenant_a: TenantWithToken,
         sessionmaker: async_sessionmaker[AsyncSession],
+        created_extole: dict[str, Any],
     ) -> None:
-        created = await create(client, tenant_a.headers, extole_body())
-        row = await load_connection(sessionmaker, created["id"])
+        row = await load_connection(sessionmaker, created_extole["id"])
 
         pairs = [
             (row.braze_api_key_enc, API_KEY),
-            (row.webhook_secret_enc, created["webhook_secret"]),
-            (row.content_token_enc or "", created["content_token"]),
+            (row.webhook_secret_enc, created_extole["webhook_secret"]),
+            (row.content_token_enc or "", created_extole["content_token"]),
         ]
         for ciphertext, plaintext in pairs:
             assert plaintext not in ciphertext
@@ -648,10 +663,10 @@ class TestPatch:
         client: httpx.AsyncClient,
         tenant_a: TenantWithToken,
         sessionmaker: async_sessionmaker[AsyncSession],
+        created_extole: dict[str, Any],
     ) -> None:
-        created = await create(client, tenant_a.headers, extole_body())
         response = await client.patch(
-            f"/v1/connections/{created['id']}",
+            f"/v1/connections/{created_extole['id']}",
             json={"braze": {"api_key": NEW_KEY}},
             headers=tenant_a.headers,
         )
@@ -660,18 +675,20 @@ class TestPatch:
         body = response.json()
         assert body["braze"] == {"rest_endpoint": BRAZE, "api_key_last4": "3210", "app_id": None}
         assert body["version"] == 2
-        assert body["settings"] == created["settings"]
-        assert body["name"] == created["name"]
+        assert body["settings"] == created_extole["settings"]
+        assert body["name"] == created_extole["name"]
         assert NEW_KEY not in response.text
-        row = await load_connection(sessionmaker, created["id"])
+        row = await load_connection(sessionmaker, created_extole["id"])
         assert BOX.decrypt(row.braze_api_key_enc) == NEW_KEY
-        assert BOX.decrypt(row.webhook_secret_enc) == created["webhook_secret"]
-        audits = await audit_rows(sessionmaker, created["id"])
+        assert BOX.decrypt(row.webhook_secret_enc) == created_extole["webhook_secret"]
+        audits = await audit_rows(sessionmaker, created_extole["id"])
         assert [(a.action, a.fields) for a in audits] == [
             ("create", []),
             ("update", ["braze.api_key"]),
         ]
-        audit = await client.get(f"/v1/connections/{created['id']}/audit", headers=tenant_a.headers)
+        audit = await client.get(
+            f"/v1/connections/{created_extole['id']}/audit", headers=tenant_a.headers
+        )
         assert [e["fields"] for e in audit.json()["items"]] == [["braze.api_key"], []]
         assert NEW_KEY not in audit.text
         assert API_KEY not in audit.text
@@ -708,24 +725,24 @@ class TestPatch:
         client: httpx.AsyncClient,
         tenant_a: TenantWithToken,
         sessionmaker: async_sessionmaker[AsyncSession],
+        created_extole: dict[str, Any],
     ) -> None:
-        created = await create(client, tenant_a.headers, extole_body())
         response = await client.patch(
-            f"/v1/connections/{created['id']}",
+            f"/v1/connections/{created_extole['id']}",
             json={"name": "renamed", "settings": {"reward_states": ["FULFILLED", "LOST"]}},
             headers=tenant_a.headers,
         )
 
         assert (response.status_code, fields_of(response)) == (422, ["settings.reward_states.1"])
         after = (
-            await client.get(f"/v1/connections/{created['id']}", headers=tenant_a.headers)
+            await client.get(f"/v1/connections/{created_extole['id']}", headers=tenant_a.headers)
         ).json()
         assert (after["name"], after["version"], after["settings"]) == (
-            created["name"],
+            created_extole["name"],
             1,
-            created["settings"],
+            created_extole["settings"],
         )
-        assert len(await audit_rows(sessionmaker, created["id"])) == 1
+        assert len(await audit_rows(sessionmaker, created_extole["id"])) == 1
 
     @pytest.mark.parametrize(
         ("patch", "field"),
@@ -750,31 +767,35 @@ class TestPatch:
         client: httpx.AsyncClient,
         tenant_a: TenantWithToken,
         sessionmaker: async_sessionmaker[AsyncSession],
+        created_extole: dict[str, Any],
     ) -> None:
-        created = await create(client, tenant_a.headers, extole_body())
         response = await client.patch(
-            f"/v1/connections/{created['id']}", json=patch, headers=tenant_a.headers
+            f"/v1/connections/{created_extole['id']}", json=patch, headers=tenant_a.headers
         )
 
         assert (response.status_code, fields_of(response)) == (422, [field])
-        row = await load_connection(sessionmaker, created["id"])
-        assert (row.version, row.name, row.braze_rest_endpoint) == (1, created["name"], BRAZE)
+        row = await load_connection(sessionmaker, created_extole["id"])
+        assert (row.version, row.name, row.braze_rest_endpoint) == (
+            1,
+            created_extole["name"],
+            BRAZE,
+        )
 
     async def test_noop_patch_changes_nothing(
         self,
         client: httpx.AsyncClient,
         tenant_a: TenantWithToken,
         sessionmaker: async_sessionmaker[AsyncSession],
+        created_extole: dict[str, Any],
     ) -> None:
-        created = await create(client, tenant_a.headers, extole_body())
         response = await client.patch(
-            f"/v1/connections/{created['id']}",
-            json={"name": created["name"], "braze": {"api_key": API_KEY}, "settings": {}},
+            f"/v1/connections/{created_extole['id']}",
+            json={"name": created_extole["name"], "braze": {"api_key": API_KEY}, "settings": {}},
             headers=tenant_a.headers,
         )
         assert (response.status_code, response.json()["version"]) == (200, 1)
-        assert response.json()["updated_at"] == created["updated_at"]
-        assert len(await audit_rows(sessionmaker, created["id"])) == 1
+        assert response.json()["updated_at"] == created_extole["updated_at"]
+        assert len(await audit_rows(sessionmaker, created_extole["id"])) == 1
 
     @pytest.mark.parametrize(
         ("patch", "state_after"),
@@ -805,10 +826,12 @@ class TestPatch:
         assert ("state" in audits[-1].fields) == (state_after == "active")
 
     async def test_switching_auth_modes_sets_and_clears_the_basic_username(
-        self, client: httpx.AsyncClient, tenant_a: TenantWithToken
+        self,
+        client: httpx.AsyncClient,
+        tenant_a: TenantWithToken,
+        created_extole: dict[str, Any],
     ) -> None:
-        created = await create(client, tenant_a.headers, extole_body())
-        url = f"/v1/connections/{created['id']}"
+        url = f"/v1/connections/{created_extole['id']}"
 
         basic = await client.patch(
             url, json={"webhook_auth": {"mode": "basic"}}, headers=tenant_a.headers
@@ -867,9 +890,9 @@ class TestDelete:
         client: httpx.AsyncClient,
         tenant_a: TenantWithToken,
         sessionmaker: async_sessionmaker[AsyncSession],
+        created_extole: dict[str, Any],
     ) -> None:
-        created = await create(client, tenant_a.headers, extole_body())
-        url = f"/v1/connections/{created['id']}"
+        url = f"/v1/connections/{created_extole['id']}"
 
         deleted = await client.delete(url, headers=tenant_a.headers)
 
@@ -887,9 +910,9 @@ class TestDelete:
             assert response.status_code == 404, (method, path)
         listed = await client.get("/v1/connections", headers=tenant_a.headers)
         assert listed.json()["items"] == []
-        row = await load_connection(sessionmaker, created["id"])
+        row = await load_connection(sessionmaker, created_extole["id"])
         assert row.deleted_at is not None
-        assert [a.action for a in await audit_rows(sessionmaker, created["id"])] == [
+        assert [a.action for a in await audit_rows(sessionmaker, created_extole["id"])] == [
             "create",
             "delete",
         ]
@@ -901,28 +924,32 @@ class TestRotation:
         client: httpx.AsyncClient,
         tenant_a: TenantWithToken,
         sessionmaker: async_sessionmaker[AsyncSession],
+        created_extole: dict[str, Any],
     ) -> None:
-        created = await create(client, tenant_a.headers, extole_body())
         before = datetime.now(UTC)
 
         response = await client.post(
-            f"/v1/connections/{created['id']}/rotate-secret", headers=tenant_a.headers
+            f"/v1/connections/{created_extole['id']}/rotate-secret", headers=tenant_a.headers
         )
 
         assert response.status_code == 200
         body = response.json()
         new_secret = body["webhook_secret"]
         assert new_secret.startswith("whsec_")
-        assert new_secret != created["webhook_secret"]
+        assert new_secret != created_extole["webhook_secret"]
         expires = datetime.fromisoformat(body["webhook_auth"]["previous_secret_expires_at"])
         assert before + timedelta(hours=24) <= expires <= datetime.now(UTC) + timedelta(hours=24)
         assert body["version"] == 2
-        row = await load_connection(sessionmaker, created["id"])
+        row = await load_connection(sessionmaker, created_extole["id"])
         assert BOX.decrypt(row.webhook_secret_enc) == new_secret
-        assert BOX.decrypt(row.previous_webhook_secret_enc or "") == created["webhook_secret"]
+        assert (
+            BOX.decrypt(row.previous_webhook_secret_enc or "") == created_extole["webhook_secret"]
+        )
         assert row.previous_secret_expires_at == expires
-        assert (await audit_rows(sessionmaker, created["id"]))[-1].fields == ["webhook_auth.secret"]
-        read = await client.get(f"/v1/connections/{created['id']}", headers=tenant_a.headers)
+        assert (await audit_rows(sessionmaker, created_extole["id"]))[-1].fields == [
+            "webhook_auth.secret"
+        ]
+        read = await client.get(f"/v1/connections/{created_extole['id']}", headers=tenant_a.headers)
         assert new_secret not in read.text
         assert "webhook_secret" not in read.json()
 
@@ -931,13 +958,13 @@ class TestRotation:
         client: httpx.AsyncClient,
         tenant_a: TenantWithToken,
         sessionmaker: async_sessionmaker[AsyncSession],
+        created_extole: dict[str, Any],
     ) -> None:
-        created = await create(client, tenant_a.headers, extole_body())
-        url = f"/v1/connections/{created['id']}/rotate-secret"
+        url = f"/v1/connections/{created_extole['id']}/rotate-secret"
         second = (await client.post(url, headers=tenant_a.headers)).json()["webhook_secret"]
         third = (await client.post(url, headers=tenant_a.headers)).json()["webhook_secret"]
 
-        row = await load_connection(sessionmaker, created["id"])
+        row = await load_connection(sessionmaker, created_extole["id"])
         assert BOX.decrypt(row.webhook_secret_enc) == third
         assert BOX.decrypt(row.previous_webhook_secret_enc or "") == second
 
@@ -946,21 +973,21 @@ class TestRotation:
         client: httpx.AsyncClient,
         tenant_a: TenantWithToken,
         sessionmaker: async_sessionmaker[AsyncSession],
+        created_extole: dict[str, Any],
     ) -> None:
-        created = await create(client, tenant_a.headers, extole_body())
         response = await client.post(
-            f"/v1/connections/{created['id']}/rotate-secret",
+            f"/v1/connections/{created_extole['id']}/rotate-secret",
             json={"grace_seconds": 0},
             headers=tenant_a.headers,
         )
         too_long = await client.post(
-            f"/v1/connections/{created['id']}/rotate-secret",
+            f"/v1/connections/{created_extole['id']}/rotate-secret",
             json={"grace_seconds": 86_401},
             headers=tenant_a.headers,
         )
 
         assert response.json()["webhook_auth"]["previous_secret_expires_at"] is None
-        row = await load_connection(sessionmaker, created["id"])
+        row = await load_connection(sessionmaker, created_extole["id"])
         assert row.previous_webhook_secret_enc is None
         assert (too_long.status_code, fields_of(too_long)) == (422, ["grace_seconds"])
         assert BOX.decrypt(row.webhook_secret_enc) == response.json()["webhook_secret"]
@@ -970,19 +997,21 @@ class TestRotation:
         client: httpx.AsyncClient,
         tenant_a: TenantWithToken,
         sessionmaker: async_sessionmaker[AsyncSession],
+        created_extole: dict[str, Any],
     ) -> None:
-        created = await create(client, tenant_a.headers, extole_body())
         response = await client.post(
-            f"/v1/connections/{created['id']}/rotate-content-token", headers=tenant_a.headers
+            f"/v1/connections/{created_extole['id']}/rotate-content-token", headers=tenant_a.headers
         )
 
         token = response.json()["content_token"]
         assert (response.status_code, token.startswith("bbc_")) == (200, True)
-        assert token != created["content_token"]
-        row = await load_connection(sessionmaker, created["id"])
+        assert token != created_extole["content_token"]
+        row = await load_connection(sessionmaker, created_extole["id"])
         assert BOX.decrypt(row.content_token_enc or "") == token
-        assert BOX.decrypt(row.webhook_secret_enc) == created["webhook_secret"]
-        assert (await audit_rows(sessionmaker, created["id"]))[-1].action == "rotate_content_token"
+        assert BOX.decrypt(row.webhook_secret_enc) == created_extole["webhook_secret"]
+        assert (await audit_rows(sessionmaker, created_extole["id"]))[
+            -1
+        ].action == "rotate_content_token"
 
 
 class TestPauseResume:
@@ -991,9 +1020,9 @@ class TestPauseResume:
         client: httpx.AsyncClient,
         tenant_a: TenantWithToken,
         sessionmaker: async_sessionmaker[AsyncSession],
+        created_extole: dict[str, Any],
     ) -> None:
-        created = await create(client, tenant_a.headers, extole_body())
-        url = f"/v1/connections/{created['id']}"
+        url = f"/v1/connections/{created_extole['id']}"
 
         paused = await client.post(f"{url}/pause", headers=tenant_a.headers)
         paused_again = await client.post(f"{url}/pause", headers=tenant_a.headers)
@@ -1002,7 +1031,7 @@ class TestPauseResume:
         assert (paused.json()["state"], paused.json()["version"]) == ("paused", 2)
         assert (paused_again.json()["state"], paused_again.json()["version"]) == ("paused", 2)
         assert (resumed.json()["state"], resumed.json()["version"]) == ("active", 3)
-        assert [a.action for a in await audit_rows(sessionmaker, created["id"])] == [
+        assert [a.action for a in await audit_rows(sessionmaker, created_extole["id"])] == [
             "create",
             "pause",
             "resume",

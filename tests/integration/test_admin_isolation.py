@@ -26,6 +26,8 @@ from tests.integration.admin_support import (
     load_connection,
 )
 
+pytestmark = pytest.mark.rollback
+
 # (method, path under /v1/connections/{id}, JSON body or None)
 CONNECTION_ROUTES = [
     ("GET", "", None),

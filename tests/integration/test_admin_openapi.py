@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+pytestmark = pytest.mark.rollback
+
 ADMIN_OPERATIONS = [
     ("post", "/v1/tenants", {400, 401, 403, 409, 413, 422}),
     ("get", "/v1/tenants", {401}),

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.admin.keys import rotate_secret_key
@@ -14,6 +15,8 @@ from braze_bridge.security.secrets import SecretBox
 from tests.conftest import TEST_SECRET_KEY
 from tests.factories import MadeConnection, make_connection, make_tenant
 from tests.integration.admin_support import load_connection
+
+pytestmark = pytest.mark.rollback
 
 NEW_KEY = "the-new-secret-key-2027"
 NEW_BOX = SecretBox(NEW_KEY)
@@ -110,14 +113,14 @@ async def run_cli(database_url: str, old_keys: list[str]) -> tuple[int, str, str
 class TestRotateKeyCommand:
     async def test_command_reports_counts_and_fails_on_unreadable_values(
         self,
-        database_url: str,
+        fresh_database: str,
         session: AsyncSession,
         sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
         made = await seed(session)
 
-        missing_old_key = await run_cli(database_url, [])
-        done = await run_cli(database_url, [TEST_SECRET_KEY])
+        missing_old_key = await run_cli(fresh_database, [])
+        done = await run_cli(fresh_database, [TEST_SECRET_KEY])
 
         code, out, err = missing_old_key
         assert code == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,6 +16,8 @@ from tests.integration.admin_support import (
     error_of,
     fields_of,
 )
+
+pytestmark = pytest.mark.rollback
 
 
 async def tenant_count(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
@@ -182,6 +185,8 @@ class TestTokens:
         )
         assert (response.status_code, fields_of(response)) == (422, ["name"])
 
+    # Listed in creation order: inside one transaction every row has the same now().
+    @pytest.mark.fresh_database
     async def test_list_never_shows_token_values(
         self, client: httpx.AsyncClient, tenant_a: TenantWithToken
     ) -> None:

@@ -8,6 +8,7 @@ these tests exercise the exact calls the lead wires in.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -366,21 +367,19 @@ class TestConcurrentIngest:
         async with sessionmaker() as first, sessionmaker() as second, sessionmaker() as observer:
             known = await user_values.load_known_values(first, connection.id, USER_KEY)
             assert known == {}
+            first_pid = await first.scalar(text("SELECT pg_backend_pid()"))
+            second_pid = await second.scalar(text("SELECT pg_backend_pid()"))
             waiting = asyncio.create_task(
                 user_values.load_known_values(second, connection.id, USER_KEY)
             )
-            # Wait (bounded) until Postgres shows the second session blocked on our lock.
-            for _ in range(500):
-                blocked = await observer.scalar(
-                    text(
-                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                    )
+            # Each query of the observer lets the task run; bounded by time, not by sleeps.
+            blockers: list[int] = []
+            deadline = time.monotonic() + 10
+            while first_pid not in blockers and time.monotonic() < deadline:
+                blockers = await observer.scalar(
+                    text("SELECT pg_blocking_pids(:pid)"), {"pid": second_pid}
                 )
-                await observer.commit()
-                if blocked:
-                    break
-                await asyncio.sleep(0.01)
-            assert blocked == 1
+            assert blockers == [first_pid]
             assert not waiting.done()
 
             sent = await ingest(first, connection, identify(score=5, tier="Gold"))

@@ -16,9 +16,10 @@ from tests.ops_factories import (
     Tenancy,
     make_attempt,
     make_event,
-    make_tenancy,
     operations_of,
 )
+
+pytestmark = pytest.mark.rollback
 
 ITEM_FIELDS = {
     "id",
@@ -30,11 +31,6 @@ ITEM_FIELDS = {
     "user",
     "received_at",
 }
-
-
-@pytest.fixture
-async def tenancy(session: AsyncSession) -> Tenancy:
-    return await make_tenancy(session)
 
 
 async def all_pages(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.api.events import partner_lookup
-from braze_bridge.db.models import AttemptOperation, Connection, EventBody
+from braze_bridge.db.models import AttemptOperation, Connection, Event, EventBody
 from braze_bridge.db.notify import OUTBOX_CHANNEL, REPLAY_CHANNEL
 from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus
 from braze_bridge.ops.remap import MAPPED_VERSION_KEY
@@ -29,21 +30,17 @@ from tests.ops_factories import (
     Tenancy,
     make_attempt,
     make_event,
-    make_tenancy,
     operations_of,
     reload_event,
 )
+
+pytestmark = pytest.mark.rollback
 
 RECEIVED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def delivered_event_payload() -> dict[str, Any]:
     return {"name": "extole_reward_fulfilled", "time": RECEIVED.isoformat()}
-
-
-@pytest.fixture
-async def tenancy(session: AsyncSession) -> Tenancy:
-    return await make_tenancy(session)
 
 
 @pytest.fixture
@@ -61,6 +58,40 @@ async def change_settings(session: AsyncSession, tenancy: Tenancy, **settings: A
     connection.settings = settings
     connection.version += 1
     await session.commit()
+
+
+REMAP_BODY = {"type": "reward_fulfilled", "partner_user_id": "u-1"}
+
+
+async def event_mapped_before_a_change(
+    session: AsyncSession,
+    tenancy: Tenancy,
+    *,
+    status: EventStatus = EventStatus.DEAD,
+    operations: Sequence[ObjectSpec | OperationStatus] = (OperationStatus.DEAD,),
+    body: dict[str, Any] | None = None,
+    **new_settings: Any,
+) -> Event:
+    """An event mapped under the connection's settings version 1; the settings then change."""
+    event = await make_event(
+        session,
+        tenancy.conn_a,
+        status=status,
+        received_at=RECEIVED,
+        body=body if body is not None else REMAP_BODY,
+        normalized={MAPPED_VERSION_KEY: 1},
+        operations=operations,
+    )
+    await change_settings(session, tenancy, **new_settings)
+    return event
+
+
+@pytest.fixture
+async def dead_event_with_old_mapping(session: AsyncSession, tenancy: Tenancy) -> Event:
+    """A dead event whose one object was mapped before the connection's settings changed."""
+    return await event_mapped_before_a_change(
+        session, tenancy, operations=[ObjectSpec(OperationStatus.DEAD, payload={"name": "old"})]
+    )
 
 
 class TestReplayOneEvent:
@@ -131,6 +162,7 @@ class TestReplayOneEvent:
         ] * 2
         assert (await reload_event(session, event)).status == EventStatus.DELIVERED
 
+    @pytest.mark.fresh_database  # NOTIFY is delivered at commit, which the rollback tier never does
     async def test_requeue_wakes_the_workers(
         self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy, database_url: str
     ) -> None:
@@ -159,19 +191,16 @@ class TestReplayRemaps:
     async def test_settings_change_remaps_from_the_raw_body_without_resending_delivered(
         self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
     ) -> None:
-        event = await make_event(
+        event = await event_mapped_before_a_change(
             session,
-            tenancy.conn_a,
+            tenancy,
             status=EventStatus.PARTIALLY_DELIVERED,
-            received_at=RECEIVED,
-            body={"type": "reward_fulfilled", "partner_user_id": "u-1"},
-            normalized={"kind": "reward_fulfilled", MAPPED_VERSION_KEY: 1},
             operations=[
                 ObjectSpec(OperationStatus.DELIVERED, payload=delivered_event_payload()),
                 ObjectSpec(OperationStatus.DEAD, kind=ObjectKind.ATTRIBUTES, payload={"pts": "x"}),
             ],
+            loyalty_attribute="loyalty_points",
         )
-        await change_settings(session, tenancy, loyalty_attribute="loyalty_points")
 
         response = await replay(client, tenancy, event.id)
 
@@ -200,16 +229,13 @@ class TestReplayRemaps:
     async def test_a_remap_waits_for_a_live_lease_but_not_for_an_expired_one(
         self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
     ) -> None:
-        event = await make_event(
+        event = await event_mapped_before_a_change(
             session,
-            tenancy.conn_a,
+            tenancy,
             status=EventStatus.QUEUED,
-            received_at=RECEIVED,
-            body={"type": "reward_fulfilled", "partner_user_id": "u-1"},
-            normalized={MAPPED_VERSION_KEY: 1},
             operations=[ObjectSpec(OperationStatus.IN_FLIGHT, payload={"name": "old"})],
+            loyalty_attribute="loyalty_points",
         )
-        await change_settings(session, tenancy, loyalty_attribute="loyalty_points")
         expire = text("UPDATE operations SET lease_expires_at = now() + :shift * interval '1 s'")
 
         await session.execute(expire, {"shift": 60})
@@ -231,18 +257,13 @@ class TestReplayRemaps:
         assert {op.status for op in fresh} == {OperationStatus.PENDING}
 
     async def test_a_second_replay_never_revives_superseded_objects(
-        self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        tenancy: Tenancy,
+        dead_event_with_old_mapping: Event,
     ) -> None:
-        event = await make_event(
-            session,
-            tenancy.conn_a,
-            status=EventStatus.DEAD,
-            received_at=RECEIVED,
-            body={"type": "reward_fulfilled", "partner_user_id": "u-1"},
-            normalized={MAPPED_VERSION_KEY: 1},
-            operations=[ObjectSpec(OperationStatus.DEAD, payload={"name": "old"})],
-        )
-        await change_settings(session, tenancy)
+        event = dead_event_with_old_mapping
         await replay(client, tenancy, event.id)
         ops = await operations_of(session, event)
         ops[1].status = OperationStatus.DEAD  # the new object fails too
@@ -305,15 +326,7 @@ class TestReplayRemaps:
         status: str,
         reason: str,
     ) -> None:
-        event = await make_event(
-            session,
-            tenancy.conn_a,
-            status=EventStatus.DEAD,
-            body=body,
-            normalized={MAPPED_VERSION_KEY: 1},
-            operations=[OperationStatus.DEAD],
-        )
-        await change_settings(session, tenancy, **new_settings)
+        event = await event_mapped_before_a_change(session, tenancy, body=body, **new_settings)
 
         response = await replay(client, tenancy, event.id)
 
@@ -326,18 +339,15 @@ class TestReplayRemaps:
         ]
 
     async def test_remap_without_the_raw_body_is_409_and_changes_nothing(
-        self, client: httpx.AsyncClient, session: AsyncSession, tenancy: Tenancy
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        tenancy: Tenancy,
+        dead_event_with_old_mapping: Event,
     ) -> None:
-        event = await make_event(
-            session,
-            tenancy.conn_a,
-            status=EventStatus.DEAD,
-            normalized={MAPPED_VERSION_KEY: 1},
-            operations=[OperationStatus.DEAD],
-        )
-        await session.delete(await session.get(EventBody, event.id))
+        event = dead_event_with_old_mapping
+        await session.delete(await session.get(EventBody, event.id))  # purged by retention
         await session.commit()
-        await change_settings(session, tenancy)
 
         response = await replay(client, tenancy, event.id)
 
@@ -348,6 +358,9 @@ class TestReplayRemaps:
         assert (await reload_event(session, event)).status == EventStatus.DEAD
 
 
+# A job takes the events received up to its creation; inside one transaction now() is the
+# transaction's start, before the test's events, so jobs need a database of their own.
+@pytest.mark.fresh_database
 class TestBulkReplay:
     async def test_job_replays_matching_events_and_reports_progress(
         self,
@@ -449,6 +462,7 @@ class TestBulkReplay:
                 OperationStatus.PENDING
             ]
 
+    @pytest.mark.fresh_database  # NOTIFY is delivered at commit
     async def test_a_new_job_notifies_the_workers(
         self, client: httpx.AsyncClient, tenancy: Tenancy, database_url: str
     ) -> None:
@@ -463,6 +477,7 @@ class TestBulkReplay:
 
         assert channel == REPLAY_CHANNEL
 
+    @pytest.mark.fresh_database  # a worker of its own: its connections see only committed rows
     async def test_a_worker_alone_runs_the_job_the_api_queued(
         self,
         client: httpx.AsyncClient,
@@ -551,6 +566,7 @@ class TestBulkReplay:
         assert peek.json()["error"]["code"] == "not_found"
 
 
+@pytest.mark.fresh_database
 async def test_a_stopping_runner_hands_its_job_back_for_another_to_finish(
     client: httpx.AsyncClient,
     session: AsyncSession,

@@ -93,6 +93,16 @@ class Server:
         self.peers.add(writer.get_extra_info("peername"))
         answer = b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n"
         answer += b"content-length: 2\r\n\r\n{}"
+        try:
+            await self._answer_each_request(reader, writer, answer)
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _answer_each_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answer: bytes
+    ) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -108,7 +118,6 @@ class Server:
                 await reader.readexactly(length)
                 await asyncio.sleep(0.01)  # requests overlap
                 writer.write(answer)
-        writer.close()
 
 
 @pytest.fixture
