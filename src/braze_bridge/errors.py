@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
-from pathlib import Path
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -12,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from braze_bridge.logging import get_logger
+from braze_bridge.logging import describe_exception, get_logger
 
 log = get_logger(__name__)
 
@@ -120,49 +118,11 @@ UNEXPECTED_ERROR_LOGGED = "braze_bridge.unexpected_error_logged"
 def unexpected_error_response(exc: BaseException) -> JSONResponse:
     """A bug must still answer in the contract's shape, and say nothing about internals.
 
-    It is logged as one line: the exception's type, the types it was raised from, the database's
-    SQLSTATE when there is one, and where it was raised (file, line, function). Never its
-    message or a formatted traceback: a database error's text carries the SQL and its bound
-    parameters (emails, coupon codes), and other messages can quote the input.
+    It is logged as one line, described as every logged exception is (logging.py): its type,
+    the types it was raised from, the SQLSTATE and where it was raised; never its message.
     """
-    log.error(
-        "http.unhandled_error",
-        error=type(exc).__name__,
-        causes=_cause_types(exc),
-        sqlstate=_sqlstate(exc),
-        where=_frames(exc),
-    )
+    log.error("http.unhandled_error", **describe_exception(exc))
     return error_response(500, "internal_error", "internal error; the request was not completed")
-
-
-def _cause_types(exc: BaseException) -> list[str]:
-    types: list[str] = []
-    seen = exc.__cause__ or exc.__context__
-    while seen is not None and len(types) < 5:
-        types.append(type(seen).__name__)
-        seen = seen.__cause__ or seen.__context__
-    return types
-
-
-def _sqlstate(exc: BaseException) -> str | None:
-    for candidate in (exc, getattr(exc, "orig", None), exc.__cause__):
-        state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-        if isinstance(state, str):
-            return state
-    return None
-
-
-def _frames(exc: BaseException) -> list[str]:
-    """Where it happened as `file:line function`, without source text or local values: this
-    project's innermost frames, then the innermost frame of all (often inside a library)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    ours = [f for f in frames if f"{_PACKAGE}/" in f.filename.replace("\\", "/")][-4:]
-    if frames and (not ours or ours[-1] is not frames[-1]):
-        ours.append(frames[-1])
-    return [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in ours]
-
-
-_PACKAGE = "/" + __name__.split(".")[0]
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

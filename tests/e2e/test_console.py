@@ -19,10 +19,12 @@ import httpx
 import pytest
 import uvicorn
 from playwright.async_api import Browser, Page, expect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.app import Runtime, create_app
 from braze_bridge.domain.statuses import EventStatus, OperationStatus
+from braze_bridge.ops.remap import registered_partners
+from braze_bridge.ops.replay_jobs import ReplayRunner
 from tests.ops_factories import (
     ObjectSpec,
     Tenancy,
@@ -70,6 +72,20 @@ async def live_server(runtime: Runtime) -> AsyncIterator[LiveServer]:
     finally:
         server.should_exit = True
         await asyncio.to_thread(thread.join, 15)
+
+
+@pytest.fixture
+async def replay_worker(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    """Bulk replay jobs run in workers, not in the API process the console talks to: this is
+    a worker's replay side task, on the test's database (polling, as without a NOTIFY)."""
+    stop = asyncio.Event()
+    runner = ReplayRunner(sessionmaker, registered_partners, poll_seconds=0.1)
+    running = asyncio.create_task(runner.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await running
 
 
 async def signed_in_page(browser: Browser, server: LiveServer, token: str) -> Page:
@@ -181,6 +197,7 @@ async def test_ops_follow_an_event_to_braze_and_replay_it(
     await page.screenshot(path=str(SCREENSHOT_DIR / "feed.png"))
 
 
+@pytest.mark.usefixtures("replay_worker")
 async def test_filters_and_bulk_replay_from_the_console(
     live_server: LiveServer, browser: Browser, session: AsyncSession, tenancy: Tenancy
 ) -> None:
@@ -271,6 +288,7 @@ async def test_console_assets_are_served_with_a_strict_policy(live_server: LiveS
     assert missing.status_code == 404
 
 
+@pytest.mark.usefixtures("replay_worker")
 async def test_cli_replays_by_filter_with_progress_and_one_event(
     live_server: LiveServer, session: AsyncSession, tenancy: Tenancy
 ) -> None:

@@ -3,6 +3,8 @@ redacted."""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -64,3 +66,46 @@ def test_keys_named_like_secrets_are_redacted_in_written_lines(
         assert secret not in line
     assert '"count": 2' in line
     assert line.count('"[redacted]"') == 4
+
+
+def _database_error() -> Exception:
+    """An error whose text quotes the SQL and a bound parameter, as SQLAlchemy's do."""
+    try:
+        try:
+            raise ValueError("invalid input syntax for type json")
+        except ValueError as inner:
+            raise RuntimeError(
+                "[SQL: UPDATE users SET email = $1] [parameters: ('ann@example.com',)]"
+            ) from inner
+    except RuntimeError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("how", ["exception", "exc_info", "stdlib"])
+def test_a_logged_exception_is_described_without_its_message_or_traceback(
+    capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    """Worker, replay-runner and server errors may carry SQL and personal data in their text:
+    every line says only the type, the causes' types and where it was raised."""
+    configure_logging("info")
+    log = structlog.get_logger("test.levels.exceptions")
+    error = _database_error()
+    if how == "exception":
+        try:
+            raise error
+        except RuntimeError:
+            log.exception("worker.round_failed")
+    elif how == "exc_info":
+        log.warning("worker.lease_renewal_failed", exc_info=error)
+    else:
+        logging.getLogger("uvicorn.error").error("Exception in ASGI application", exc_info=error)
+
+    written = capsys.readouterr().err
+    line = json.loads(written.strip().splitlines()[-1])
+    assert line["error"] == "RuntimeError"
+    assert line["causes"] == ["ValueError"]
+    assert line["where"]
+    assert all(":" in place for place in line["where"])
+    assert "ann@example.com" not in written
+    assert "SQL" not in written
+    assert "Traceback" not in written

@@ -63,7 +63,7 @@ class OutboxListener:
             try:
                 connection = await asyncpg.connect(self._dsn)
             except Exception as exc:
-                log.warning("worker.listen_connect_failed", error=repr(exc))
+                log.warning("worker.listen_connect_failed", exc_info=exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_RECONNECT_BACKOFF_SECONDS)
                 continue
@@ -71,7 +71,7 @@ class OutboxListener:
             try:
                 await self._listen_on(connection)
             except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
-                log.warning("worker.listen_lost", error=repr(exc))
+                log.warning("worker.listen_lost", exc_info=exc)
             finally:
                 self.listening.clear()
                 with contextlib.suppress(Exception):

@@ -209,9 +209,7 @@ class DeliveryWorker:
             for task in done:
                 if task is not stopping and not task.cancelled() and task.exception():
                     # A side task or lane died: stop rather than run half a worker.
-                    log.error(
-                        "worker.task_failed", task=task.get_name(), error=repr(task.exception())
-                    )
+                    log.error("worker.task_failed", task=task.get_name(), exc_info=task.exception())
             self._stop.set()
             # Rounds in hand and side tasks (a replay batch) finish within the grace period.
             _, unfinished = await asyncio.wait(
@@ -252,8 +250,8 @@ class DeliveryWorker:
                     await self.deliver(claimed)
                     continue
                 delay = await self._idle_delay()
-            except Exception as exc:  # the database may be restarting: keep the worker alive
-                log.exception("worker.round_failed", error=repr(exc))
+            except Exception:  # the database may be restarting: keep the worker alive
+                log.exception("worker.round_failed")
                 delay = options.poll_seconds
             await self._wakeup.wait(generation, delay, self._stop)
 
@@ -369,7 +367,7 @@ class DeliveryWorker:
                         lease_seconds=self.options.lease_seconds,
                     )
             except Exception as exc:
-                log.warning("worker.lease_renewal_failed", error=repr(exc))
+                log.warning("worker.lease_renewal_failed", exc_info=exc)
 
 
 _USER_OF = operator.attrgetter("connection_id", "user_key")
