@@ -1,4 +1,4 @@
-"""Extole webhook bodies as documented (research/extole-antavo.md section 8), exact bytes."""
+"""Extole webhook bodies as documented (Extole's webhook pages in extole/product-docs), exact bytes."""
 
 from __future__ import annotations
 

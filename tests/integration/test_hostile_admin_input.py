@@ -1,6 +1,6 @@
 """Hostile input on the admin API answers 4xx in the contract's shape and stores nothing.
 
-Evidence: /work/shared/reviews/security-reliability.md probes 4, 5, 14 and 15.
+Found by probing the admin API with hostile text (NUL bytes, lone surrogates) in every field.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from braze_bridge.partners.antavo.normalize import (
 RECEIVED = datetime(2024, 11, 26, 16, 0, tzinfo=UTC)
 MEMBER = "280e674c-c4ea-4a30-987a-d9267d1a5018"
 
-# research/extole-antavo.md section 8, bodies 11 and 12.
+# Antavo's documented webhook bodies (docs/antavo.md section 3).
 IDENTIFY = {
     "type": "identify",
     "userId": MEMBER,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-# Braze instances (research/braze-api.md section 5): US-01..08 `rest.iad-NN.braze.com`,
+# Braze instances (braze-inc/braze-docs `_docs/_api/basics.md`, REST endpoints): US-01..08 `rest.iad-NN.braze.com`,
 # US-10 `rest.us-10.braze.com`, EU `rest.fra-NN.braze.eu`, AU/ID/JP/KR `rest.xx-NN.braze.com`.
 # New numbered instances appear over time, so the pattern allows any two digits per region.
 BRAZE_REST_HOST = re.compile(

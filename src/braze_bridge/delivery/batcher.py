@@ -1,6 +1,6 @@
 """Packing identified objects into `/users/track` requests.
 
-Rules (DESIGN 8): at most 75 objects per request in total (or 50 in total, or 75 per array,
+Rules (docs/delivery.md, "Order and packing"): at most 75 objects per request in total (or 50 in total, or 75 per array,
 as the connection's `track_object_cap` says), under Braze's 4 MB body cap; a user's attribute objects that follow each other are
 merged into one, in order. A user's objects never straddle two requests of one round, because
 requests of a round go out concurrently and per-user order must hold; what does not fit the

@@ -1,6 +1,6 @@
 """Who an email-only operation is in Braze: Postgres cache, then `/users/export/ids`.
 
-DESIGN 6: a found profile is addressed by its `external_id` (or `braze_id` when it has none);
+docs/delivery.md, "Identity": a found profile is addressed by its `external_id` (or `braze_id` when it has none);
 a missing one becomes an alias-only profile `{"alias_name": <email>, "alias_label": "email"}`
 (or is skipped, per the connection's `unknown_user`). Answers, "not found" included, are cached
 per connection; concurrent lookups of one email in this process share one Braze call, and the
@@ -62,7 +62,7 @@ Resolution = Found | NoProfile | Unresolved
 
 
 def alias_identifier(email: str) -> dict[str, object]:
-    """DESIGN 6: alias-only profile keyed by the email; created if absent."""
+    """docs/delivery.md, "Identity": alias-only profile keyed by the email; created if absent."""
     return {
         "user_alias": {"alias_name": email, "alias_label": "email"},
         "_update_existing_only": False,

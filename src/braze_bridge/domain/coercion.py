@@ -3,7 +3,7 @@
 `coerce(value, type)` returns `Coerced(value, notes)` or `Uncoercible(reason)`; it never raises for
 bad data, so one bad value fails only its own attribute. `coerce_attribute(name, value, type)`
 adds the rules of Braze's standard profile fields (`dob` as `YYYY-MM-DD`, subscription states,
-gender letters, ...). Limits are Braze's (research/braze-api.md sections 1.3, 1.4 and 7).
+gender letters, ...). Limits are Braze's (braze-inc/braze-docs `_docs/_api/objects_filters/user_attributes_object.md`).
 """
 
 from __future__ import annotations
@@ -506,7 +506,7 @@ class StandardField:
     description: str
 
 
-# research/braze-api.md 1.3. Fields that identify the user or need their own API
+# braze-inc/braze-docs `_docs/_api/objects_filters/user_attributes_object.md`. Fields that identify the user or need their own API
 # (external_id, braze_id, aliases, push_tokens, subscription_groups) are not mappable.
 STANDARD_FIELDS: Final[dict[str, StandardField]] = {
     "first_name": StandardField("string", "text"),

@@ -30,7 +30,7 @@ class NormalizedUser(BaseModel):
 class NormalizedEvent(BaseModel):
     """Base of each partner's typed event classes (one subclass per kind).
 
-    `dedupe_key` None means "hash the raw body" (DESIGN section 5); the ingest service does that.
+    `dedupe_key` None means "hash the raw body" (docs/contract.md section 5); the ingest service does that.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -1,4 +1,4 @@
-"""Status words of the public contract (DESIGN sections 4, 8, 9), defined once."""
+"""Status words of the public contract (docs/contract.md), defined once."""
 
 from __future__ import annotations
 

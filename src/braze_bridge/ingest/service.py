@@ -1,6 +1,6 @@
 """accept_webhook(): verify, parse, dedupe, normalize, map, store and enqueue — then acknowledge.
 
-The checks run in this order (DESIGN section 5; docs/extole.md explains why):
+The checks run in this order (docs/contract.md section 5; docs/extole.md explains why):
 404 unknown connection → 413 too large (by header, then while reading; the route does both) →
 401 auth over the raw bytes → 415 not JSON → 400 invalid JSON → store. Storing is one
 transaction holding the event, its raw body, its operations, the Connected Content projection and
@@ -128,7 +128,7 @@ def is_json_content_type(content_type: str | None) -> bool:
 
 
 def dedupe_key_for(evaluation: Evaluation, body: bytes) -> str:
-    """DESIGN section 5: the partner's key (event id, reward id + state), else the body's hash."""
+    """docs/contract.md section 5: the partner's key (event id, reward id + state), else the body's hash."""
     if evaluation.normalized is not None and evaluation.normalized.dedupe_key:
         return safe_dedupe_key(evaluation.normalized.dedupe_key)
     return "sha256:" + hashlib.sha256(body).hexdigest()

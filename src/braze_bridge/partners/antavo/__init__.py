@@ -1,4 +1,4 @@
-"""Antavo loyalty → Braze: the Partner object the ingest path calls (DESIGN section 7)."""
+"""Antavo loyalty → Braze: the Partner object the ingest path calls (docs/antavo.md)."""
 
 from __future__ import annotations
 

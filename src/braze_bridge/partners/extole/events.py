@@ -1,4 +1,4 @@
-"""Typed Extole events, one class per kind of DESIGN section 6; stored as the event's `normalized`."""
+"""Typed Extole events, one class per kind of docs/extole.md section 6; stored as the event's `normalized`."""
 
 from __future__ import annotations
 

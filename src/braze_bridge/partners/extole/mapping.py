@@ -1,4 +1,4 @@
-"""Typed Extole event + connection settings → Braze operations (DESIGN section 6). Pure.
+"""Typed Extole event + connection settings → Braze operations (docs/extole.md section 6). Pure.
 
 Each kind yields its attributes object first (so a Canvas triggered by the event can already read
 the new attributes), then its custom event. Identity follows `external_id_source`; without an

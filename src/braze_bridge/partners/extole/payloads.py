@@ -1,6 +1,6 @@
 """Extole bodies as we read them: `{"value": …}` wrappers unwrapped, `data` merged, fields typed.
 
-Extole sends several shapes (research/extole-antavo.md section 2): flat reward bodies, the
+Extole sends several shapes (Extole's webhook pages in extole/product-docs; docs/extole.md section 5): flat reward bodies, the
 share-link extension body, bodies mapped per step, and the "entire object" envelope whose values
 sit in `data`, sometimes as `{"value": …, "type": …, "scope": …}`. `flatten_body` turns each of
 them into one flat mapping (top-level keys win over `data` keys) and `ExtoleFields` reads the
@@ -75,7 +75,7 @@ def _number(value: Any) -> int | float | None:
 
 
 class ExtoleFields:
-    """The fields of a flattened Extole body that the mapping reads (DESIGN section 6).
+    """The fields of a flattened Extole body that the mapping reads (docs/extole.md section 6).
 
     Text fields hold trimmed strings (numbers as their decimal text), `face_value` a number;
     a field that is absent or of another JSON type reads as None. Read-only once read.

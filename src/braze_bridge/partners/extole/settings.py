@@ -1,4 +1,4 @@
-"""Extole connection settings (DESIGN section 6), validated on create and patch."""
+"""Extole connection settings (docs/extole.md section 9), validated on create and patch."""
 
 from __future__ import annotations
 
