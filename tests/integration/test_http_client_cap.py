@@ -7,26 +7,17 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.conftest import TEST_SECRET_KEY
+from tests.support.net import free_port
+from tests.support.processes import running
 
 CAP = 3
 HEAVY = "127.0.0.2"  # loopback: every 127/8 address is this machine, each its own peer
 OTHER = "127.0.0.3"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -43,27 +34,8 @@ def capped_port(database_url: str) -> Iterator[int]:
         BRAZE_BRIDGE_HTTP_KEEP_ALIVE_SECONDS="120",
         BRAZE_BRIDGE_HTTP_HEADER_TIMEOUT_SECONDS="120",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "braze_bridge", "api"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"api exited early with {process.returncode}"
-            assert time.monotonic() < deadline, "api did not become ready within 60 s"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)  # polling readiness of a subprocess, not synchronising with it
+    with running(["api"], "/readyz", port, env):
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def connect(port: int, source: str) -> socket.socket:

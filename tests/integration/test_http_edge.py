@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +25,8 @@ from tests import extole_bodies as bodies
 from tests.conftest import TEST_SECRET_KEY
 from tests.factories import BOX, MadeConnection, make_connection, make_tenant
 from tests.integration.hooks_helpers import post_signed, raw
+from tests.support.net import free_port
+from tests.support.processes import running
 
 PREVIOUS_SECRET = "whsec_previous-0123456789abcdef0123456789"
 
@@ -109,13 +109,6 @@ HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 1.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def api_port(database_url: str) -> Iterator[int]:
     """`braze-bridge api` on the test database, with short HTTP limits."""
@@ -128,27 +121,8 @@ def api_port(database_url: str) -> Iterator[int]:
         BRAZE_BRIDGE_HTTP_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT_S),
         BRAZE_BRIDGE_HTTP_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT_S),
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "braze_bridge", "api"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"api exited early with {process.returncode}"
-            assert time.monotonic() < deadline, "api did not become ready within 60 s"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)  # polling readiness of a subprocess, not synchronising with it
+    with running(["api"], "/readyz", port, env):
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def read_until_closed(sock: socket.socket, wait_s: float) -> tuple[bytes, float]:
