@@ -20,13 +20,17 @@ from typing import TYPE_CHECKING
 from braze_bridge.config import Settings, load_or_create_secret_key
 from braze_bridge.db import migrate
 from braze_bridge.db.embedded import EmbeddedPostgres
+from braze_bridge.logging import get_logger
 from braze_bridge.security.secrets import SecretBox
+
+log = get_logger(__name__)
 
 if TYPE_CHECKING:
     import httpx
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from braze_bridge.delivery.worker import DeliveryWorker, SideTask
+    from braze_bridge.ops.replay_jobs import ReplayRunner
 
 # Young-generation threshold for worker processes (Python's default is 700): above the container
 # objects a few rounds in flight hold, so a round's objects are freed by reference counting
@@ -96,6 +100,49 @@ def listen_dsn(database_url: str) -> str:
     return f"postgresql://{rest}" if scheme.startswith("postgres") else database_url
 
 
+class ReplayJobsOnDemand:
+    """A worker's bulk-replay side task that imports the replay stack (partner models, the
+    re-map path) only once a job exists. Most workers never run a job, and that import is
+    about a second of CPU and 10 MB per process (bench/RESULTS.md, "After the structure
+    redesign"); until then it looks for an open job at each NOTIFY or poll."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, poll_seconds: float = 2.0
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._poll_seconds = poll_seconds
+        self._wakeup = asyncio.Event()
+        self._runner: ReplayRunner | None = None
+
+    def wake(self) -> None:
+        if self._runner is not None:
+            self._runner.wake()
+        self._wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        from braze_bridge.db.notify import wait_first
+        from braze_bridge.db.repositories.replay import has_open_job
+
+        while not stop.is_set():
+            self._wakeup.clear()  # before looking, so a job created meanwhile is not missed
+            try:
+                async with self._sessionmaker() as session:
+                    if await has_open_job(session):
+                        break
+            except Exception:
+                log.exception("replay.runner_error")  # database away: look again later
+            await wait_first(self._wakeup, stop, delay=self._poll_seconds)
+        if stop.is_set():
+            return
+        from braze_bridge.ops.remap import registered_partners
+        from braze_bridge.ops.replay_jobs import ReplayRunner
+
+        self._runner = ReplayRunner(
+            self._sessionmaker, registered_partners, poll_seconds=self._poll_seconds
+        )
+        await self._runner.run(stop)
+
+
 def worker_side_tasks(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
 ) -> list[SideTask]:
@@ -103,11 +150,9 @@ def worker_side_tasks(
     # Imported here, like the rest of the worker's stack: admin commands stay light.
     from braze_bridge.db.notify import REPLAY_CHANNEL
     from braze_bridge.delivery.worker import SideTask
-    from braze_bridge.ops.remap import registered_partners
-    from braze_bridge.ops.replay_jobs import ReplayRunner
     from braze_bridge.ops.retention import purge_periodically
 
-    replays = ReplayRunner(sessionmaker, registered_partners)
+    replays = ReplayJobsOnDemand(sessionmaker)
     return [
         SideTask("replay-runner", replays.run, channel=REPLAY_CHANNEL, wake=replays.wake),
         SideTask("retention", partial(purge_periodically, sessionmaker, settings.retention_days)),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -348,6 +348,12 @@ async def get_job(
     if tenant_id is not None:
         stmt = stmt.where(ReplayJob.tenant_id == tenant_id)
     return await session.scalar(stmt)
+
+
+async def has_open_job(session: AsyncSession) -> bool:
+    """Whether any bulk replay job is queued or running: a runner's cheap first look."""
+    open_job = exists().where(ReplayJob.status.in_((ReplayStatus.QUEUED, ReplayStatus.RUNNING)))
+    return bool(await session.scalar(select(open_job)))
 
 
 async def claim_job(
