@@ -13,13 +13,11 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from braze_bridge.admin import tenants as tenant_service
 from braze_bridge.cli.replay import replay as replay_command
 from braze_bridge.config import Settings
 from braze_bridge.db import migrate as db_migrate
 from braze_bridge.db.embedded import DataDirBusy
 from braze_bridge.db.engine import create_engine, create_sessionmaker, current_revision
-from braze_bridge.errors import AppError
 from braze_bridge.logging import configure_logging
 from braze_bridge.runtime import ConfigurationError, Runtime, open_runtime, run_worker_process
 
@@ -79,6 +77,9 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 def run_service(coro: Coroutine[Any, Any, T]) -> T:
     """`run_async` for an admin use case: its refusal (a taken slug, an unknown tenant) is
     printed and exits 2."""
+    # Imported here: the error vocabulary pulls in FastAPI, which `worker` never needs.
+    from braze_bridge.errors import AppError
+
     try:
         return run_async(coro)
     except AppError as exc:
@@ -267,6 +268,8 @@ def tenants_create(
     settings = load_settings()
 
     async def create(runtime: Runtime) -> str:
+        from braze_bridge.admin import tenants as tenant_service
+
         async with cli_sessions(runtime) as sessions, sessions() as session:
             tenant = await tenant_service.create_tenant(
                 session, tenant_service.COMMAND_LINE, slug=slug, name=name or slug
@@ -291,6 +294,8 @@ def tokens_create(
     settings = load_settings()
 
     async def create(runtime: Runtime) -> str:
+        from braze_bridge.admin import tenants as tenant_service
+
         cli_operator = tenant_service.COMMAND_LINE
         async with cli_sessions(runtime) as sessions, sessions() as session:
             if tenant is None:

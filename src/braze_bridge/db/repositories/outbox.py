@@ -34,6 +34,9 @@ class ClaimedOperation:
     attempts: int
 
 
+_KINDS = {kind.value: kind for kind in ObjectKind}  # the enum by its stored word
+
+
 async def claim_due_operations(
     session: AsyncSession,
     *,
@@ -47,8 +50,7 @@ async def claim_due_operations(
         session, "claim_due_operations", limit, run_cap, owner, float(lease_seconds)
     )
     claimed = [
-        ClaimedOperation(row[0], row[1], row[2], row[3], ObjectKind(row[4]), *row[5:])
-        for row in rows
+        ClaimedOperation(row[0], row[1], row[2], row[3], _KINDS[row[4]], *row[5:]) for row in rows
     ]
     claimed.sort(key=lambda op: op.id)
     return claimed
