@@ -5,15 +5,13 @@ are unaffected, and a closed connection frees its slot."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Iterator
 
 import pytest
 
 from tests.conftest import TEST_SECRET_KEY
-from tests.support.net import free_port
-from tests.support.processes import running
+from tests.support.processes import running_api
 
 CAP = 3
 HEAVY = "127.0.0.2"  # loopback: every 127/8 address is this machine, each its own peer
@@ -23,18 +21,14 @@ OTHER = "127.0.0.3"
 @pytest.fixture
 def capped_port(database_url: str) -> Iterator[int]:
     """`braze-bridge api` with a per-client cap of 3."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRAZE_BRIDGE_")}
-    env.update(
-        BRAZE_BRIDGE_DATABASE_URL=database_url,
-        BRAZE_BRIDGE_SECRET_KEY=TEST_SECRET_KEY,
-        BRAZE_BRIDGE_PORT=str(port),
+    with running_api(
+        database_url,
+        TEST_SECRET_KEY,
         BRAZE_BRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT=str(CAP),
         # Held connections must stay open for the whole test.
         BRAZE_BRIDGE_HTTP_KEEP_ALIVE_SECONDS="120",
         BRAZE_BRIDGE_HTTP_HEADER_TIMEOUT_SECONDS="120",
-    )
-    with running(["api"], "/readyz", port, env):
+    ) as port:
         yield port
 
 

@@ -4,7 +4,6 @@ how long a slow client may hold a connection to the real server."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 import uuid
@@ -25,8 +24,7 @@ from tests import extole_bodies as bodies
 from tests.conftest import TEST_SECRET_KEY
 from tests.factories import BOX, MadeConnection, make_connection, make_tenant
 from tests.integration.hooks_helpers import post_signed, raw
-from tests.support.net import free_port
-from tests.support.processes import running
+from tests.support.processes import running_api
 
 PREVIOUS_SECRET = "whsec_previous-0123456789abcdef0123456789"
 
@@ -112,16 +110,12 @@ BODY_TIMEOUT_S = 1.0
 @pytest.fixture
 def api_port(database_url: str) -> Iterator[int]:
     """`braze-bridge api` on the test database, with short HTTP limits."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRAZE_BRIDGE_")}
-    env.update(
-        BRAZE_BRIDGE_DATABASE_URL=database_url,
-        BRAZE_BRIDGE_SECRET_KEY=TEST_SECRET_KEY,
-        BRAZE_BRIDGE_PORT=str(port),
+    with running_api(
+        database_url,
+        TEST_SECRET_KEY,
         BRAZE_BRIDGE_HTTP_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT_S),
         BRAZE_BRIDGE_HTTP_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT_S),
-    )
-    with running(["api"], "/readyz", port, env):
+    ) as port:
         yield port
 
 

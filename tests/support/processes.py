@@ -101,3 +101,18 @@ def running_serve(data_dir: Path, **extra_env: str) -> Iterator[str]:
     port = free_port()
     with running(["serve"], "/readyz", port, cli_env(data_dir, port, **extra_env)) as url:
         yield url
+
+
+@contextmanager
+def running_api(database_url: str, secret_key: str, **extra_env: str) -> Iterator[int]:
+    """`braze-bridge api` on `database_url` with `extra_env` (short HTTP limits, caps) on a free
+    port; yields the port."""
+    port = free_port()
+    env = cli_env(
+        port=port,
+        BRAZE_BRIDGE_DATABASE_URL=database_url,
+        BRAZE_BRIDGE_SECRET_KEY=secret_key,
+        **extra_env,
+    )
+    with running(["api"], "/readyz", port, env):
+        yield port
