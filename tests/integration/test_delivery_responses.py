@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 
@@ -35,6 +36,22 @@ def ok(request: httpx.Request) -> httpx.Response:
 async def event_statuses(session: AsyncSession) -> list[tuple[str, str | None]]:
     rows = await session.execute(text("SELECT status, reason FROM events ORDER BY received_at, id"))
     return [(r[0], r[1]) for r in rows]
+
+
+def braze_taking_at_most(
+    limit: int, counts: list[int]
+) -> Callable[[httpx.Request], httpx.Response]:
+    """A /users/track that notes each request's event count and answers Braze's 400 "Max Input
+    Length Exceeded" (braze-inc/braze-docs `_docs/_api/errors.md`) above `limit` objects."""
+
+    def braze(request: httpx.Request) -> httpx.Response:
+        count = len(json.loads(request.content)["events"])
+        counts.append(count)
+        if count > limit:
+            return httpx.Response(400, json={"message": "Max Input Length Exceeded"})
+        return httpx.Response(201, json={"message": "success", "events_processed": count})
+
+    return braze
 
 
 async def test_2xx_with_errors_fails_only_the_indexed_objects(
@@ -134,13 +151,7 @@ async def test_max_input_length_exceeded_splits_and_delivers_every_event(
     conn = await make_connection(session, await make_tenant(session))
     ops = await make_operations(session, conn, 75, users=75)
     counts: list[int] = []
-
-    def braze(request: httpx.Request) -> httpx.Response:
-        count = len(json.loads(request.content)["events"])
-        counts.append(count)
-        if count > 50:
-            return httpx.Response(400, json={"message": "Max Input Length Exceeded"})
-        return httpx.Response(201, json={"message": "success", "events_processed": count})
+    braze = braze_taking_at_most(50, counts)
 
     with respx.mock:
         respx.post(TRACK).mock(side_effect=braze)
@@ -168,13 +179,7 @@ async def test_a_combined_50_connection_never_sends_more_than_50_objects(
     )
     ops = await make_operations(session, conn, 75, users=75)
     counts: list[int] = []
-
-    def braze(request: httpx.Request) -> httpx.Response:
-        count = len(json.loads(request.content)["events"])
-        counts.append(count)
-        if count > 50:
-            return httpx.Response(400, json={"message": "Max Input Length Exceeded"})
-        return httpx.Response(201, json={"message": "success", "events_processed": count})
+    braze = braze_taking_at_most(50, counts)
 
     with respx.mock:
         respx.post(TRACK).mock(side_effect=braze)

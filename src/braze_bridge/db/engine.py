@@ -13,8 +13,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from braze_bridge.db import migrate
-
 
 def asyncpg_url(url: str) -> str:
     """SQLAlchemy URL for asyncpg; `sslmode` (libpq's word) is dropped, see connect_args."""
@@ -52,7 +50,3 @@ async def current_revision(engine: AsyncEngine) -> str | None:
             return None
         revision: str | None = await conn.scalar(text("SELECT version_num FROM alembic_version"))
         return revision
-
-
-async def schema_is_current(engine: AsyncEngine) -> bool:
-    return await current_revision(engine) == migrate.head_revision()

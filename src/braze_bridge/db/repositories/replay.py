@@ -72,15 +72,6 @@ async def lock_event(
     return ReplayTarget(row[0], row[1])
 
 
-async def operation_statuses(session: AsyncSession, event_id: uuid.UUID) -> list[OperationStatus]:
-    rows = await session.scalars(
-        select(OutboxOperation.status).where(
-            OutboxOperation.event_id == event_id, _not_superseded()
-        )
-    )
-    return list(rows.all())
-
-
 async def requeue_undelivered(session: AsyncSession, event_id: uuid.UUID, now: datetime) -> int:
     """Failed, dead and skipped objects back to pending, due now; returns how many.
 
