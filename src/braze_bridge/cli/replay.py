@@ -67,6 +67,12 @@ def replay(
             envvar="BRAZE_BRIDGE_TOKEN", help="Admin token (better: set BRAZE_BRIDGE_TOKEN)"
         ),
     ] = None,
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Replay every event the token can see (needed when no filter is given)"
+        ),
+    ] = False,
     wait: Annotated[bool, typer.Option(help="Follow a bulk replay's progress to the end")] = True,
 ) -> None:
     """Send again what did not reach Braze. Delivered objects are never sent twice."""
@@ -75,12 +81,21 @@ def replay(
         _fail(console, "an admin token is needed: --token or BRAZE_BRIDGE_TOKEN")
     if status is not None and status not in STATUSES:
         _fail(console, f"--status must be one of {', '.join(STATUSES)}")
+    filtered = any(v is not None for v in (connection, status, kind, user, since, until))
+    if event_id is not None and (filtered or everything):
+        _fail(console, "give an event id, filters or --all, not several")
+    if event_id is None and not filtered and not everything:
+        _fail(
+            console,
+            "nothing says what to replay: give an event id, a filter (--connection, --status, "
+            "--kind, --user, --since, --until) or --all for every event the token can see",
+        )
+    if everything and filtered:
+        _fail(console, "--all replays every event; leave it out when giving filters")
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30) as client:
         try:
             if event_id is not None:
-                if any(v is not None for v in (connection, status, kind, user, since, until)):
-                    _fail(console, "give an event id or filters, not both")
                 _replay_one(client, console, event_id)
             else:
                 filters: dict[str, Any] = {
