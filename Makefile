@@ -55,6 +55,11 @@ test: lint chromium
 fuzz: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q tests/fuzz
 
+# Chaos (part of `make test` too, about 30 s): bench/faults.py with backends terminated
+# mid-ingest, a 503/429 storm and worker SIGKILLs; acknowledged = stored = delivered.
+chaos: $(DEV_STAMP)
+	$(BIN)/python -m pytest -q tests/e2e/test_chaos.py
+
 # For development: no lint, no subprocess/browser tests (`slow`), no fuzzing, no Chromium needed.
 test-fast: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not fuzz"

@@ -10,8 +10,10 @@ Signed Extole webhooks (one user each) are posted through the API while faults a
 phases, so each duplicate can be put down to one kind of fault:
 
 1. `terminate`: the workers' Postgres backends are terminated every 1.5 s
-   (`pg_terminate_backend`; the workers' backends are found from their sockets);
-2. `storm`: Braze answers every `/users/track` with 503 for a few seconds;
+   (`pg_terminate_backend`; the workers' backends are found from their sockets), and with
+   `--terminate-api` the API's too, mid-ingest (a partner retries what was not answered 200);
+2. `storm`: Braze answers every `/users/track` with 503 for a few seconds (`--storm-429`:
+   503 and 429 in turn);
 3. `kill`: a few workers are SIGKILLed (and started again at once).
 
 Then the harness waits until no object is pending or in flight and reports: webhooks stored
@@ -35,6 +37,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +77,7 @@ class Recorder:
 
     started: float = field(default_factory=time.monotonic)
     storm: bool = False
+    storm_429: bool = False
     accepted: Counter[str] = field(default_factory=Counter)
     first_seen: dict[str, float] = field(default_factory=dict)
     stormed_requests: int = 0
@@ -107,11 +111,16 @@ def recording(app: Any, recorder: Recorder) -> Any:
         body = b"".join(chunks)
         if recorder.storm:
             recorder.stormed_requests += 1
-            payload = b'{"message":"Service Unavailable (fault harness storm)"}'
+            limited = recorder.storm_429 and recorder.stormed_requests % 2 == 0
+            payload = (
+                b'{"message":"Too Many Requests (fault harness storm)"}'
+                if limited
+                else b'{"message":"Service Unavailable (fault harness storm)"}'
+            )
             await send(
                 {
                     "type": "http.response.start",
-                    "status": 503,
+                    "status": 429 if limited else 503,
                     "headers": [(b"content-type", b"application/json")],
                 }
             )
@@ -219,15 +228,16 @@ class Faults:
 
 async def terminate_loop(
     db: asyncpg.Connection,
-    workers: list[subprocess.Popen[bytes]],
+    victims: Callable[[], list[subprocess.Popen[bytes]]],
     faults: Faults,
     started: float,
     until: float,
     every: float,
 ) -> None:
+    """`victims()` is asked at each round: a killed and restarted worker is found again."""
     while time.monotonic() - started < until:
         await asyncio.sleep(every)
-        ports = backend_ports([w.pid for w in workers if w.poll() is None])
+        ports = backend_ports([p.pid for p in victims() if p.poll() is None])
         if not ports:
             continue
         killed = await db.fetchval(
@@ -404,7 +414,7 @@ async def run_once(args: argparse.Namespace, code: Path, label: str) -> dict[str
     if migrated.returncode != 0:
         raise SystemExit(migrated.stderr.decode()[-2000:])
 
-    recorder = Recorder()
+    recorder = Recorder(storm_429=args.storm_429)
     braze, braze_server = start_braze(recorder, args.latency_ms)
     api_port = free_port()
     api = f"http://127.0.0.1:{api_port}"
@@ -423,9 +433,15 @@ async def run_once(args: argparse.Namespace, code: Path, label: str) -> dict[str
         sent_task = asyncio.create_task(
             send_webhooks(api, connection, args.webhooks, args.send_seconds, name)
         )
+        api_victim = [api_process] if args.terminate_api else []
         await asyncio.gather(
             terminate_loop(
-                db, workers, faults, started, args.terminate_seconds, args.terminate_every
+                db,
+                lambda: [*workers, *api_victim],
+                faults,
+                started,
+                args.terminate_seconds,
+                args.terminate_every,
             ),
             storm_phase(recorder, faults, started, storm_at, args.storm_seconds),
             kill_phase(
@@ -512,7 +528,11 @@ def main() -> None:
     parser.add_argument("--send-seconds", type=float, default=50.0)
     parser.add_argument("--terminate-seconds", type=float, default=25.0)
     parser.add_argument("--terminate-every", type=float, default=1.5)
+    parser.add_argument(
+        "--terminate-api", action="store_true", help="also terminate the API's backends"
+    )
     parser.add_argument("--storm-seconds", type=float, default=6.0)
+    parser.add_argument("--storm-429", action="store_true", help="storm with 503 and 429")
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--kill-every", type=float, default=5.0)
     parser.add_argument("--latency-ms", type=float, default=20.0, help="Braze's answer delay")
