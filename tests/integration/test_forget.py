@@ -18,9 +18,19 @@ import respx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from braze_bridge.domain.statuses import Source, WebhookAuthMode
-from tests.delivery_support import drain, make_worker, sandbox_client
-from tests.factories import SANDBOX_ENDPOINT, MadeConnection, TenantWithToken, make_connection
+from braze_bridge.db.repositories import forget as forget_repo
+from braze_bridge.db.repositories import outbox
+from braze_bridge.db.repositories.outbox import SettleRow
+from braze_bridge.domain.privacy import Person
+from braze_bridge.domain.statuses import OperationStatus, Source, WebhookAuthMode
+from tests.delivery_support import drain, make_worker, op_states, sandbox_client
+from tests.factories import (
+    SANDBOX_ENDPOINT,
+    MadeConnection,
+    TenantWithToken,
+    make_connection,
+    make_operations,
+)
 from tests.integration.hooks_helpers import post_signed
 
 P_ID, P_EMAIL = "ada-ext-9137", "ada.lovelace@example.com"
@@ -377,3 +387,58 @@ async def test_delete_in_braze_sends_users_delete_and_off_sends_nothing(
     assert disabled.status_code == 200
     assert disabled.json()["braze"] is None
     assert calls_after_disabled == 3
+
+
+async def test_an_object_in_flight_is_cancelled_and_its_workers_settle_changes_nothing(
+    session: AsyncSession, tenant_a: TenantWithToken
+) -> None:
+    connection = await make_connection(session, tenant_a.tenant)
+    delivered, sending = await make_operations(
+        session, connection, 2, external_id=P_ID, per_event=2
+    )
+    claimed = await outbox.claim_due_operations(session, owner="w1", limit=10, lease_seconds=60)
+    assert [op.id for op in claimed] == [delivered.id, sending.id]
+    await outbox.settle_operations(
+        session, owner="w1", rows=[SettleRow(delivered.id, OperationStatus.DELIVERED)]
+    )
+    await session.commit()
+
+    await forget_repo.erase_person(session, connection.id, tenant_a.id, Person.of(external_id=P_ID))
+    await session.commit()
+    late = await outbox.settle_operations(
+        session, owner="w1", rows=[SettleRow(sending.id, OperationStatus.DELIVERED)]
+    )
+    await session.commit()
+
+    assert late.statuses == {}
+    states = await op_states(session, [delivered, sending])
+    assert [(s.status, s.reason) for s in states] == [
+        ("delivered", None),
+        ("skipped", "forgotten"),
+    ]
+    event = await session.scalar(
+        text("SELECT status || ' / ' || reason FROM events WHERE id = :id"),
+        {"id": delivered.event_id},
+    )
+    assert event == "partially_delivered / 1 of 2 objects not delivered: forgotten"
+
+
+async def test_a_forgotten_event_cannot_be_replayed(
+    client: httpx.AsyncClient, session: AsyncSession, tenant_a: TenantWithToken
+) -> None:
+    extole = await make_connection(session, tenant_a.tenant)
+    event_id = await accepted(
+        await post_signed(client, extole, reward("p-1", P_ID, P_EMAIL, "r-p1"))
+    )
+    assert (await forget(client, tenant_a, extole.id, external_id=P_ID)).status_code == 200
+
+    replay = await client.post(f"/v1/events/{event_id}/replay", headers=tenant_a.headers)
+
+    assert replay.status_code == 409
+    assert replay.json()["error"]["message"] == (
+        "the event's person was forgotten: nothing is left to send"
+    )
+    statuses = await session.scalars(
+        text("SELECT status FROM operations WHERE event_id = :id"), {"id": uuid.UUID(event_id)}
+    )
+    assert set(statuses) == {"skipped"}
