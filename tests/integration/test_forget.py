@@ -8,6 +8,7 @@ Braze's side: braze-inc/braze-docs `_docs/_api/endpoints/user_data/post_user_del
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from typing import Any
@@ -35,6 +36,8 @@ from tests.integration.hooks_helpers import post_signed
 
 P_ID, P_EMAIL = "ada-ext-9137", "ada.lovelace@example.com"
 Q_ID, Q_EMAIL = "bob-ext-5521", "bob.builder@example.com"
+# Someone else whose address contains P's: another person, not a copy of P.
+R_ID, R_EMAIL = "sada-ext-3310", f"s{P_EMAIL}"
 ANTAVO_SETTINGS = {
     "sync_mode": "changed_only",
     "field_mappings": [
@@ -133,9 +136,18 @@ async def stored_data(session: AsyncSession) -> dict[str, list[str]]:
 
 
 def mentioning(rows: dict[str, list[str]], *needles: str) -> dict[str, list[str]]:
-    lowered = [n.lower() for n in needles]
-    found = {t: [r for r in rs if any(n in r.lower() for n in lowered)] for t, rs in rows.items()}
+    """Rows holding one of `needles` (any case) not as part of a longer address or id."""
+    patterns = [
+        re.compile(rf"(?<![\w.%+-]){re.escape(n)}(?![\w.-])", re.IGNORECASE) for n in needles
+    ]
+    found = {t: [r for r in rs if any(p.search(r) for p in patterns)] for t, rs in rows.items()}
     return {t: rs for t, rs in found.items() if rs}
+
+
+def occurrences(rows: dict[str, list[str]], needle: str) -> dict[str, int]:
+    """How often each table names `needle` (any case), across its rows."""
+    counts = {t: sum(r.lower().count(needle.lower()) for r in rs) for t, rs in rows.items()}
+    return {t: n for t, n in counts.items() if n}
 
 
 def rows_naming(rows: dict[str, list[str]], marks: list[str]) -> dict[str, list[str]]:
@@ -184,6 +196,9 @@ async def test_forget_leaves_no_copy_of_the_person_and_nothing_else_changes(
         await post_signed(client, extole, reward("q-1", Q_ID, Q_EMAIL, "r-q1"))
     )
     await accepted(await post_signed(client, extole, shared_with_friend("q-2")))
+    r_reward = await accepted(
+        await post_signed(client, extole, reward("r-1", R_ID, R_EMAIL, "r-r1"))
+    )
     b_events = [
         await accepted(
             await post_signed(client, other_tenant, reward("p-1", P_ID, P_EMAIL, "r-p1"))
@@ -258,6 +273,9 @@ async def test_forget_leaves_no_copy_of_the_person_and_nothing_else_changes(
     assert rows_naming(after, other_tenants_rows) == rows_naming(before, other_tenants_rows)
     # So is the other person's own event in the same connection (event, body, objects).
     assert rows_naming(after, [q_reward]) == rows_naming(before, [q_reward])
+    assert rows_naming(after, [r_reward]) == rows_naming(before, [r_reward]) != {}
+    # Attempts that carried P's objects with R's lost P's only: R is named as often as before.
+    assert occurrences(after, R_EMAIL) == occurrences(before, R_EMAIL)
     q_values = [r for r in after["user_values"] if Q_ID in r]
     assert q_values == [r for r in before["user_values"] if Q_ID in r] != []
 

@@ -50,3 +50,12 @@ def test_a_forgotten_event_is_recognised_by_its_normalized_form() -> None:
     assert is_forgotten({"kind": "reward", "forgotten": True})
     assert not is_forgotten({"kind": "reward"})
     assert not is_forgotten(None)
+
+
+def test_an_email_inside_a_longer_address_is_another_person() -> None:
+    short = Person.of(email="da@example.com")
+    text = "ada@example.com, da@example.com.au, <da@example.com>"
+
+    assert short.scrub_text(text) == f"ada@example.com, da@example.com.au, <{FORGOTTEN}>"
+    assert not short.mentioned_in("ada@example.com")
+    assert short.scrub_json({"friend": "ada@example.com"}) == {"friend": "ada@example.com"}

@@ -15,6 +15,12 @@ from pydantic import BaseModel, ConfigDict
 FORGOTTEN = "[forgotten]"
 # Reason of an object a forget cancelled before it was sent.
 FORGOTTEN_REASON = "forgotten"
+# An email stands alone when no address character touches it (`xada@example.com` is another
+# address than `ada@example.com`, and so is `ada@example.com.au`).
+_EMAIL_BEFORE = r"(?<![\w.%+-])"
+_EMAIL_AFTER = r"(?![\w.-])"
+_PG_EMAIL_BEFORE = "(^|[^[:alnum:]_.%+-])"
+_PG_EMAIL_AFTER = "($|[^[:alnum:]_.-])"
 
 
 def is_forgotten(normalized: Any) -> bool:
@@ -60,31 +66,47 @@ class Person:
 
     @property
     def needles(self) -> list[str]:
-        """Strings whose presence in a stored text means it mentions the person: each email
-        (case-insensitively, anywhere), each external id as a whole JSON string (`"42"`, so a
-        short id does not match inside unrelated numbers or words)."""
+        """Substrings that a stored text mentioning the person contains (compared lower-cased):
+        each email, each external id and user key as a whole JSON string (`"42"`, so a short id
+        does not match inside unrelated numbers or words). A superset: an email inside a longer
+        one matches too; `mentioned_in` and the scrubbers then decide."""
         return sorted(self.emails) + sorted(
             quoted(x) for x in (*self.external_ids, *self.user_keys)
         )
+
+    @property
+    def body_patterns(self) -> list[str]:
+        """Postgres regular expressions (`~*`) for raw bodies: each email not inside a longer
+        address, each external id and user key as a quoted JSON string."""
+        emails = [f"{_PG_EMAIL_BEFORE}{re.escape(e)}{_PG_EMAIL_AFTER}" for e in sorted(self.emails)]
+        ids = [re.escape(quoted(x)) for x in sorted({*self.external_ids, *self.user_keys})]
+        return emails + ids
 
     def is_identifier(self, value: str) -> bool:
         """An external id, email or user key (`id:…`, a log filter's form) of the person."""
         return value in self.external_ids or value.lower() in self.emails or value in self.user_keys
 
+    def _email_patterns(self) -> list[re.Pattern[str]]:
+        return [
+            re.compile(f"{_EMAIL_BEFORE}{re.escape(e)}{_EMAIL_AFTER}", re.IGNORECASE)
+            for e in sorted(self.emails)
+        ]
+
     def mentioned_in(self, text: str) -> bool:
-        lowered = text.lower()
-        return any(needle.lower() in lowered for needle in self.needles)
+        if any(p.search(text) for p in self._email_patterns()):
+            return True
+        return any(quoted(x) in text for x in (*self.external_ids, *self.user_keys))
 
     def scrub_text(self, text: str) -> str:
-        """`text` with every mention replaced by FORGOTTEN (emails anywhere, ids as whole
-        strings or quoted in a message)."""
-        for email in self.emails:
-            text = _replace_folded(text, email, FORGOTTEN)
-        for external_id in self.external_ids:
+        """`text` with every mention replaced by FORGOTTEN: an email wherever it stands alone
+        (not inside a longer address), an id or user key as a whole or quoted string."""
+        if self.is_identifier(text):
+            return FORGOTTEN
+        for pattern in self._email_patterns():
+            text = pattern.sub(FORGOTTEN, text)
+        for value in (*self.external_ids, *self.user_keys):
             for quote in ('"', "'"):
-                text = text.replace(f"{quote}{external_id}{quote}", f"{quote}{FORGOTTEN}{quote}")
-            if text == external_id:
-                text = FORGOTTEN
+                text = text.replace(f"{quote}{value}{quote}", f"{quote}{FORGOTTEN}{quote}")
         return text
 
     def scrub_json(self, value: Any) -> Any:
@@ -120,10 +142,3 @@ class Person:
 def quoted(value: str) -> str:
     """`value` as a JSON string literal, the way jsonb prints it (non-ASCII kept)."""
     return json.dumps(value, ensure_ascii=False)
-
-
-def _replace_folded(text: str, needle: str, replacement: str) -> str:
-    """Case-insensitive replace of `needle` in `text`."""
-    if not needle or needle not in text.lower():
-        return text
-    return re.sub(re.escape(needle), lambda _: replacement, text, flags=re.IGNORECASE)

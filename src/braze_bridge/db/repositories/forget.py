@@ -68,7 +68,7 @@ async def erase_person(
     Returns how many rows of each kind changed; the caller commits.
     """
     keys, external_ids, emails = _arrays(person)
-    needles = person.needles
+    patterns = person.body_patterns
     counts: dict[str, int] = {}
 
     ops = await driver.fetch(
@@ -86,12 +86,12 @@ async def erase_person(
         external_ids,
         emails,
         list({row["event_id"] for row in ops}),
-        needles,
+        patterns,
     )
     event_ids = [row["id"] for row in event_rows]
 
     counts["raw_bodies_deleted"] = await driver.execute(
-        session, "forget_delete_bodies", connection_id, event_ids, needles
+        session, "forget_delete_bodies", connection_id, event_ids, patterns
     )
     counts["events_redacted"] = await driver.execute(
         session, "forget_redact_events", connection_id, event_ids
@@ -123,35 +123,59 @@ async def erase_person(
     return counts
 
 
+def _changed(
+    rows: list[Any], columns: tuple[str, ...], scrubbed: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """(id, *new values) of the rows a scrub changed; a candidate the SQL filter let through
+    (an email inside a longer address) stays as it is."""
+    return [
+        (row["id"], *new)
+        for row, new in zip(rows, scrubbed, strict=True)
+        if any(_differs(row[c], value) for c, value in zip(columns, new, strict=True))
+    ]
+
+
+def _differs(stored: str | None, new: str | None) -> bool:
+    if stored is None or new is None:
+        return stored is not new
+    try:
+        return bool(orjson.loads(stored) != orjson.loads(new))
+    except orjson.JSONDecodeError:
+        return stored != new
+
+
+async def _apply(session: AsyncSession, statement: str, changed: list[tuple[Any, ...]]) -> int:
+    if changed:
+        await driver.execute(
+            session, statement, *(list(column) for column in zip(*changed, strict=True))
+        )
+    return len(changed)
+
+
 async def _scrub_events(session: AsyncSession, connection_id: uuid.UUID, person: Person) -> int:
     rows = await driver.fetch(session, "forget_mentioning_events", connection_id, person.needles)
-    if not rows:
-        return 0
-    await driver.execute(
-        session,
-        "forget_set_event_text",
-        [row["id"] for row in rows],
-        [_scrub_json_text(person, row["normalized_json"]) for row in rows],
-        [_scrub_free_text(person, row["reason"]) for row in rows],
-    )
-    return len(rows)
+    columns = ("normalized_json", "reason")
+    scrubbed = [
+        (_scrub_json_text(person, row["normalized_json"]), _scrub_free_text(person, row["reason"]))
+        for row in rows
+    ]
+    return await _apply(session, "forget_set_event_text", _changed(rows, columns, scrubbed))
 
 
 async def _scrub_operations(session: AsyncSession, connection_id: uuid.UUID, person: Person) -> int:
     rows = await driver.fetch(
         session, "forget_mentioning_operations", connection_id, person.needles
     )
-    if not rows:
-        return 0
-    await driver.execute(
-        session,
-        "forget_set_operation_text",
-        [row["id"] for row in rows],
-        [_scrub_json_text(person, row["payload_json"]) for row in rows],
-        [_scrub_json_text(person, row["sent_json"]) for row in rows],
-        [_scrub_free_text(person, row["reason"]) for row in rows],
-    )
-    return len(rows)
+    columns = ("payload_json", "sent_json", "reason")
+    scrubbed = [
+        (
+            _scrub_json_text(person, row["payload_json"]),
+            _scrub_json_text(person, row["sent_json"]),
+            _scrub_free_text(person, row["reason"]),
+        )
+        for row in rows
+    ]
+    return await _apply(session, "forget_set_operation_text", _changed(rows, columns, scrubbed))
 
 
 async def _scrub_attempts(
@@ -162,18 +186,17 @@ async def _scrub_attempts(
     rows = await driver.fetch(
         session, "forget_mentioning_attempts", connection_id, op_ids, person.needles
     )
-    if not rows:
-        return 0
-    await driver.execute(
-        session,
-        "forget_set_attempt_text",
-        [row["id"] for row in rows],
-        [_scrub_json_text(person, row["request_json"]) for row in rows],
-        [_scrub_free_text(person, row["response_body"]) for row in rows],
-        [_scrub_json_text(person, row["headers_json"]) for row in rows],
-        [_scrub_free_text(person, row["error"]) for row in rows],
-    )
-    return len(rows)
+    columns = ("request_json", "response_body", "headers_json", "error")
+    scrubbed = [
+        (
+            _scrub_json_text(person, row["request_json"]),
+            _scrub_free_text(person, row["response_body"]),
+            _scrub_json_text(person, row["headers_json"]),
+            _scrub_free_text(person, row["error"]),
+        )
+        for row in rows
+    ]
+    return await _apply(session, "forget_set_attempt_text", _changed(rows, columns, scrubbed))
 
 
 async def _scrub_replay_jobs(
@@ -182,12 +205,7 @@ async def _scrub_replay_jobs(
     rows = await driver.fetch(
         session, "forget_mentioning_replay_jobs", tenant_id, person.needles, str(connection_id)
     )
-    if not rows:
-        return 0
-    await driver.execute(
-        session,
-        "forget_set_replay_filters",
-        [row["id"] for row in rows],
-        [_scrub_json_text(person, row["filters_json"]) for row in rows],
+    scrubbed = [(_scrub_json_text(person, row["filters_json"]),) for row in rows]
+    return await _apply(
+        session, "forget_set_replay_filters", _changed(rows, ("filters_json",), scrubbed)
     )
-    return len(rows)

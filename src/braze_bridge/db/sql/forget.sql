@@ -30,7 +30,7 @@ WHERE o.connection_id = $1
 
 -- name: forget_person_events
 -- The person's events: by their user, by their objects ($5), or a userless event (rejected
--- before a user was read) whose raw body mentions them ($6 needles).
+-- before a user was read) whose raw body mentions them ($6: `Person.body_patterns`).
 SELECT e.id FROM events e
 WHERE e.connection_id = $1
   AND (e.user_key = ANY($2::text[])
@@ -38,23 +38,20 @@ WHERE e.connection_id = $1
        OR lower(e.normalized -> 'user' ->> 'email') = ANY($4::text[])
        OR e.id = ANY($5::uuid[])
        OR (e.user_key IS NULL AND EXISTS (
-           SELECT 1 FROM event_bodies b, unnest($6::text[]) AS n(needle)
-           WHERE b.event_id = e.id
-             AND strpos(lower(encode(b.body, 'escape')),
-                        lower(encode(convert_to(n.needle, 'UTF8'), 'escape'))) > 0)))
+           SELECT 1 FROM event_bodies b, unnest($6::text[]) AS p(pattern)
+           WHERE b.event_id = e.id AND encode(b.body, 'escape') ~* p.pattern)))
 
 -- name: forget_delete_bodies
 -- The raw bodies of the person's events ($2), and any other body of the connection that
--- mentions them (e.g. a referral naming the forgotten friend): raw bytes cannot be redacted
+-- mentions them ($3: `Person.body_patterns`; `escape` shows non-ASCII bytes as octal, so
+-- these match ASCII identifiers in any body, UTF-8 or not) (e.g. a referral naming the forgotten friend): raw bytes cannot be redacted
 -- in place without re-encoding them, and a replay already copes with a purged body.
 DELETE FROM event_bodies b
 USING events e
 WHERE e.id = b.event_id AND e.connection_id = $1
   AND (b.event_id = ANY($2::uuid[])
-       OR EXISTS (
-           SELECT 1 FROM unnest($3::text[]) AS n(needle)
-           WHERE strpos(lower(encode(b.body, 'escape')),
-                        lower(encode(convert_to(n.needle, 'UTF8'), 'escape'))) > 0))
+       OR EXISTS (SELECT 1 FROM unnest($3::text[]) AS p(pattern)
+                  WHERE encode(b.body, 'escape') ~* p.pattern))
 
 -- name: forget_redact_events
 -- The person's events keep their audit trail (kind, status, times, dedupe key: a resent
