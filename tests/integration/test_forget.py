@@ -274,6 +274,10 @@ async def test_forget_leaves_no_copy_of_the_person_and_nothing_else_changes(
     # So is the other person's own event in the same connection (event, body, objects).
     assert rows_naming(after, [q_reward]) == rows_naming(before, [q_reward])
     assert rows_naming(after, [r_reward]) == rows_naming(before, [r_reward]) != {}
+    # The rejected body's hash was its dedupe key: it is gone with the body.
+    hashed = [r for r in before["events"] if "sha256:" in r and str(extole.id) in r]
+    assert len(hashed) == 1
+    assert [r for r in after["events"] if "sha256:" in r and str(extole.id) in r] == []
     # Attempts that carried P's objects with R's lost P's only: R is named as often as before.
     assert occurrences(after, R_EMAIL) == occurrences(before, R_EMAIL)
     q_values = [r for r in after["user_values"] if Q_ID in r]

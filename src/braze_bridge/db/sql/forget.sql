@@ -54,11 +54,14 @@ WHERE e.id = b.event_id AND e.connection_id = $1
                   WHERE encode(b.body, 'escape') ~* p.pattern))
 
 -- name: forget_redact_events
--- The person's events keep their audit trail (kind, status, times, dedupe key: a resent
--- webhook stays a duplicate) and lose what they said about the person.
+-- The person's events keep their audit trail (kind, status, times, the partner's dedupe key:
+-- a resent webhook stays a duplicate) and lose what they said about the person. A dedupe key
+-- that is the raw body's hash goes too: hashing guessed bodies would find the person again.
 UPDATE events
 SET user_key = NULL,
-    normalized = jsonb_build_object('kind', kind, 'forgotten', true)
+    normalized = jsonb_build_object('kind', kind, 'forgotten', true),
+    dedupe_key = CASE WHEN dedupe_key LIKE 'sha256:%' THEN 'forgotten:' || id::text
+                      ELSE dedupe_key END
 WHERE connection_id = $1 AND id = ANY($2::uuid[])
 
 -- name: forget_mentioning_events
