@@ -83,8 +83,6 @@ async def erase_person(
         "forget_person_events",
         connection_id,
         keys,
-        external_ids,
-        emails,
         list({row["event_id"] for row in ops}),
         patterns,
     )

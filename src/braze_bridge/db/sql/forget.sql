@@ -29,17 +29,18 @@ WHERE o.connection_id = $1
        OR lower(o.email) = ANY($4::text[]))
 
 -- name: forget_person_events
--- The person's events: by their user, by their objects ($5), or a userless event (rejected
--- before a user was read) whose raw body mentions them ($6: `Person.body_patterns`).
+-- The person's events: by their user key (every identifier is linked by now, so an event's
+-- key is among them; ix_events_user_key), by their objects ($3), or a userless event
+-- (rejected before a user was read) whose raw body mentions them ($4: `Person.body_patterns`).
 SELECT e.id FROM events e
-WHERE e.connection_id = $1
-  AND (e.user_key = ANY($2::text[])
-       OR e.normalized -> 'user' ->> 'external_id' = ANY($3::text[])
-       OR lower(e.normalized -> 'user' ->> 'email') = ANY($4::text[])
-       OR e.id = ANY($5::uuid[])
-       OR (e.user_key IS NULL AND EXISTS (
-           SELECT 1 FROM event_bodies b, unnest($6::text[]) AS p(pattern)
-           WHERE b.event_id = e.id AND encode(b.body, 'escape') ~* p.pattern)))
+WHERE e.user_key = ANY($2::text[]) AND e.connection_id = $1
+UNION
+SELECT e.id FROM events e WHERE e.id = ANY($3::uuid[]) AND e.connection_id = $1
+UNION
+SELECT e.id FROM events e
+WHERE e.connection_id = $1 AND e.user_key IS NULL
+  AND EXISTS (SELECT 1 FROM event_bodies b, unnest($4::text[]) AS p(pattern)
+              WHERE b.event_id = e.id AND encode(b.body, 'escape') ~* p.pattern)
 
 -- name: forget_delete_bodies
 -- The raw bodies of the person's events ($2), and any other body of the connection that
