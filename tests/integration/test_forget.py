@@ -464,3 +464,22 @@ async def test_a_forgotten_event_cannot_be_replayed(
         text("SELECT status FROM operations WHERE event_id = :id"), {"id": uuid.UUID(event_id)}
     )
     assert set(statuses) == {"skipped"}
+
+
+async def test_a_braze_failure_is_reported_and_the_local_erasure_still_happens(
+    client: httpx.AsyncClient, session: AsyncSession, tenant_a: TenantWithToken
+) -> None:
+    """braze-inc/braze-docs `_docs/_api/endpoints/user_data/post_user_delete.md`."""
+    on = await make_connection(
+        session, tenant_a.tenant, settings={"privacy": {"delete_in_braze": True}}
+    )
+    await accepted(await post_signed(client, on, reward("p-1", P_ID, P_EMAIL, "r-p1")))
+
+    with respx.mock(assert_all_called=False) as braze:
+        braze.post(f"{SANDBOX_ENDPOINT}/users/delete").respond(500, json={"message": "boom"})
+        response = await forget(client, tenant_a, on.id, email=P_EMAIL)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["braze"] == {"requests": 3, "failed": 3, "statuses": [500, 500, 500]}
+    assert response.json()["removed"]["braze_delete_failed"] == 3
+    assert mentioning(await dump(session), P_EMAIL, P_ID) == {}
