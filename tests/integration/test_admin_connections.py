@@ -108,6 +108,7 @@ class TestCreate:
             "subscription_group_id": None,
             "global_email_unsubscribe": False,
             "event_names": {},
+            "privacy": {"delete_in_braze": False},
         }
         assert body["webhook_url"] == f"http://127.0.0.1:8000/v1/hooks/{body['id']}"
         assert body["webhook_secret"].startswith("whsec_")

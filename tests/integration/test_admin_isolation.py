@@ -39,6 +39,7 @@ CONNECTION_ROUTES = [
     ("POST", "/pause", None),
     ("POST", "/resume", None),
     ("GET", "/audit", None),
+    ("POST", "/users/forget", {"external_id": "user-1"}),
 ]
 ROUTE_IDS = [f"{method} {suffix or '/'}" for method, suffix, _ in CONNECTION_ROUTES]
 

@@ -37,6 +37,7 @@ def test_defaults_are_the_contract() -> None:
             "quantity_field": "quantity",
             "fallback_product_id": "checkout",
         },
+        "privacy": {"delete_in_braze": False},
     }
 
 

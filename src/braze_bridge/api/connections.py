@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from braze_bridge.admin import connection_test
 from braze_bridge.admin import connections as service
+from braze_bridge.admin import forget as forget_service
 from braze_bridge.api.deps import ContextDep, PrincipalDep, SessionDep
 from braze_bridge.api.paths import BODY_ERRORS, ConnectionIdPath, error_responses
 from braze_bridge.api.schemas.connections import (
@@ -22,6 +23,8 @@ from braze_bridge.api.schemas.connections import (
     ConnectionTestRead,
     ConnectionUpdate,
     ContentTokenRotated,
+    ForgetRequest,
+    ForgetResult,
     SecretRotation,
     WebhookSecretRotated,
 )
@@ -242,3 +245,33 @@ async def list_audit(
     """Who changed what and when, newest first; field paths only, never values."""
     rows = await service.list_audit(session, principal, connection_id, limit=limit)
     return AuditPage(items=[AuditEntry.of(row) for row in rows])
+
+
+@router.post(
+    "/{connection_id}/users/forget",
+    response_model=ForgetResult,
+    responses=error_responses(*BODY_ERRORS, 404, 422),
+)
+async def forget_user(
+    connection_id: ConnectionIdPath,
+    body: ForgetRequest,
+    principal: PrincipalDep,
+    session: SessionDep,
+    context: ContextDep,
+) -> ForgetResult:
+    """Forget a person (GDPR / CCPA erasure): `{"external_id"}` or `{"email"}`, exactly one.
+
+    Cancels their unsent objects (`skipped`, reason `forgotten`), deletes or redacts what is
+    stored about them in this connection and, with `settings.privacy.delete_in_braze`, asks
+    Braze to delete the profile. Answers counts only; audited (docs/privacy.md).
+    """
+    report = await forget_service.forget_person(
+        session,
+        context.secrets,
+        context.http,
+        principal,
+        connection_id,
+        external_id=body.external_id,
+        email=body.email,
+    )
+    return ForgetResult.of(report)

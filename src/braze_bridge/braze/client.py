@@ -19,6 +19,10 @@ from braze_bridge.braze.errors import Unreachable
 TRACK_PATH = "/users/track"
 EXPORT_IDS_PATH = "/users/export/ids"
 EVENTS_LIST_PATH = "/events/list"
+DELETE_USERS_PATH = "/users/delete"
+# braze-inc/braze-docs `_docs/_api/endpoints/user_data/post_user_delete.md`: up to 50
+# identifiers of one kind per request.
+MAX_DELETE_IDENTIFIERS = 50
 
 
 def _package_version() -> str:
@@ -151,3 +155,8 @@ class BrazeClient:
     async def list_events(self) -> BrazeReply:
         """`GET /events/list`: cheap and read-only; proves the `events.list` permission."""
         return await self.get(EVENTS_LIST_PATH)
+
+    async def delete_users(self, identifiers: dict[str, list[Any]]) -> BrazeReply:
+        """`POST /users/delete` with one kind of identifier (`external_ids`, `user_aliases`,
+        `email_addresses`), at most MAX_DELETE_IDENTIFIERS of them."""
+        return await self.post(DELETE_USERS_PATH, identifiers)

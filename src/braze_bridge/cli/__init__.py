@@ -347,6 +347,64 @@ def rotate_key(
         )
 
 
+@app.command()
+def forget(
+    connection: Annotated[str, typer.Option(help="Connection id")],
+    external_id: Annotated[str | None, typer.Option(help="The person's external id")] = None,
+    email: Annotated[str | None, typer.Option(help="The person's email")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Forget a person in one connection (GDPR / CCPA erasure; see docs/privacy.md).
+
+    Prints how many rows of each kind were removed or redacted, never the person.
+    """
+    import uuid
+
+    if (external_id is None) == (email is None):
+        fail("give exactly one of --external-id or --email")
+    try:
+        connection_id = uuid.UUID(connection)
+    except ValueError:
+        fail("--connection is not a connection id")
+        raise AssertionError from None
+    if not yes and not typer.confirm(
+        f"Forget this person in connection {connection_id}? This cannot be undone"
+    ):
+        fail("nothing was changed", code=1)
+    settings = load_settings()
+
+    async def run(runtime: Runtime) -> Any:
+        from braze_bridge.admin import forget as forget_service
+        from braze_bridge.admin.tenants import COMMAND_LINE
+        from braze_bridge.braze.transport import create_http_client
+        from braze_bridge.runtime import build_secret_box
+
+        http = create_http_client()
+        try:
+            async with cli_sessions(runtime) as sessions, sessions() as session:
+                return await forget_service.forget_person(
+                    session,
+                    build_secret_box(runtime),
+                    http,
+                    COMMAND_LINE,
+                    connection_id,
+                    external_id=external_id,
+                    email=email,
+                )
+        finally:
+            await http.aclose()
+
+    report = with_database(settings, lambda rt: run_service(run(rt)), share=True)
+    for kind, count in report.counts.items():
+        typer.echo(f"{kind}: {count}")
+    if report.braze is not None and report.braze.failed:
+        fail(
+            f"Braze /users/delete failed for {report.braze.failed} of {report.braze.requests} "
+            "requests; what braze-bridge held is forgotten, run again to retry Braze",
+            code=1,
+        )
+
+
 def main() -> None:
     try:
         app()

@@ -154,6 +154,8 @@ class ConnectionAudit(Base):
     action: Mapped[str] = mapped_column(String(64))
     fields: Mapped[list[str]] = mapped_column(JSONB, default=list)
     at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # `forget`: how many rows of each kind were removed or redacted (counts only, no person).
+    counts: Mapped[dict[str, int] | None] = mapped_column(JSONB)
 
 
 class Event(Base):

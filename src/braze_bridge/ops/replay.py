@@ -19,6 +19,7 @@ from braze_bridge import metrics
 from braze_bridge.db.repositories import replay as replay_repo
 from braze_bridge.domain.mapping import MappingContext
 from braze_bridge.domain.principal import Principal
+from braze_bridge.domain.privacy import is_forgotten
 from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.errors import Conflict, NotFound
 from braze_bridge.logging import get_logger
@@ -103,6 +104,8 @@ async def replay_in_session(
     event, connection = target.event, target.connection
     if connection.deleted_at is not None:
         raise ReplayRefused("the event's connection was deleted")
+    if is_forgotten(event.normalized):
+        raise ReplayRefused("the event's person was forgotten: nothing is left to send")
     if needs_remap(event.status, event.normalized, connection.version):
         return await _remap_and_requeue(session, target, partners, now)
     requeued = await replay_repo.requeue_undelivered(session, event.id, now)

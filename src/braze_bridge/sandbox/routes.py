@@ -31,8 +31,17 @@ from braze_bridge.sandbox.validation import (
 )
 
 ALL_PERMISSIONS: Final = frozenset(
-    {"users.track", "users.export.ids", "users.alias.new", "users.identify", "events.list"}
+    {
+        "users.track",
+        "users.export.ids",
+        "users.alias.new",
+        "users.identify",
+        "events.list",
+        "users.delete",
+    }
 )
+# `/users/delete` takes one of these per request, up to 50 identifiers.
+DELETE_KINDS: Final = ("external_ids", "user_aliases", "braze_ids", "email_addresses")
 MAX_EXPORT_EXTERNAL_IDS: Final = 50
 
 router = APIRouter()
@@ -319,6 +328,50 @@ async def users_alias_new(request: Request, state: State) -> Response:
     state.log("/users/alias/new", 201, body, size)
     return JSONResponse(
         {"aliases_processed": len(aliases), "message": "success"}, status_code=201, headers=headers
+    )
+
+
+def _users_to_delete(state: SandboxState, kind: str, values: list[Any]) -> list[SandboxUser]:
+    found: list[SandboxUser | None] = []
+    for value in values:
+        if kind == "external_ids":
+            found.append(state.find_or_create({"external_id": value}, create=False))
+        elif kind == "user_aliases":
+            found.append(state.find_or_create({"user_alias": value}, create=False))
+        elif kind == "braze_ids":
+            found.append(state.find_or_create({"braze_id": value}, create=False))
+        else:
+            found.extend(u for u in state.users.values() if u.email == str(value).lower())
+    unique = {user.braze_id: user for user in found if user is not None}
+    return list(unique.values())
+
+
+@router.post("/users/delete")
+async def users_delete(request: Request, state: State) -> Response:
+    """braze-inc/braze-docs `_docs/_api/endpoints/user_data/post_user_delete.md`: one kind of
+    identifier, up to 50; answers how many profiles were queued for deletion."""
+    early, headers = await _admit(state, request, "/users/delete", "users.delete", None)
+    if early is not None:
+        return early
+    body, problem, size = await _read_json(request)
+    kinds = [k for k in DELETE_KINDS if isinstance(body, Mapping) and k in body]
+    values = body.get(kinds[0]) if len(kinds) == 1 else None
+    if problem is not None or not isinstance(values, list) or not 0 < len(values) <= 50:
+        state.log("/users/delete", 400, body, size)
+        return problem or _error(
+            400, "give one of external_ids, user_aliases, braze_ids or email_addresses (1-50)"
+        )
+    if kinds[0] == "user_aliases" and any(
+        not isinstance(a, Mapping) or identifier_error({"user_alias": a}) for a in values
+    ):
+        state.log("/users/delete", 400, body, size)
+        return _error(400, "each alias needs 'alias_name' and 'alias_label'", headers)
+    users = _users_to_delete(state, kinds[0], values)
+    for user in users:
+        state.delete_user(user)
+    state.log("/users/delete", 201, body, size)
+    return JSONResponse(
+        {"deleted": len(users), "message": "success"}, status_code=201, headers=headers
     )
 
 

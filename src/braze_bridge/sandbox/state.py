@@ -164,6 +164,16 @@ class SandboxState:
         user.aliases.append({"alias_label": key[0], "alias_name": key[1]})
         self.by_alias[key] = user.braze_id
 
+    def delete_user(self, user: SandboxUser) -> None:
+        """`/users/delete`: the profile and every way to find it go."""
+        self.users.pop(user.braze_id, None)
+        if user.external_id:
+            self.by_external_id.pop(user.external_id, None)
+        if user.email:
+            self.by_email.pop(user.email, None)
+        for alias in user.aliases:
+            self.by_alias.pop((alias["alias_label"], alias["alias_name"]), None)
+
     def remember_event_name(self, name: str) -> None:
         self.event_names[name] = None
         while len(self.event_names) > 10_000:

@@ -22,6 +22,7 @@ from braze_bridge.admin.connection_schemas import (
     WebhookAuthPatch,
 )
 from braze_bridge.admin.connection_test import ConnectionCheckReport
+from braze_bridge.admin.forget import ForgetReport, ForgetRequest
 from braze_bridge.braze.models import (
     DEFAULT_EXPORT_RATE_PRESET,
     EXPORT_RATE_PRESETS,
@@ -36,6 +37,7 @@ __all__ = [
     "BrazePatch",
     "ConnectionCreate",
     "ConnectionUpdate",
+    "ForgetRequest",
     "Limits",
     "LimitsPatch",
     "WebhookAuthCreate",
@@ -216,11 +218,14 @@ class ConnectionTestRead(BaseModel):
 class AuditEntry(BaseModel):
     action: str = Field(
         description="create, update, delete, rotate_secret, rotate_content_token, pause, "
-        "resume, test_passed"
+        "resume, test_passed, forget"
     )
     fields: list[str] = Field(description="Changed field paths; values are never recorded")
     actor_token_id: uuid.UUID | None
     at: datetime
+    counts: dict[str, int] | None = Field(
+        default=None, description="`forget`: rows removed or redacted per kind (no identifiers)"
+    )
 
     @classmethod
     def of(cls, row: ConnectionAudit) -> AuditEntry:
@@ -230,9 +235,45 @@ class AuditEntry(BaseModel):
                 "fields": row.fields,
                 "actor_token_id": row.actor_token_id,
                 "at": row.at,
+                "counts": row.counts,
             }
         )
 
 
 class AuditPage(BaseModel):
     items: list[AuditEntry]
+
+
+class BrazeDeletionRead(BaseModel):
+    requests: int = Field(description="`/users/delete` requests sent (one kind of identifier each)")
+    failed: int = Field(description="Requests Braze did not answer with a 2xx")
+    statuses: list[int | None] = Field(description="Braze's status per request; null: no answer")
+
+
+class ForgetResult(BaseModel):
+    """What a forget removed, as counts; never the person's identifiers."""
+
+    connection_id: uuid.UUID
+    identifiers_linked: int = Field(
+        description="External ids and emails found for the person (the one given included)"
+    )
+    removed: dict[str, int] = Field(description="Rows removed or redacted, per kind")
+    braze: BrazeDeletionRead | None = Field(
+        description="`/users/delete` outcome; null when `settings.privacy.delete_in_braze` is off"
+    )
+
+    @classmethod
+    def of(cls, report: ForgetReport) -> ForgetResult:
+        braze = report.braze
+        return cls(
+            connection_id=report.connection_id,
+            identifiers_linked=report.identifiers,
+            removed=report.counts,
+            braze=(
+                BrazeDeletionRead(
+                    requests=braze.requests, failed=braze.failed, statuses=braze.statuses
+                )
+                if braze is not None
+                else None
+            ),
+        )

@@ -9,7 +9,7 @@ a 429.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -85,8 +85,9 @@ async def record_audit(
     actor_token_id: uuid.UUID | None,
     action: str,
     fields: Sequence[str] = (),
+    counts: Mapping[str, int] | None = None,
 ) -> None:
-    """Who did what to which fields; callers pass field paths, never values."""
+    """Who did what to which fields; callers pass field paths and counts, never values."""
     session.add(
         ConnectionAudit(
             connection_id=connection.id,
@@ -94,6 +95,7 @@ async def record_audit(
             actor_token_id=actor_token_id,
             action=action,
             fields=list(fields),
+            counts=dict(counts) if counts is not None else None,
         )
     )
     await session.flush()

@@ -140,3 +140,16 @@ async def seconds_until_next_due(session: AsyncSession) -> float | None:
     """
     value = await driver.fetchval(session, "seconds_until_next_due")
     return None if value is None else float(value)
+
+
+async def cancel_operations(session: AsyncSession, ids: Sequence[int], *, reason: str) -> int:
+    """Cancel the unsettled objects among `ids` (`skipped`, `reason`) and roll their events up.
+
+    The one way work leaves the queue without being sent (a forgotten person's objects); a
+    change to where unsent work waits changes this function too. Returns how many it cancelled.
+    """
+    if not ids:
+        return 0
+    rows = await driver.fetch(session, "cancel_operations", list(ids), reason)
+    await roll_up_events(session, {row[0] for row in rows})
+    return len(rows)

@@ -134,3 +134,12 @@ SELECT EXTRACT(EPOCH FROM (LEAST(
      WHERE unsettled AND status = 'pending' AND available_at > now()),
     (SELECT min(rate_limited_until) FROM connections WHERE rate_limited_until > now())
 ) - now()))::float8
+
+-- name: cancel_operations
+-- Settle the unsettled objects of $1 as `skipped` with reason $2, whoever holds them: a
+-- worker's later settle of one of them changes nothing (it no longer holds an in_flight row).
+UPDATE operations
+SET status = 'skipped', reason = $2, lease_owner = NULL, lease_expires_at = NULL,
+    settled_at = now()
+WHERE id = ANY($1::bigint[]) AND unsettled
+RETURNING event_id

@@ -27,6 +27,7 @@ from braze_bridge.domain.coercion import (
     nested_key_problem,
 )
 from braze_bridge.domain.object_arrays import KEYED_OPERATIONS, ArrayOperation
+from braze_bridge.domain.privacy import PrivacySettings
 
 AttributeType = BrazeType
 SyncMode = Literal["all_mapped", "changed_only"]
@@ -156,6 +157,7 @@ class AntavoSettings(BaseModel):
     # its keys into the stored object instead of overwriting it (keys left out are kept).
     merge_objects: bool = False
     purchase: PurchaseSettings = Field(default_factory=PurchaseSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("field_mappings")
     @classmethod

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from braze_bridge.domain.privacy import PrivacySettings
+
 RewardState = Literal["EARNED", "FULFILLED", "SENT", "REDEEMED", "FAILED", "CANCELED", "REVOKED"]
 BrazeEventName = Annotated[
     str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^$]", strip_whitespace=True)
@@ -48,6 +50,7 @@ class ExtoleSettings(BaseModel):
     event_names: dict[
         Annotated[str, StringConstraints(min_length=1, max_length=100)], BrazeEventName
     ] = Field(default_factory=dict)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("reward_states", mode="before")
     @classmethod
