@@ -10,6 +10,7 @@ event_object.md` (a `user_alias` event is always "update only"),
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -18,6 +19,7 @@ import respx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from braze_bridge.db import migrate
 from braze_bridge.db.repositories import identities as identity_repo
 from braze_bridge.domain.statuses import ObjectKind
 from tests import extole_bodies as bodies
@@ -28,6 +30,12 @@ from tests.factories import (
     make_connection,
     make_operations,
     make_tenant,
+)
+from tests.integration.admin_support import (
+    TenantWithToken,
+    error_of,
+    extole_body,
+    fields_of,
 )
 from tests.integration.hooks_helpers import post_signed
 
@@ -43,6 +51,11 @@ def email_only(event_id: str) -> dict[str, Any]:
 
 def with_external_id(event_id: str) -> dict[str, Any]:
     return {**bodies.SHARED, "event_id": event_id}
+
+
+async def connection_count(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    async with sessionmaker() as s:
+        return int(await s.scalar(text("SELECT count(*) FROM connections")) or 0)
 
 
 def received(sandbox: Any, endpoint: str) -> list[dict[str, Any]]:
@@ -330,3 +343,86 @@ async def test_identifies_are_batched_fifty_to_a_request(
         text("SELECT count(*) FROM identities WHERE identified_external_id IS NULL")
     )
     assert left == 0
+
+
+class TestSettings:
+    """`settings.identity` over the admin API (docs/admin-api.md, docs/extole.md)."""
+
+    async def test_a_new_connection_defaults_to_email_and_a_patch_changes_it(
+        self, client: httpx.AsyncClient, tenant_a: TenantWithToken
+    ) -> None:
+        created = await client.post("/v1/connections", json=extole_body(), headers=tenant_a.headers)
+        assert created.json()["settings"]["identity"] == "email"
+        url = f"/v1/connections/{created.json()['id']}"
+        patched = await client.patch(
+            url, json={"settings": {"identity": "lookup_then_alias"}}, headers=tenant_a.headers
+        )
+        assert patched.status_code == 200, patched.text
+        shown = (await client.get(url, headers=tenant_a.headers)).json()["settings"]
+        assert shown["identity"] == "lookup_then_alias"
+        assert "unknown_user" not in shown
+
+    async def test_the_former_unknown_user_is_read_as_identity(
+        self, client: httpx.AsyncClient, tenant_a: TenantWithToken
+    ) -> None:
+        created = await client.post(
+            "/v1/connections",
+            json=extole_body(settings={"unknown_user": "alias"}),
+            headers=tenant_a.headers,
+        )
+        assert created.json()["settings"]["identity"] == "lookup_then_alias"
+        url = f"/v1/connections/{created.json()['id']}"
+        patched = await client.patch(
+            url, json={"settings": {"unknown_user": "skip"}}, headers=tenant_a.headers
+        )
+        assert patched.json()["settings"]["identity"] == "skip"
+        assert "unknown_user" not in patched.json()["settings"]
+
+    async def test_identity_and_the_former_name_disagreeing_is_a_422(
+        self,
+        client: httpx.AsyncClient,
+        tenant_a: TenantWithToken,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        response = await client.post(
+            "/v1/connections",
+            json=extole_body(settings={"unknown_user": "skip", "identity": "email"}),
+            headers=tenant_a.headers,
+        )
+        assert response.status_code == 422, response.text
+        error = error_of(response)
+        assert error["code"] == "validation_error"
+        assert fields_of(response) == ["settings"]
+        assert "send identity alone" in error["details"][0]["message"]
+        assert await connection_count(sessionmaker) == 0
+
+    async def test_an_unknown_mode_is_a_422_and_changes_nothing(
+        self, client: httpx.AsyncClient, tenant_a: TenantWithToken
+    ) -> None:
+        created = await client.post("/v1/connections", json=extole_body(), headers=tenant_a.headers)
+        url = f"/v1/connections/{created.json()['id']}"
+        response = await client.patch(
+            url, json={"settings": {"identity": "guess"}}, headers=tenant_a.headers
+        )
+        assert response.status_code == 422
+        assert fields_of(response) == ["settings.identity"]
+        shown = (await client.get(url, headers=tenant_a.headers)).json()
+        assert (shown["settings"]["identity"], shown["version"]) == ("email", 1)
+
+
+async def test_migration_0003_keeps_existing_connections_on_their_mode(
+    database_url: str, session: AsyncSession
+) -> None:
+    """Connections stored before the modes (`unknown_user` alias or skip) keep what they did."""
+    tenant = await make_tenant(session)
+    alias = await make_connection(session, tenant, settings={"unknown_user": "alias"})
+    skip = await make_connection(session, tenant, settings={"unknown_user": "skip"})
+    await asyncio.to_thread(migrate.downgrade, database_url, "0002_extole_settings_names")
+    await asyncio.to_thread(migrate.upgrade, database_url, "head")
+    rows = await session.execute(
+        text("SELECT id, settings FROM connections WHERE id IN (:a, :s)"),
+        {"a": alias.id, "s": skip.id},
+    )
+    stored = {row[0]: row[1] for row in rows}
+    assert stored[alias.id] == {"identity": "lookup_then_alias"}
+    assert stored[skip.id] == {"identity": "skip"}
