@@ -1,10 +1,13 @@
-"""Who an email-only operation is in Braze: Postgres cache, then `/users/export/ids`.
+"""Who an email-only operation is in Braze (identity modes `lookup_then_alias` and `skip`):
+Postgres cache, then `/users/export/ids`; and what braze-bridge created for an email.
 
-docs/delivery.md, "Identity": a found profile is addressed by its `external_id` (or `braze_id` when it has none);
-a missing one becomes an alias-only profile `{"alias_name": <email>, "alias_label": "email"}`
-(or is skipped, per the connection's `unknown_user`). Answers, "not found" included, are cached
-per connection; concurrent lookups of one email in this process share one Braze call, and the
-Postgres cache spares other processes the call once the answer is in.
+docs/delivery.md, "Identity": a found profile is addressed by its `external_id` (or `braze_id`
+when it has none), the one Braze would update when several share the email; a missing one
+becomes an alias-only profile `{"alias_name": <email>, "alias_label": "email"}` (or is
+skipped). Answers, "not found" included, are cached per connection; concurrent lookups of one
+email in this process share one Braze call, and the Postgres cache spares other processes the
+call once the answer is in. The same cache marks the emails braze-bridge created a profile for
+and identified later (delivery/identify.py).
 """
 
 from __future__ import annotations
