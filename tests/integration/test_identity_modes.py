@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.db import migrate
 from braze_bridge.db.repositories import identities as identity_repo
-from braze_bridge.domain.statuses import ObjectKind
 from tests import extole_bodies as bodies
 from tests.delivery_support import drain, make_due, make_worker, op_states, sandbox_client
 from tests.factories import (
@@ -85,7 +84,8 @@ async def test_email_mode_sends_the_email_identifier_without_lookup_or_alias(
     ]
     [event] = track["events"]
     assert event["email"] == EMAIL
-    assert "user_alias" not in event and "external_id" not in event
+    assert "user_alias" not in event
+    assert "external_id" not in event
     [profile] = sandbox.with_email(EMAIL)
     assert (profile.external_id, profile.aliases) == (None, [])
     assert profile.custom_events["extole_shared"].count == 1

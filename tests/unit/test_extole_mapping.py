@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import ValidationError
@@ -575,7 +575,9 @@ class TestContentProjection:
 class TestIdentityModes:
     """`settings.identity` as each operation stores it (docs/delivery.md, "Identity")."""
 
-    EMAIL_ONLY = {k: v for k, v in bodies.SHARED.items() if k != "partner_user_id"}
+    EMAIL_ONLY: ClassVar[dict[str, Any]] = {
+        k: v for k, v in bodies.SHARED.items() if k != "partner_user_id"
+    }
 
     @pytest.mark.parametrize(
         ("settings", "stored"),
