@@ -75,6 +75,8 @@ UNDECRYPTABLE_KEY = (
 MAX_CACHED_KEYS = 1000
 
 _ARRAYS: dict[str, TrackArray] = {array: array for array in TRACK_ARRAYS}
+# `operations.unknown_user` of identity mode `email`: Braze's email identifier, no lookup.
+EMAIL_MODE = "email"
 
 
 @dataclass(slots=True)
@@ -182,7 +184,14 @@ async def deliver_round(
             for row in judged.outcome.rows
             if row.status == OperationStatus.DELIVERED and row.id in creates
         }
-        await deps.resolver.mark_created(connection, dict(accepted))
+        try:
+            await deps.resolver.mark_created(connection, dict(accepted))
+        except Exception as exc:
+            # Braze accepted the objects: the round must still settle. Without the mark the
+            # profile is only not identified later.
+            log.warning(
+                "worker.identity_mark_failed", connection_id=str(connection.id), exc_info=exc
+            )
     exhausted = _exhausted_until(results, deps.clock())
     # Every connection on this key waits for the reset instead of spending its next request
     # on a 429.
@@ -372,9 +381,6 @@ async def _identify(
         outgoing = _creating_objects_first(outgoing, aliased)
     resolved = RoundOutcome(connection, tuple(rows), tuple(retries), auth_error=auth_error)
     return outcome.then(resolved), outgoing, creates
-
-
-EMAIL_MODE = "email"
 
 
 def _creating_objects_first(outgoing: list[Outgoing], aliased: set[str]) -> list[Outgoing]:
