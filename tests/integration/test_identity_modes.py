@@ -426,3 +426,52 @@ async def test_migration_0003_keeps_existing_connections_on_their_mode(
     stored = {row[0]: row[1] for row in rows}
     assert stored[alias.id] == {"identity": "lookup_then_alias"}
     assert stored[skip.id] == {"identity": "skip"}
+
+
+async def test_identify_refused_for_the_key_holds_the_connection_and_a_429_waits(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """braze-inc/braze-docs `_docs/_api/endpoints/user_data/post_user_identify.md`: the key
+    needs `users.identify`; `_docs/_api/api_limits.md`: a 429 says when to come back. Neither
+    burns an attempt of the objects held back, and nothing goes to /users/track for them."""
+    connection = await extole(session, "lookup_then_alias")
+    async with sessionmaker.begin() as s:
+        await identity_repo.mark_created(s, connection.id, {EMAIL: "alias"})
+    ops = await make_operations(session, connection, 1, external_id=EXTERNAL_ID, email=EMAIL)
+    with respx.mock:
+        identify = respx.post(f"{SANDBOX_ENDPOINT}/users/identify").mock(
+            side_effect=[
+                httpx.Response(403, json={"message": "Access Denied"}),
+                httpx.Response(429, json={"message": "slow down"}, headers={"Retry-After": "30"}),
+            ]
+        )
+        track = respx.post(f"{SANDBOX_ENDPOINT}/users/track").mock(
+            return_value=httpx.Response(201, json={"message": "success"})
+        )
+        async with httpx.AsyncClient() as http:
+            worker = make_worker(sessionmaker, http)
+            await drain(worker)
+            [held] = await op_states(session, ops)
+            state = await session.scalar(
+                text("SELECT state FROM connections WHERE id = :c"), {"c": connection.id}
+            )
+            assert (held.status, held.attempts, state) == ("pending", 0, "auth_error")
+            assert "users.identify" in (held.reason or "")
+            await session.execute(
+                text("UPDATE connections SET state = 'active' WHERE id = :c"), {"c": connection.id}
+            )
+            await session.commit()
+            await make_due(session)
+            await drain(worker)
+            [waiting] = await op_states(session, ops)
+            assert (waiting.status, waiting.attempts) == ("pending", 0)
+            assert waiting.reason == "braze 429 on /users/identify: slow down"
+            assert identify.call_count == 2
+            assert track.call_count == 0
+    outcomes = await session.execute(
+        text(
+            "SELECT a.status_code, o.outcome FROM delivery_attempts a "
+            "JOIN attempt_operations o ON o.attempt_id = a.id ORDER BY a.id"
+        )
+    )
+    assert outcomes.all() == [(403, "held"), (429, "rate_limited")]
