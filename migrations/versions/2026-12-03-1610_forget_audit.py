@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0004_forget_audit"
-down_revision: str | None = "0002_extole_settings_names"
+down_revision: str | None = "0003_identity_modes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -104,7 +104,7 @@ class TestCreate:
             "reward_states": ["FULFILLED", "EARNED"],
             "untyped_reward_state": "FULFILLED",
             "external_id_source": "partner_user_id",
-            "unknown_user": "alias",
+            "identity": "email",
             "subscription_group_id": None,
             "global_email_unsubscribe": False,
             "event_names": {},
@@ -297,6 +297,7 @@ class TestCreate:
             ({"settings": {"reward_states": ["FULFILLED", "BOGUS"]}}, "settings.reward_states.1"),
             ({"settings": {"events": {"shared": "maybe"}}}, "settings.events.shared"),
             ({"settings": {"unknown_user": "create"}}, "settings.unknown_user"),
+            ({"settings": {"identity": "guess"}}, "settings.identity"),
             ({"limits": {"track_rate_limit": 0}}, "limits.track_rate_limit"),
         ],
     )

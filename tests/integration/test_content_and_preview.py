@@ -178,8 +178,9 @@ class TestPreview:
             headers=operator_headers,
         )
         preview = response.json()
-        assert preview["user"]["resolution"] == "email_lookup"
-        assert "/users/export/ids" in preview["user"]["note"]
+        # A new connection's identity mode is `email` (docs/delivery.md, "Identity").
+        assert preview["user"]["resolution"] == "email_identifier"
+        assert "email identifier" in preview["user"]["note"]
         assert "external_id" not in preview["braze"]["events"][0]
 
     async def test_filtered_and_rejected_bodies_say_why(

@@ -368,7 +368,14 @@ async def test_email_only_users_are_resolved_once_and_unknown_ones_become_aliase
 
     def export(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
-        assert body["fields_to_export"] == ["external_id", "braze_id"]
+        assert body["fields_to_export"] == [
+            "external_id",
+            "braze_id",
+            "created_at",
+            "custom_events",
+            "purchases",
+            "apps",
+        ]
         if body["email_address"] == "known@example.com":
             return httpx.Response(
                 201, json={"users": [{"external_id": "crm-7"}], "message": "success"}

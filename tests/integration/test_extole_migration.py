@@ -57,15 +57,20 @@ async def test_existing_extole_connections_keep_the_old_share_link_event_name(
 
     await asyncio.to_thread(migrate.upgrade, database_url, "head")
 
+    # `identity` is migration 0003_identity_modes's: connections from before keep the lookup.
+    kept = {"identity": "lookup_then_alias"}
     assert await stored_settings(driver, plain.id) == {
         "reward_states": ["EARNED"],
         "event_names": {"share_link_created": "extole_created_share_link"},
+        **kept,
     }
     assert await stored_settings(driver, old_key.id) == {
-        "event_names": {"extole_created_share_link": "my_link", "share_link_created": "my_link"}
+        "event_names": {"extole_created_share_link": "my_link", "share_link_created": "my_link"},
+        **kept,
     }
     assert await stored_settings(driver, own.id) == {
-        "event_names": {"share_link_created": "link_made"}
+        "event_names": {"share_link_created": "link_made"},
+        **kept,
     }
     assert await stored_settings(driver, antavo.id) == {}
     response = await post_signed(client, plain, bodies.SHARE_LINK_CREATED)

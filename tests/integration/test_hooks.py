@@ -88,8 +88,16 @@ class TestAccepted:
             (o.position, o.kind, o.status, o.user_key, o.external_id, o.email, o.unknown_user)
             for o in operations
         ] == [
-            (0, "attributes", "pending", "id:1036950001", "1036950001", None, "alias"),
-            (1, "events", "pending", "id:1036950001", "1036950001", None, "alias"),
+            (
+                0,
+                "attributes",
+                "pending",
+                "id:1036950001",
+                "1036950001",
+                "summer@example.com",
+                "email",
+            ),
+            (1, "events", "pending", "id:1036950001", "1036950001", "summer@example.com", "email"),
         ]
         assert operations[0].payload == {"email": "summer@example.com"}
         assert operations[1].payload["name"] == "extole_reward_fulfilled"

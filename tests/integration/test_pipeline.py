@@ -92,7 +92,9 @@ async def test_an_email_only_user_unknown_to_braze_becomes_an_alias_profile(
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    connection = await make_connection(session, await make_tenant(session))
+    connection = await make_connection(
+        session, await make_tenant(session), settings={"identity": "lookup_then_alias"}
+    )
     body = {k: v for k, v in REWARD.items() if k != "partner_user_id"}
     assert (await post_signed(client, connection, body)).status_code == 200
 
@@ -165,7 +167,10 @@ async def test_an_export_rate_preset_set_over_the_api_paces_the_email_lookups(
     `fields_to_export` is required."""
     created = await client.post(
         "/v1/connections",
-        json=extole_body(limits={"export_rate_preset": "onboarded_before_2024_08_22"}),
+        json=extole_body(
+            limits={"export_rate_preset": "onboarded_before_2024_08_22"},
+            settings={"reward_states": ["FULFILLED", "EARNED"], "identity": "lookup_then_alias"},
+        ),
         headers=tenant_a.headers,
     )
     assert created.status_code == 201, created.text
@@ -185,7 +190,17 @@ async def test_an_export_rate_preset_set_over_the_api_paces_the_email_lookups(
 
     lookups = [r["body"] for r in sandbox.received if r["endpoint"] == "/users/export/ids"]
     assert lookups == [
-        {"email_address": "ada@example.com", "fields_to_export": ["external_id", "braze_id"]}
+        {
+            "email_address": "ada@example.com",
+            "fields_to_export": [
+                "external_id",
+                "braze_id",
+                "created_at",
+                "custom_events",
+                "purchases",
+                "apps",
+            ],
+        }
     ]
     async with sessionmaker() as s:
         buckets = (

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from pydantic import ValidationError
 
 from braze_bridge.domain.content import RewardSnapshot
 from braze_bridge.domain.mapping import Filtered, Mapped, MappingContext, Rejected
@@ -28,7 +29,16 @@ def mapped(body: Any, **settings: Any) -> Mapped:
 
 
 def objects(body: Any, **settings: Any) -> list[tuple[str, UserRef, dict[str, Any]]]:
-    return [(op.kind.value, op.user, op.payload) for op in mapped(body, **settings).operations]
+    """Kind, user and payload of each operation; a user with an external id is shown by it alone
+    (the email and identity mode riding along are pinned in TestIdentityModes)."""
+    return [
+        (
+            op.kind.value,
+            UserRef(external_id=op.user.external_id) if op.user.external_id else op.user,
+            op.payload,
+        )
+        for op in mapped(body, **settings).operations
+    ]
 
 
 def by_id(external_id: str) -> UserRef:
@@ -480,6 +490,14 @@ class TestSettings:
             assert user == UserRef(email="april@example.com", unknown_user="skip")
             assert user.key == "email:april@example.com"
 
+    def test_an_external_id_user_keeps_the_email_for_identify_later(self) -> None:
+        """docs/delivery.md, "Identify later": the worker needs the email of an event that has
+        an external id to find the profile it created for that email before."""
+        users = {op.user for op in mapped(bodies.SHARED).operations}
+        assert users == {
+            UserRef(external_id="019mr8mf4r", email="april@example.com", unknown_user="email")
+        }
+
     def test_no_identifier_at_all_is_rejected(self) -> None:
         body = {"event": "shared", "first_name": "Nobody"}
         with pytest.raises(Rejected, match=r"^no_user_identifier$"):
@@ -552,3 +570,39 @@ class TestContentProjection:
     def test_email_only_users_have_no_projection(self) -> None:
         body = {k: v for k, v in bodies.SHARE_LINK_CREATED.items() if k != "partner_user_id"}
         assert mapped(body).content is None
+
+
+class TestIdentityModes:
+    """`settings.identity` as each operation stores it (docs/delivery.md, "Identity")."""
+
+    EMAIL_ONLY: ClassVar[dict[str, Any]] = {
+        k: v for k, v in bodies.SHARED.items() if k != "partner_user_id"
+    }
+
+    @pytest.mark.parametrize(
+        ("settings", "stored"),
+        [
+            ({}, "email"),
+            ({"identity": "email"}, "email"),
+            ({"identity": "lookup_then_alias"}, "alias"),
+            ({"identity": "skip"}, "skip"),
+            # The former setting is still read.
+            ({"unknown_user": "alias"}, "alias"),
+            ({"unknown_user": "skip"}, "skip"),
+            ({"unknown_user": "skip", "identity": "skip"}, "skip"),
+        ],
+    )
+    def test_the_mode_is_stored_on_each_operation(
+        self, settings: dict[str, str], stored: str
+    ) -> None:
+        for _, user, _ in objects(self.EMAIL_ONLY, **settings):
+            assert user == UserRef(email="april@example.com", unknown_user=stored)
+
+    def test_the_former_name_saying_otherwise_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match="send identity alone"):
+            ExtoleSettings.model_validate({"unknown_user": "skip", "identity": "email"})
+
+    def test_the_former_name_is_never_stored(self) -> None:
+        dumped = ExtoleSettings.model_validate({"unknown_user": "skip"}).model_dump(mode="json")
+        assert dumped["identity"] == "skip"
+        assert "unknown_user" not in dumped

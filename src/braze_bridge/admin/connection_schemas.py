@@ -217,7 +217,11 @@ class ConnectionCreate(BaseModel):
     webhook_auth: WebhookAuthCreate = Field(default_factory=WebhookAuthCreate)
     settings: dict[str, Any] = Field(
         default_factory=dict,
-        description="Extole or Antavo settings (docs/extole.md, docs/antavo.md)",
+        description=(
+            "Extole or Antavo settings (docs/extole.md, docs/antavo.md). Extole `identity`: "
+            "email (default: Braze's email identifier) | lookup_then_alias (export/ids, else an "
+            "alias-only profile) | skip; the former `unknown_user` (alias | skip) is read as it"
+        ),
     )
     limits: Limits | None = None
 

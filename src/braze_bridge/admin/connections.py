@@ -348,7 +348,11 @@ async def update_connection(
 
     if "settings" in sent:
         before = effective_settings(row.source, row.settings)
-        after = _validated_settings(row.source, merge_patch(before, sent["settings"]), errors)
+        base = before
+        if isinstance(sent["settings"], dict) and "unknown_user" in sent["settings"]:
+            # The former name of `identity`, sent alone, replaces the current mode.
+            base = {k: v for k, v in before.items() if k != "identity"}
+        after = _validated_settings(row.source, merge_patch(base, sent["settings"]), errors)
         if after is not None and after != before:
             changed.extend(changed_paths(before, after, "settings"))
             row.settings = after

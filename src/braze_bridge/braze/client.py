@@ -18,6 +18,7 @@ from braze_bridge.braze.errors import Unreachable
 
 TRACK_PATH = "/users/track"
 EXPORT_IDS_PATH = "/users/export/ids"
+IDENTIFY_PATH = "/users/identify"
 EVENTS_LIST_PATH = "/events/list"
 DELETE_USERS_PATH = "/users/delete"
 # braze-inc/braze-docs `_docs/_api/endpoints/user_data/post_user_delete.md`: up to 50

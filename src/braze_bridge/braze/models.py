@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 TrackArray = Literal["attributes", "events", "purchases"]
@@ -138,12 +139,51 @@ def reply_message(body: Any, fallback: str) -> str:
     return fallback
 
 
+# What an email lookup asks `/users/export/ids` for: the identifiers, and the dates that tell
+# how recently each profile was active. The export has no "last updated" field
+# (braze-inc/braze-docs `_docs/_api/endpoints/export/user_data/post_users_identifier.md`,
+# "Fields to export"), so the latest of `created_at`, `custom_events[].last`,
+# `purchases[].last` and `apps[].last_used` stands in for it.
+EXPORT_LOOKUP_FIELDS: Final = [
+    "external_id",
+    "braze_id",
+    "created_at",
+    "custom_events",
+    "purchases",
+    "apps",
+]
+
+
 @dataclass(frozen=True, slots=True)
 class ExportedUser:
-    """What export/ids says about one profile (only the identifiers we ask for)."""
+    """What export/ids says about one profile: identifiers and its latest activity (epoch
+    seconds, None when the answer carries no date)."""
 
     external_id: str | None
     braze_id: str | None
+    active_at: float | None = None
+
+
+def _epoch(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _latest_activity(item: Mapping[str, Any]) -> float | None:
+    dates = [_epoch(item.get("created_at"))]
+    for array, key in (("custom_events", "last"), ("purchases", "last"), ("apps", "last_used")):
+        entries = item.get(array)
+        if isinstance(entries, list):
+            dates += [_epoch(e.get(key)) for e in entries if isinstance(e, Mapping)]
+    known = [d for d in dates if d is not None]
+    return max(known) if known else None
 
 
 def parse_export_users(body: Any) -> list[ExportedUser]:
@@ -160,9 +200,24 @@ def parse_export_users(body: Any) -> list[ExportedUser]:
             ExportedUser(
                 external_id if isinstance(external_id, str) and external_id else None,
                 braze_id if isinstance(braze_id, str) and braze_id else None,
+                _latest_activity(item),
             )
         )
     return users
+
+
+def profile_braze_would_update(users: list[ExportedUser]) -> ExportedUser | None:
+    """The profile Braze updates for an email that several profiles share: the most recently
+    updated one with an external id, else the most recently updated one (braze-inc/braze-docs
+    `_docs/_api/endpoints/user_data/post_user_track.md`, email as identifier). Undated profiles
+    count as oldest; among equals the first in the answer wins."""
+    usable = [u for u in users if u.external_id or u.braze_id]
+    pool = [u for u in usable if u.external_id] or usable
+    best: ExportedUser | None = None
+    for user in pool:
+        if best is None or (user.active_at or 0.0) > (best.active_at or 0.0):
+            best = user
+    return best
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now_epoch: float) -> float | None:

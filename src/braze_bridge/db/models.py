@@ -339,6 +339,14 @@ class CachedIdentity(Base):
     braze_id: Mapped[str | None] = mapped_column(String(64))
     resolved_at: Mapped[datetime] = mapped_column(server_default=func.now())
     expires_at: Mapped[datetime]
+    # What braze-bridge itself created for this email (`alias`: an alias-only profile, `email`:
+    # objects sent with the email identifier) and the identify that followed; these marks
+    # outlive `expires_at`, which only ages the export/ids answer (docs/delivery.md, "Identity").
+    created_as: Mapped[str | None] = mapped_column(String(16))
+    identified_external_id: Mapped[str | None] = mapped_column(String(1024))
+    identified_at: Mapped[datetime | None]
+
+    __table_args__ = (CheckConstraint("created_as IN ('alias', 'email')", name="created_as_known"),)
 
 
 class UserValue(Base):

@@ -1,10 +1,13 @@
-"""Who an email-only operation is in Braze: Postgres cache, then `/users/export/ids`.
+"""Who an email-only operation is in Braze (identity modes `lookup_then_alias` and `skip`):
+Postgres cache, then `/users/export/ids`; and what braze-bridge created for an email.
 
-docs/delivery.md, "Identity": a found profile is addressed by its `external_id` (or `braze_id` when it has none);
-a missing one becomes an alias-only profile `{"alias_name": <email>, "alias_label": "email"}`
-(or is skipped, per the connection's `unknown_user`). Answers, "not found" included, are cached
-per connection; concurrent lookups of one email in this process share one Braze call, and the
-Postgres cache spares other processes the call once the answer is in.
+docs/delivery.md, "Identity": a found profile is addressed by its `external_id` (or `braze_id`
+when it has none), the one Braze would update when several share the email; a missing one
+becomes an alias-only profile `{"alias_name": <email>, "alias_label": "email"}` (or is
+skipped). Answers, "not found" included, are cached per connection; concurrent lookups of one
+email in this process share one Braze call, and the Postgres cache spares other processes the
+call once the answer is in. The same cache marks the emails braze-bridge created a profile for
+and identified later (delivery/identify.py).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,7 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from braze_bridge import metrics
 from braze_bridge.braze.client import EXPORT_IDS_PATH, BrazeClient, BrazeReply
 from braze_bridge.braze.errors import Unreachable
-from braze_bridge.braze.models import parse_export_users, reply_message, retry_after_seconds
+from braze_bridge.braze.models import (
+    EXPORT_LOOKUP_FIELDS,
+    parse_export_users,
+    profile_braze_would_update,
+    reply_message,
+    retry_after_seconds,
+)
 from braze_bridge.db.repositories import attempts as attempt_repo
 from braze_bridge.db.repositories import identities as identity_repo
 from braze_bridge.db.repositories.connections import DeliveryConnection
@@ -29,7 +38,7 @@ from braze_bridge.db.repositories.identities import KnownIdentity
 from braze_bridge.delivery.ratelimit import Bucket, RateLimiter
 from braze_bridge.domain.statuses import AttemptOutcome, IdentityStatus
 
-EXPORT_FIELDS = ["external_id", "braze_id"]
+EXPORT_FIELDS = EXPORT_LOOKUP_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,18 +174,23 @@ class IdentityResolver:
         try:
             reply = await client.export_ids_by_email(email, EXPORT_FIELDS)
         except Unreachable as exc:
-            await self._record(
-                connection, body, started, None, str(exc), op_ids, AttemptOutcome.LOOKUP_FAILED
+            await self.record_attempt(
+                connection,
+                EXPORT_IDS_PATH,
+                body,
+                started,
+                None,
+                str(exc),
+                [(op_id, AttemptOutcome.LOOKUP_FAILED) for op_id in op_ids],
             )
             return Unresolved(f"export/ids: {exc}")
         parsed = reply.json()
         resolution: Resolution
         outcome = AttemptOutcome.LOOKUP_FAILED
         if reply.ok:
-            users = parse_export_users(parsed)
-            # Braze itself prefers a profile with an external_id when an email has several.
-            chosen = next((u for u in users if u.external_id), users[0] if users else None)
-            if chosen is None or not (chosen.external_id or chosen.braze_id):
+            # With several profiles for the email, the one Braze itself would update.
+            chosen = profile_braze_would_update(parse_export_users(parsed))
+            if chosen is None:
                 resolution, outcome = NoProfile(), AttemptOutcome.NOT_FOUND
                 known = KnownIdentity(email, IdentityStatus.NOT_FOUND, None, None)
                 ttl = self._missing_ttl
@@ -206,24 +220,36 @@ class IdentityResolver:
             resolution = Unresolved(
                 f"braze {reply.status_code} on /users/export/ids: {reply_message(parsed, 'error')}"
             )
-        await self._record(connection, body, started, reply, None, op_ids, outcome)
+        await self.record_attempt(
+            connection,
+            EXPORT_IDS_PATH,
+            body,
+            started,
+            reply,
+            None,
+            [(op_id, outcome) for op_id in op_ids],
+        )
         return resolution
 
-    async def _record(
+    async def record_attempt(
         self,
         connection: DeliveryConnection,
-        body: dict[str, object],
+        endpoint: str,
+        body: Mapping[str, object],
         started: datetime,
         answer: BrazeReply | None,
         error: str | None,
-        op_ids: Sequence[int],
-        outcome: AttemptOutcome,
+        outcomes: Sequence[tuple[int, AttemptOutcome]],
+        *,
+        identified: Mapping[str, str] | None = None,
     ) -> None:
-        metrics.braze_request(EXPORT_IDS_PATH, answer.status_code if answer else "error")
+        """One attempt of a lookup or identify call, shown on each operation it was for;
+        `identified` (email → external id) is marked in the same transaction."""
+        metrics.braze_request(endpoint, answer.status_code if answer else "error")
         record = attempt_repo.AttemptWrite(
             tenant_id=connection.tenant_id,
             connection_id=connection.id,
-            endpoint=EXPORT_IDS_PATH,
+            endpoint=endpoint,
             worker_id=self._worker_id,
             request_json=json.dumps(body),
             status_code=answer.status_code if answer else None,
@@ -232,7 +258,26 @@ class IdentityResolver:
             error=error,
             duration_ms=answer.duration_ms if answer else 0.0,
             started_at=started,
-            operations=[(op_id, outcome) for op_id in op_ids],
+            operations=list(outcomes),
         )
         async with self._sessionmaker.begin() as session:
+            if identified:
+                await identity_repo.mark_identified(session, connection.id, identified)
             await attempt_repo.record_attempts(session, [record])
+
+    # -- what braze-bridge created, and identify later -------------------------------------------
+
+    async def unidentified_created(
+        self, connection: DeliveryConnection, emails: Sequence[str]
+    ) -> dict[str, str]:
+        """email → `alias` | `email`: profiles braze-bridge created that await an identify."""
+        async with self._sessionmaker() as session:
+            return await identity_repo.unidentified_created(session, connection.id, emails)
+
+    async def mark_created(
+        self, connection: DeliveryConnection, created: Mapping[str, str]
+    ) -> None:
+        """Braze accepted objects that create a profile for these emails (`alias` | `email`)."""
+        if created:
+            async with self._sessionmaker.begin() as session:
+                await identity_repo.mark_created(session, connection.id, created)

@@ -31,6 +31,10 @@ from braze_bridge.db.repositories.connections import DeliveryConnection
 # replace them.
 DEFAULT_TRACK_LIMIT, DEFAULT_TRACK_WINDOW = 3000, 3
 DEFAULT_EXPORT_LIMIT, DEFAULT_EXPORT_WINDOW = EXPORT_RATE_PRESETS[DEFAULT_EXPORT_RATE_PRESET]
+# /users/identify shares one budget with /users/alias/new, /users/merge, /users/delete and
+# /users/alias/update: 20,000 requests a minute (braze-inc/braze-docs `_docs/_api/api_limits.md`,
+# `_docs/_api/endpoints/user_data/post_user_identify.md`, "Rate limit").
+DEFAULT_USERS_ADMIN_LIMIT, DEFAULT_USERS_ADMIN_WINDOW = 20_000, 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,12 @@ def export_bucket(connection: DeliveryConnection, api_key: str) -> Bucket:
     limit = connection.export_rate_limit or DEFAULT_EXPORT_LIMIT
     window = connection.export_rate_window_seconds or DEFAULT_EXPORT_WINDOW
     return Bucket(f"export:{_workspace(connection, api_key)}", float(limit), limit / window)
+
+
+def users_admin_bucket(connection: DeliveryConnection, api_key: str) -> Bucket:
+    """Braze's shared identify / alias / merge / delete budget of the workspace."""
+    limit, window = DEFAULT_USERS_ADMIN_LIMIT, DEFAULT_USERS_ADMIN_WINDOW
+    return Bucket(f"users-admin:{_workspace(connection, api_key)}", float(limit), limit / window)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,14 @@ from braze_bridge.db.repositories import attempts as attempt_repo
 from braze_bridge.db.repositories.connections import DeliveryConnection
 from braze_bridge.db.repositories.outbox import ClaimedOperation, SettleRow
 from braze_bridge.db.repositories.settlement import apply_settlement
-from braze_bridge.delivery.batcher import Outgoing, PackLimits, pack_track_requests
+from braze_bridge.delivery.batcher import (
+    Outgoing,
+    Packing,
+    PackLimits,
+    TrackRequest,
+    pack_track_requests,
+)
+from braze_bridge.delivery.identify import identify_before_track
 from braze_bridge.delivery.identity import (
     Found,
     IdentityResolver,
@@ -37,7 +44,12 @@ from braze_bridge.delivery.identity import (
     Unresolved,
     alias_identifier,
 )
-from braze_bridge.delivery.ratelimit import RateLimiter, export_bucket, track_bucket
+from braze_bridge.delivery.ratelimit import (
+    RateLimiter,
+    export_bucket,
+    track_bucket,
+    users_admin_bucket,
+)
 from braze_bridge.delivery.retry import RetryPolicy
 from braze_bridge.delivery.settlement import (
     Jitter,
@@ -63,6 +75,8 @@ UNDECRYPTABLE_KEY = (
 MAX_CACHED_KEYS = 1000
 
 _ARRAYS: dict[str, TrackArray] = {array: array for array in TRACK_ARRAYS}
+# `operations.unknown_user` of identity mode `email`: Braze's email identifier, no lookup.
+EMAIL_MODE = "email"
 
 
 @dataclass(slots=True)
@@ -116,12 +130,12 @@ async def deliver_round(
         return RoundOutcome(connection, held, auth_error=UNDECRYPTABLE_KEY)
     client = BrazeClient(deps.http, connection.rest_endpoint, api_key)
 
-    identified, outgoing = await _identify(connection, client, api_key, ops, deps)
+    identified, outgoing, creates = await _identify(connection, client, api_key, ops, deps)
     limits = PackLimits.for_cap(connection.track_object_cap)
     learned = deps.learned_caps.get(connection.id)
     if learned is not None and learned < limits.max_objects:
         limits = dataclasses.replace(limits, max_objects=learned)
-    packing = pack_track_requests(outgoing, limits)
+    packing = _without_creating_objects(pack_track_requests(outgoing, limits))
     rows = [SettleRow(op_id, OperationStatus.PENDING) for op_id in packing.deferred]
     deps.on_packed(sum(len(r.objects) for r in packing.requests), packing.users)
 
@@ -164,6 +178,20 @@ async def deliver_round(
         metrics.rate_limit_wait(wait)
     deps.stats.objects_sent += judged.sent
     deps.stats.delivered += judged.delivered
+    if creates:
+        accepted = {
+            creates[row.id]
+            for row in judged.outcome.rows
+            if row.status == OperationStatus.DELIVERED and row.id in creates
+        }
+        try:
+            await deps.resolver.mark_created(connection, dict(accepted))
+        except Exception as exc:
+            # Braze accepted the objects: the round must still settle. Without the mark the
+            # profile is only not identified later.
+            log.warning(
+                "worker.identity_mark_failed", connection_id=str(connection.id), exc_info=exc
+            )
     exhausted = _exhausted_until(results, deps.clock())
     # Every connection on this key waits for the reset instead of spending its next request
     # on a 429.
@@ -267,11 +295,18 @@ async def _identify(
     api_key: str,
     ops: Sequence[ClaimedOperation],
     deps: RoundDeps,
-) -> tuple[RoundOutcome, list[Outgoing]]:
-    """Give each operation its Braze identifier; settle or park those that cannot have one."""
+) -> tuple[RoundOutcome, list[Outgoing], dict[int, tuple[str, str]]]:
+    """Give each operation its Braze identifier; settle or park those that cannot have one.
+
+    Also returns, for each operation whose object creates a profile when Braze has none (alias
+    or email identifier), `(email, "alias" | "email")`: marked in the identity cache once
+    delivered, for identify later (docs/delivery.md, "Identity").
+    """
     rows: list[SettleRow] = []
     outgoing: list[Outgoing] = []
+    creates: dict[int, tuple[str, str]] = {}
     by_email: dict[str, list[ClaimedOperation]] = {}
+    linked = False
     for op in ops:
         array = _ARRAYS.get(op.kind)
         if array is None:
@@ -282,12 +317,36 @@ async def _identify(
             # The identifier's JSON is built directly: `"external_id":"<escaped>"`.
             identifier = '"external_id":' + encode_basestring(op.external_id)
             outgoing.append(Outgoing(op.id, op.user_key, array, identifier, op.payload_json))
+            linked = linked or bool(op.email)
         elif op.email:
-            by_email.setdefault(op.email.strip().lower(), []).append(op)
+            email = op.email.strip().lower()
+            if op.unknown_user == EMAIL_MODE:
+                # Braze's email identifier: no lookup, no alias; Braze picks the profile.
+                identifier = '"email":' + encode_basestring(email)
+                outgoing.append(Outgoing(op.id, op.user_key, array, identifier, op.payload_json))
+                creates[op.id] = (email, EMAIL_MODE)
+            else:
+                by_email.setdefault(email, []).append(op)
         else:
             rows.append(SettleRow(op.id, OperationStatus.FAILED, reason="no user identifier"))
+    outcome = RoundOutcome(connection, tuple(rows))
+    if linked:
+        identify = await identify_before_track(
+            connection,
+            client,
+            ops,
+            resolver=deps.resolver,
+            limiter=deps.limiter,
+            bucket=users_admin_bucket(connection, api_key),
+            http_slots=deps.http_slots,
+            stop=deps.stop,
+            clock=deps.clock,
+        )
+        outcome = outcome.then(identify.outcome)
+        if identify.waiting:
+            outgoing = [item for item in outgoing if item.op_id not in identify.waiting]
     if not by_email:
-        return RoundOutcome(connection, tuple(rows)), outgoing
+        return outcome, outgoing, creates
     answers = await deps.resolver.resolve_emails(
         connection,
         client,
@@ -295,8 +354,10 @@ async def _identify(
         {email: [op.id for op in email_ops] for email, email_ops in by_email.items()},
     )
     now = deps.clock()
+    rows = []
     retries: list[RetryRequest] = []
     auth_error: str | None = None
+    aliased: set[str] = set()
     for email, email_ops in by_email.items():
         answer = answers[email]
         for op in email_ops:
@@ -309,12 +370,61 @@ async def _identify(
                     )
                     continue
                 ident = _identifier_json(alias_identifier(email))
+                creates[op.id] = (email, "alias")
+                aliased.add(op.user_key)
             else:
                 auth_error = _park_unresolved(op, answer, now, rows, retries) or auth_error
                 continue
             outgoing.append(Outgoing(op.id, op.user_key, _ARRAYS[op.kind], ident, op.payload_json))
     outgoing.sort(key=lambda item: item.op_id)
-    return RoundOutcome(connection, tuple(rows), tuple(retries), auth_error=auth_error), outgoing
+    if aliased:
+        outgoing = _creating_objects_first(outgoing, aliased)
+    resolved = RoundOutcome(connection, tuple(rows), tuple(retries), auth_error=auth_error)
+    return outcome.then(resolved), outgoing, creates
+
+
+def _creating_objects_first(outgoing: list[Outgoing], aliased: set[str]) -> list[Outgoing]:
+    """Put an attributes object that creates the alias-only profile ahead of an aliased user's
+    events and purchases when the user's objects do not start with one.
+
+    Braze's event and purchase objects are "update only" with a `user_alias`
+    (braze-inc/braze-docs `_docs/_api/objects_filters/event_object.md`,
+    `purchase_object.md`), so an event sent before its alias-only profile exists is dropped.
+    Braze processes a request's attributes before its events (`_docs/_api/api_limits.md`), so
+    the creating object in the same request comes first. It carries no operation: its id is the
+    negative of the user's first operation, and `_without_creating_objects` strips it after
+    packing.
+    """
+    result: list[Outgoing] = []
+    seen: set[str] = set()
+    for item in outgoing:
+        if item.user_key in aliased and item.user_key not in seen:
+            seen.add(item.user_key)
+            if item.array != "attributes":
+                result.append(
+                    Outgoing(-item.op_id, item.user_key, "attributes", item.identifier_json, "{}")
+                )
+        result.append(item)
+    return result
+
+
+def _without_creating_objects(packing: Packing) -> Packing:
+    """Packed requests whose creating objects carry no operation id (they settle nothing)."""
+    if not any(op_id < 0 for request in packing.requests for op_id in request.op_ids):
+        return packing
+    requests = [
+        TrackRequest(
+            tuple(
+                obj._replace(op_ids=tuple(i for i in obj.op_ids if i > 0))
+                if any(i < 0 for i in obj.op_ids)
+                else obj
+                for obj in request.objects
+            )
+        )
+        for request in packing.requests
+    ]
+    deferred = [op_id for op_id in packing.deferred if op_id > 0]
+    return Packing(requests, deferred, packing.users)
 
 
 def _park_unresolved(

@@ -96,6 +96,8 @@ def judge_replies(
     for result in results:
         for outcome in result.outcomes:
             obj = outcome.obj
+            if not obj.op_ids:  # an alias-creating object (delivery/round.py) settles nothing
+                continue
             sent += len(obj.op_ids)
             if outcome.kind == delivered:
                 delivered_count += len(obj.op_ids)

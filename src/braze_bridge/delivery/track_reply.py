@@ -205,6 +205,8 @@ class TrackDelivery:
 
     def _note(self, obj: PackedObject, word: AttemptOutcome) -> None:
         """Record `word` for `obj` on the latest exchange that carried it."""
+        if not obj.op_ids:  # an alias-creating object (delivery/round.py) settles nothing
+            return
         for exchange in reversed(self.result.exchanges):
             if obj.op_ids[0] in exchange.outcomes or (
                 exchange is self.result.exchanges[-1] and obj.op_ids[0] in self._carried_ids()

@@ -14,8 +14,11 @@ class UserRef:
 
     external_id: str | None = None
     email: str | None = None
-    # What the worker does when only an email is known and Braze has no such profile.
-    unknown_user: str = "alias"  # "alias" | "skip" (Extole settings.unknown_user)
+    # How the worker addresses a user known only by email, the connection's identity mode as
+    # stored on the operation (`operations.unknown_user`, named before the modes existed):
+    # "email" (the email identifier), "alias" (lookup_then_alias: export/ids, else an alias-only
+    # profile) or "skip" (docs/delivery.md, "Identity").
+    unknown_user: str = "alias"
 
     @property
     def key(self) -> str | None:

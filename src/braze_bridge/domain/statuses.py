@@ -86,6 +86,8 @@ class AttemptOutcome(StrEnum):
     BISECT = "bisect"
     FOUND = "found"
     NOT_FOUND = "not_found"
+    # `/users/identify` accepted for this object's user before its /users/track object.
+    IDENTIFIED = "identified"
 
 
 RETRY_OUTCOMES = frozenset(

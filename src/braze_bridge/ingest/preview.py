@@ -28,10 +28,21 @@ def identity_view(user: UserRef | None) -> dict[str, Any] | None:
         return None
     if user.external_id:
         return {"external_id": user.external_id, "email": None, "resolution": "external_id"}
+    if user.unknown_user == "email":
+        return {
+            "external_id": None,
+            "email": user.email,
+            "resolution": "email_identifier",
+            "note": (
+                "no external id: the worker sends Braze's email identifier; Braze updates the "
+                "most recently updated profile with an external id that has this email, else "
+                "creates an email-only profile"
+            ),
+        }
     fallback = (
-        'creates an alias-only profile {"alias_name": email, "alias_label": "email"}'
-        if user.unknown_user == "alias"
-        else "skips the object"
+        "skips the object"
+        if user.unknown_user == "skip"
+        else 'creates an alias-only profile {"alias_name": email, "alias_label": "email"}'
     )
     return {
         "external_id": None,

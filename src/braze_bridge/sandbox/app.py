@@ -1,4 +1,5 @@
-"""A Braze REST test double: `/users/track`, `/users/export/ids`, `/users/alias/new`, `/events/list`.
+"""A Braze REST test double: `/users/track`, `/users/export/ids`, `/users/alias/new`,
+`/users/identify`, `/events/list`.
 
 Validates requests the way Braze documents, answers in Braze's shapes with rate-limit headers,
 returns 429 when its per-key bucket is empty and injects 5xx at a configurable rate. It keeps
@@ -12,7 +13,10 @@ Length Exceeded"; `/users/export/ids` needs `fields_to_export` and takes at most
 `external_ids`; `attributes_processed` counts distinct users; a purchase in a currency outside
 Braze's list is refused; one invalid nested value (a key with a space, a null) drops every
 nested update of the request behind a 201; a 429 carries the X-RateLimit-* headers only,
-`Retry-After` just when `retry_after_on_429` asks for it.
+`Retry-After` just when `retry_after_on_429` asks for it. Events and purchases by `user_alias`
+are update only; the `email` identifier picks the most recently updated profile with an
+external id (several profiles may share an email); `/users/identify` checks its body as Braze
+documents and merges only what Braze would.
 
 API keys: any non-empty key has every permission; `invalid` answers 401; a key spelled
 `sandbox-perms:users.track,events.list` has only the permissions listed.

@@ -10,6 +10,7 @@ import json
 import math
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request
@@ -22,7 +23,7 @@ from braze_bridge.braze.models import (
     TRACK_ARRAYS,
 )
 from braze_bridge.sandbox.profiles import apply_attributes
-from braze_bridge.sandbox.state import SandboxState, SandboxUser
+from braze_bridge.sandbox.state import SandboxState, SandboxUser, Summary
 from braze_bridge.sandbox.validation import (
     identifier_error,
     nested_update_problem,
@@ -191,8 +192,16 @@ async def users_track(request: Request, state: State) -> Response:
         if errors:
             answer["errors"] = errors
         return JSONResponse(answer, status_code=400, headers=headers)
-    dropped = _record(state, valid)
-    note = f"every nested update dropped ({dropped}), as Braze does" if dropped else None
+    dropped, unmatched = _record(state, valid)
+    notes = []
+    if dropped:
+        notes.append(f"every nested update dropped ({dropped}), as Braze does")
+    if unmatched:
+        notes.append(
+            f"{unmatched} object(s) matched no profile and may not create one (update only): "
+            "dropped, as Braze does"
+        )
+    note = "; ".join(notes) or None
     state.log("/users/track", 201, body, size, note)
     answer = {"message": "success"}
     for name, count in processed.items():
@@ -202,42 +211,77 @@ async def users_track(request: Request, state: State) -> Response:
     return JSONResponse(answer, status_code=201, headers=headers)
 
 
-def _record(state: SandboxState, valid: Mapping[str, list[Mapping[str, Any]]]) -> str | None:
-    """Apply the valid objects to the profiles; returns why nested updates were dropped.
+def _creates(array: str, obj: Mapping[str, Any]) -> bool:
+    """Whether an object may create the profile it names (braze-inc/braze-docs
+    `_docs/_api/objects_filters/user_attributes_object.md`, `event_object.md`,
+    `purchase_object.md`): `_update_existing_only: true` never does; with a `user_alias` only an
+    attributes object with `_update_existing_only: false` does (events and purchases by alias are
+    always update only); a `braze_id` names an existing profile."""
+    flag = obj.get("_update_existing_only")
+    if flag is True or "braze_id" in obj:
+        return False
+    if "user_alias" in obj:
+        return array == "attributes" and flag is False
+    return True
+
+
+def _epoch(value: Any, default: float) -> float:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return default
+
+
+def _summarize(summaries: dict[str, Summary], name: str, at: float) -> None:
+    known = summaries.get(name)
+    if known is None:
+        summaries[name] = Summary(at, at)
+    else:
+        known.first, known.last, known.count = (
+            min(known.first, at),
+            max(known.last, at),
+            known.count + 1,
+        )
+
+
+def _record(
+    state: SandboxState, valid: Mapping[str, list[Mapping[str, Any]]]
+) -> tuple[str | None, int]:
+    """Apply the valid objects to the profiles; returns why nested updates were dropped, and
+    how many objects matched no profile and could not create one.
 
     One invalid nested value (a key with a space, a null, a bad `$time`) makes Braze drop every
     nested update in the request while still answering 201 (braze-inc/braze-docs
     `_docs/_api/endpoints/user_data/post_user_track.md`, "How does /users/track handle invalid
-    nested custom attributes?"; key rules in `nested_custom_attribute_support.md`).
+    nested custom attributes?"; key rules in `nested_custom_attribute_support.md`). Arrays are
+    applied in Braze's order: attributes, events, purchases.
     """
     attributes = valid.get("attributes", [])
     dropped = next(filter(None, map(nested_update_problem, attributes)), None)
+    unmatched = 0
     for array, objs in valid.items():
         for obj in objs:
-            create = (
-                array != "attributes"
-                or obj.get("_update_existing_only") is False
-                or ("user_alias" not in obj and obj.get("_update_existing_only") is not True)
-            )
-            user = state.find_or_create(obj, create=create)
+            user = state.find_or_create(obj, create=_creates(array, obj))
             if array == "events":
                 state.remember_event_name(obj["name"])
-            if user is None or array != "attributes":
+            if user is None:
+                unmatched += 1
                 continue
-            if isinstance(obj.get("email"), str):
-                state.set_email(user, obj["email"])
-            apply_attributes(user.attributes, obj, nested_dropped=dropped is not None)
-    return dropped
+            now = state.tick()
+            user.updated_at = now
+            if array == "events":
+                _summarize(user.custom_events, obj["name"], _epoch(obj.get("time"), now))
+            elif array == "purchases":
+                _summarize(user.purchases, str(obj["product_id"]), _epoch(obj.get("time"), now))
+            else:
+                if isinstance(obj.get("email"), str) and obj["email"]:
+                    state.set_email(user, obj["email"])
+                apply_attributes(user.attributes, obj, nested_dropped=dropped is not None)
+    return dropped, unmatched
 
 
 def _export_record(user: SandboxUser, fields: list[Any]) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "braze_id": user.braze_id,
-        "external_id": user.external_id,
-        "email": user.email,
-        "user_aliases": user.aliases,
-        "custom_attributes": user.attributes,
-    }
+    record = user.profile()
     return {k: v for k, v in record.items() if k in fields and v not in (None, [], {})}
 
 
@@ -281,10 +325,10 @@ async def users_export_ids(request: Request, state: State) -> Response:
         if user:
             found.append(user)
     if isinstance(body.get("email_address"), str):
-        user = state.find_or_create({"email": body["email_address"]}, create=False)
-        if user:
-            found.append(user)
-        else:
+        # Every profile with the email, in no promised order (oldest first here).
+        with_email = state.with_email(body["email_address"])
+        found += with_email
+        if not with_email:
             invalid.append(body["email_address"])
     if isinstance(body.get("braze_id"), str):
         user = state.users.get(body["braze_id"])
@@ -341,7 +385,7 @@ def _users_to_delete(state: SandboxState, kind: str, values: list[Any]) -> list[
         elif kind == "braze_ids":
             found.append(state.find_or_create({"braze_id": value}, create=False))
         else:
-            found.extend(u for u in state.users.values() if u.email == str(value).lower())
+            found.extend(state.with_email(str(value)))
     unique = {user.braze_id: user for user in found if user is not None}
     return list(unique.values())
 
@@ -368,11 +412,162 @@ async def users_delete(request: Request, state: State) -> Response:
         return _error(400, "each alias needs 'alias_name' and 'alias_label'", headers)
     users = _users_to_delete(state, kinds[0], values)
     for user in users:
-        state.delete_user(user)
+        state.remove_user(user)
     state.log("/users/delete", 201, body, size)
     return JSONResponse(
         {"deleted": len(users), "message": "success"}, status_code=201, headers=headers
     )
+
+
+IDENTIFY_ARRAYS: Final = ("aliases_to_identify", "emails_to_identify", "phone_numbers_to_identify")
+MAX_IDENTIFY: Final = 50
+PRIORITIES: Final = frozenset(
+    {"identified", "unidentified", "most_recently_updated", "least_recently_updated"}
+)
+
+
+def _identify_problem(body: Any) -> str | None:
+    """Braze's request rules for `/users/identify` (braze-inc/braze-docs
+    `_docs/_api/endpoints/user_data/post_user_identify.md`): one of the three arrays, up to 50
+    entries, each with an `external_id`; aliases with a user alias object; emails and phone
+    numbers with a `prioritization` of allowed values, at most one of identified /
+    unidentified (and here, as strictly, of the two recency words)."""
+    if not isinstance(body, Mapping):
+        return "Valid request body required"
+    unknown = set(body) - set(IDENTIFY_ARRAYS)
+    if unknown:
+        return f"unknown field(s): {', '.join(sorted(unknown))}"
+    arrays = {name: body[name] for name in IDENTIFY_ARRAYS if body.get(name) is not None}
+    if any(not isinstance(items, list) for items in arrays.values()):
+        return "identify arrays must be arrays"
+    total = sum(len(items) for items in arrays.values())
+    if total == 0:
+        return "one of aliases_to_identify, emails_to_identify or phone_numbers_to_identify is required"
+    if total > MAX_IDENTIFY:
+        return "at most 50 users may be identified per request"
+    for name, items in arrays.items():
+        for item in items:
+            if not isinstance(item, Mapping):
+                return f"each entry of {name} must be an object"
+            if not isinstance(item.get("external_id"), str) or not item["external_id"]:
+                return f"each entry of {name} needs an 'external_id'"
+            if name == "aliases_to_identify":
+                if set(item) != {"external_id", "user_alias"} or identifier_error(
+                    {"user_alias": item["user_alias"]}
+                ):
+                    return "each alias to identify needs 'external_id' and a 'user_alias' object"
+                continue
+            key = "email" if name == "emails_to_identify" else "phone"
+            if set(item) != {"external_id", key, "prioritization"}:
+                return f"each entry of {name} needs 'external_id', '{key}' and 'prioritization'"
+            if not isinstance(item[key], str) or not item[key]:
+                return f"'{key}' must be a non-empty string"
+            order = item["prioritization"]
+            if (
+                not isinstance(order, list)
+                or not order
+                or not all(isinstance(word, str) and word in PRIORITIES for word in order)
+                or len(set(order)) != len(order)
+                or {"identified", "unidentified"} <= set(order)
+                or {"most_recently_updated", "least_recently_updated"} <= set(order)
+            ):
+                return (
+                    "'prioritization' must list identified or unidentified, and/or "
+                    "most_recently_updated or least_recently_updated"
+                )
+    return None
+
+
+def _merge_into(state: SandboxState, anonymous: SandboxUser, external_id: str) -> str:
+    """Identify `anonymous` with `external_id`: what the sandbox did, in words."""
+    target_id = state.by_external_id.get(external_id)
+    if target_id is None:
+        anonymous.external_id = external_id
+        state.by_external_id[external_id] = anonymous.braze_id
+        anonymous.updated_at = state.tick()
+        return "external_id added to the unidentified profile"
+    target = state.users[target_id]
+    labels = {alias["alias_label"] for alias in target.aliases}
+    if any(alias["alias_label"] in labels for alias in anonymous.aliases):
+        return "not combined: the identified profile has an alias with the same label"
+    state.remove_user(anonymous)
+    for name, value in anonymous.attributes.items():
+        target.attributes.setdefault(name, value)  # fields only the anonymous profile has
+    for mine, theirs in (
+        (target.custom_events, anonymous.custom_events),
+        (target.purchases, anonymous.purchases),
+    ):
+        for name, summary in theirs.items():
+            known = mine.get(name)
+            if known is None:
+                mine[name] = summary
+            else:
+                known.first = min(known.first, summary.first)
+                known.last = max(known.last, summary.last)
+                known.count += summary.count
+    for alias in anonymous.aliases:
+        state.add_alias(target, (alias["alias_label"], alias["alias_name"]))
+    if anonymous.email and not target.email:
+        state.set_email(target, anonymous.email)
+    target.updated_at = state.tick()
+    return "merged into the identified profile"
+
+
+def _identify_email(state: SandboxState, item: Mapping[str, Any]) -> str:
+    profiles = state.with_email(item["email"])
+    if len(profiles) != 1:
+        # "A merge does not occur if the email address ... matches multiple users."
+        return f"not combined: {len(profiles)} profiles have the email"
+    (profile,) = profiles
+    order = item["prioritization"]
+    if profile.external_id is not None:
+        return "not combined: the only profile with the email is identified"
+    if "identified" in order:
+        return "not combined: prioritization asks for an identified profile"
+    return _merge_into(state, profile, item["external_id"])
+
+
+@router.post("/users/identify")
+async def users_identify(request: Request, state: State) -> Response:
+    early, headers = await _admit(
+        state,
+        request,
+        "/users/identify",
+        "users.identify",
+        ("users-admin", state.config.users_admin_limit_per_minute, 60.0),
+    )
+    if early is not None:
+        return early
+    body, problem, size = await _read_json(request)
+    said = None if problem is not None else _identify_problem(body)
+    if problem is not None or said is not None:
+        state.log("/users/identify", 400, body, size)
+        return problem or _error(400, said or "", headers)
+    done: list[str] = []
+    for item in body.get("aliases_to_identify") or []:
+        alias = item["user_alias"]
+        # alias_name is case-sensitive: a different case silently matches nothing.
+        found = state.by_alias.get((alias["alias_label"], alias["alias_name"]))
+        user = state.users.get(found) if found else None
+        if user is None:
+            done.append("no profile has the alias")
+        elif user.external_id is not None:
+            done.append("the alias's profile is already identified")
+        else:
+            done.append(_merge_into(state, user, item["external_id"]))
+    for item in body.get("emails_to_identify") or []:
+        done.append(_identify_email(state, item))
+    total = sum(len(body.get(name) or []) for name in IDENTIFY_ARRAYS)
+    state.log("/users/identify", 201, body, size, "; ".join(done) or None)
+    return JSONResponse(
+        {"aliases_processed": total, "message": "success"}, status_code=201, headers=headers
+    )
+
+
+@router.get("/_sandbox/emails/{email}")
+async def profiles_with_email(email: str, state: State) -> dict[str, Any]:
+    """Every profile with this email, oldest first (alias-only and email-only ones included)."""
+    return {"profiles": [user.profile() for user in state.with_email(email)]}
 
 
 @router.get("/events/list")

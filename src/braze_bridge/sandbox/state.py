@@ -12,6 +12,7 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from braze_bridge.braze.models import DEFAULT_TRACK_OBJECT_CAP, TRACK_ARRAYS, TRACK_OBJECT_CAPS
@@ -21,6 +22,8 @@ from braze_bridge.braze.models import DEFAULT_TRACK_OBJECT_CAP, TRACK_ARRAYS, TR
 class SandboxConfig:
     track_limit_per_3s: int = 3000
     export_limit_per_minute: int = 250
+    # /users/identify, /users/alias/new, /users/merge, /users/delete share this window.
+    users_admin_limit_per_minute: int = 20_000
     fail_rate: float = 0.0
     latency_ms: float = 0.0
     # combined_75 | combined_50 | per_array_75 (braze_bridge.braze.models.TRACK_OBJECT_CAPS).
@@ -59,12 +62,40 @@ class RateWindow:
 
 
 @dataclass(slots=True)
+class Summary:
+    """What Braze keeps per custom event or purchase product: first, last (epoch), count."""
+
+    first: float
+    last: float
+    count: int = 1
+
+    def export(self, name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "first": _iso(self.first),
+            "last": _iso(self.last),
+            "count": self.count,
+        }
+
+
+def _iso(epoch: float) -> str:
+    return (
+        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+@dataclass(slots=True)
 class SandboxUser:
     braze_id: str
     external_id: str | None = None
     email: str | None = None
     aliases: list[dict[str, str]] = field(default_factory=list)
     attributes: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    # When anything last changed on the profile: how Braze picks among profiles of one email.
+    updated_at: float = 0.0
+    custom_events: dict[str, Summary] = field(default_factory=dict)
+    purchases: dict[str, Summary] = field(default_factory=dict)
 
     def profile(self) -> dict[str, Any]:
         return {
@@ -73,6 +104,9 @@ class SandboxUser:
             "email": self.email,
             "user_aliases": self.aliases,
             "custom_attributes": self.attributes,
+            "created_at": _iso(self.created_at),
+            "custom_events": [s.export(n) for n, s in self.custom_events.items()],
+            "purchases": [s.export(n) for n, s in self.purchases.items()],
         }
 
 
@@ -86,7 +120,9 @@ class SandboxState:
     windows: dict[tuple[str, str], RateWindow] = field(default_factory=dict)
     users: OrderedDict[str, SandboxUser] = field(default_factory=OrderedDict)  # braze_id → user
     by_external_id: dict[str, str] = field(default_factory=dict)
-    by_email: dict[str, str] = field(default_factory=dict)
+    # email → braze ids of every profile with it, oldest first: several profiles may share one.
+    by_email: dict[str, list[str]] = field(default_factory=dict)
+    last_tick: float = 0.0
     by_alias: dict[tuple[str, str], str] = field(default_factory=dict)
     event_names: OrderedDict[str, None] = field(default_factory=OrderedDict)
     # Profile ids only; apart from `rng` so a seeded sandbox injects the same failures.
@@ -114,19 +150,58 @@ class SandboxState:
 
     # -- users ---------------------------------------------------------------------------------
 
+    def tick(self) -> float:
+        """Now, strictly after the last tick: "most recently updated" must tell profiles apart."""
+        self.last_tick = max(time.time(), self.last_tick + 0.001)
+        return self.last_tick
+
     def new_user(self) -> SandboxUser:
         if len(self.users) >= self.config.max_users:
             _, old = self.users.popitem(last=False)
-            if old.external_id:
-                self.by_external_id.pop(old.external_id, None)
-            if old.email:
-                self.by_email.pop(old.email, None)
-            for alias in old.aliases:
-                self.by_alias.pop((alias["alias_label"], alias["alias_name"]), None)
+            self.unindex(old)
         # 24 hex digits like Braze's ids; a PRNG draw instead of an os.urandom call per user.
-        user = SandboxUser(braze_id=f"{self.ids.getrandbits(96):024x}")
+        now = self.tick()
+        user = SandboxUser(
+            braze_id=f"{self.ids.getrandbits(96):024x}", created_at=now, updated_at=now
+        )
         self.users[user.braze_id] = user
         return user
+
+    def unindex(self, user: SandboxUser) -> None:
+        """Forget every way `user` could be found (it left the sandbox or was merged away)."""
+        if user.external_id and self.by_external_id.get(user.external_id) == user.braze_id:
+            del self.by_external_id[user.external_id]
+        if user.email:
+            self._drop_email(user)
+        for alias in user.aliases:
+            key = (alias["alias_label"], alias["alias_name"])
+            if self.by_alias.get(key) == user.braze_id:
+                del self.by_alias[key]
+
+    def remove_user(self, user: SandboxUser) -> None:
+        """The profile and every way to find it go (`/users/delete`, or merged away)."""
+        self.unindex(user)
+        self.users.pop(user.braze_id, None)
+
+    def _drop_email(self, user: SandboxUser) -> None:
+        assert user.email is not None  # noqa: S101
+        ids = self.by_email.get(user.email, [])
+        if user.braze_id in ids:
+            ids.remove(user.braze_id)
+        if not ids:
+            self.by_email.pop(user.email, None)
+
+    def with_email(self, email: str) -> list[SandboxUser]:
+        """Every profile with this email (any case), oldest first."""
+        return [self.users[i] for i in self.by_email.get(email.lower(), []) if i in self.users]
+
+    def by_email_identifier(self, email: str) -> SandboxUser | None:
+        """The profile Braze updates for the `email` identifier: the most recently updated one
+        with an external id, else the most recently updated one (braze-inc/braze-docs
+        `_docs/_api/endpoints/user_data/post_user_track.md`)."""
+        profiles = self.with_email(email)
+        pool = [u for u in profiles if u.external_id] or profiles
+        return max(pool, key=lambda u: u.updated_at) if pool else None
 
     def find_or_create(self, obj: Mapping[str, Any], *, create: bool) -> SandboxUser | None:
         braze_id: str | None = None
@@ -148,31 +223,28 @@ class SandboxState:
         elif isinstance(obj.get("braze_id"), str):
             braze_id = obj["braze_id"]
         elif isinstance(obj.get("email"), str):
-            braze_id = self.by_email.get(obj["email"].lower())
-            if braze_id is None and create:
+            found = self.by_email_identifier(obj["email"])
+            if found is None and create:
+                # No profile has the email: Braze creates an email-only one, with no alias.
                 user = self.new_user()
                 self.set_email(user, obj["email"])
                 return user
+            return found
         return self.users.get(braze_id) if braze_id else None
 
     def set_email(self, user: SandboxUser, email: str) -> None:
-        user.email = email.lower()
-        self.by_email[user.email] = user.braze_id
+        lowered = email.lower()
+        if user.email == lowered:
+            return
+        if user.email:
+            self._drop_email(user)
+        user.email = lowered
+        self.by_email.setdefault(lowered, []).append(user.braze_id)
 
     def add_alias(self, user: SandboxUser, key: tuple[str, str]) -> None:
         """`key` is (label, name)."""
         user.aliases.append({"alias_label": key[0], "alias_name": key[1]})
         self.by_alias[key] = user.braze_id
-
-    def delete_user(self, user: SandboxUser) -> None:
-        """`/users/delete`: the profile and every way to find it go."""
-        self.users.pop(user.braze_id, None)
-        if user.external_id:
-            self.by_external_id.pop(user.external_id, None)
-        if user.email:
-            self.by_email.pop(user.email, None)
-        for alias in user.aliases:
-            self.by_alias.pop((alias["alias_label"], alias["alias_name"]), None)
 
     def remember_event_name(self, name: str) -> None:
         self.event_names[name] = None

@@ -12,8 +12,11 @@ from braze_bridge.domain.statuses import EventStatus
 class PreviewIdentity(BaseModel):
     external_id: str | None
     email: str | None
-    resolution: Literal["external_id", "email_lookup"] = Field(
-        description="external_id: sent as is; email_lookup: the worker finds the profile first"
+    resolution: Literal["external_id", "email_lookup", "email_identifier"] = Field(
+        description=(
+            "external_id: sent as is; email_lookup: the worker finds the profile first; "
+            "email_identifier: sent with Braze's email identifier (identity mode email)"
+        )
     )
     note: str | None = Field(
         default=None, description="what happens when Braze has no profile for the email"

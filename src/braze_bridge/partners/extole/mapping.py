@@ -26,7 +26,7 @@ from braze_bridge.partners.extole.events import (
     Unsubscribed,
 )
 from braze_bridge.partners.extole.normalize import step_name
-from braze_bridge.partners.extole.settings import ExtoleSettings, RewardState
+from braze_bridge.partners.extole.settings import STORED_MODE, ExtoleSettings, RewardState
 
 PARTNER = "Extole"
 MAX_IDENTIFIER_LENGTH = 512
@@ -62,9 +62,15 @@ def user_for(event: ExtoleEvent, settings: ExtoleSettings) -> UserRef:
                 f"invalid_user_identifier: {what} is longer than {MAX_IDENTIFIER_LENGTH} characters"
             )
     if external_id:
-        return UserRef(external_id=external_id, unknown_user=settings.unknown_user)
+        # The email rides along: it tells the worker which profile it created for this email
+        # before the external id was known, to identify it (docs/delivery.md, "Identify later").
+        return UserRef(
+            external_id=external_id,
+            email=email or None,
+            unknown_user=STORED_MODE[settings.identity],
+        )
     if email:
-        return UserRef(email=email, unknown_user=settings.unknown_user)
+        return UserRef(email=email, unknown_user=STORED_MODE[settings.identity])
     raise Rejected("no_user_identifier")
 
 

@@ -4,7 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+# How the worker addresses a user known only by email (docs/delivery.md, "Identity").
+IdentityMode = Literal["email", "lookup_then_alias", "skip"]
+# The former `unknown_user` setting, still accepted: what each value meant.
+LEGACY_UNKNOWN_USER: dict[str, IdentityMode] = {"alias": "lookup_then_alias", "skip": "skip"}
+# The mode as each operation stores it (`operations.unknown_user`, eight characters).
+STORED_MODE: dict[IdentityMode, str] = {
+    "email": "email",
+    "lookup_then_alias": "alias",
+    "skip": "skip",
+}
 
 from braze_bridge.domain.privacy import PrivacySettings
 
@@ -38,7 +56,11 @@ class ExtoleSettings(BaseModel):
     events: ExtoleEvents = Field(default_factory=ExtoleEvents)
     reward_states: list[RewardState] = Field(default_factory=_default_reward_states)
     external_id_source: Literal["partner_user_id", "email_address"] = "partner_user_id"
-    unknown_user: Literal["alias", "skip"] = "alias"
+    # `email` for new connections; connections created before the setting existed were given
+    # `lookup_then_alias` (or `skip`) by migration 0003_identity_modes.
+    identity: IdentityMode = "email"
+    # Former name: `alias` is `lookup_then_alias`, `skip` is `skip`. Read, never stored.
+    unknown_user: Literal["alias", "skip"] | None = Field(default=None, exclude=True)
     subscription_group_id: (
         Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)] | None
     ) = None
@@ -51,6 +73,20 @@ class ExtoleSettings(BaseModel):
         Annotated[str, StringConstraints(min_length=1, max_length=100)], BrazeEventName
     ] = Field(default_factory=dict)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+
+    @model_validator(mode="after")
+    def _legacy_unknown_user(self) -> ExtoleSettings:
+        if self.unknown_user is None:
+            return self
+        meant = LEGACY_UNKNOWN_USER[self.unknown_user]
+        if "identity" in self.model_fields_set and self.identity != meant:
+            raise ValueError(
+                f"unknown_user {self.unknown_user!r} (the former name of identity) says "
+                f"identity {meant!r}, not {self.identity!r}; send identity alone"
+            )
+        self.identity = meant
+        self.unknown_user = None
+        return self
 
     @field_validator("reward_states", mode="before")
     @classmethod
