@@ -1,7 +1,7 @@
 """Forget a person: the connection audit records how many rows of each kind were removed
 
 Revision ID: 0004_forget_audit
-Revises: 0002_extole_settings_names
+Revises: 0003_identity_modes
 Create Date: 2026-12-03 16:10:00
 
 `connection_audit.counts` (nullable JSONB) holds the counts of a `forget` entry
