@@ -300,7 +300,7 @@ export async function openManage(id, { created = null } = {}) {
   const actions = el(
     "div",
     { class: "manage-actions" },
-    el("button", { type: "button", dataset: { testid: paused ? "resume" : "pause" }, onclick: () => setRunning(!paused) }, paused ? "Resume" : "Pause"),
+    el("button", { type: "button", dataset: { testid: paused ? "resume" : "pause" }, onclick: () => setRunning(paused) }, paused ? "Resume" : "Pause"),
     connection.state === "auth_error" ? el("button", { type: "button", dataset: { testid: "resume" }, onclick: () => setRunning(true) }, "Resume") : null,
     el("button", { type: "button", dataset: { testid: "test-connection" }, onclick: runTest }, "Test against Braze"),
     el("button", { type: "button", class: "warn", dataset: { testid: "rotate-secret" }, onclick: rotate }, "Rotate webhook secret…"),
