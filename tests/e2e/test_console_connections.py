@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from braze_bridge.db.models import Connection
 from braze_bridge.domain.statuses import ConnectionState, EventStatus, OperationStatus
+from tests.conftest import OPERATOR_TOKEN
 from tests.e2e.test_console import SCREENSHOT_DIR, LiveServer, live_server, signed_in_page
 from tests.extole_bodies import REWARD_FULFILLED_RAW
 from tests.factories import BOX, SANDBOX_ENDPOINT
@@ -211,3 +212,35 @@ async def test_the_chart_shows_the_last_24_hours(
     # docs/img/console-connection.png is this picture.
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     await page.get_by_test_id("manage").screenshot(path=str(SCREENSHOT_DIR / "connection.png"))
+
+
+async def test_an_operator_names_the_tenant_and_a_refused_key_shows_its_hint(
+    live_server: LiveServer,
+    browser: Browser,
+    session: AsyncSession,
+    tenancy: Tenancy,
+    braze: respx.MockRouter,
+) -> None:
+    braze.post("/users/track").respond(401, json={"message": "Invalid API Key"})
+    braze.post("/users/export/ids").respond(401, json={"message": "Invalid API Key"})
+    page = await signed_in_page(browser, live_server, OPERATOR_TOKEN)
+    await page.get_by_test_id("new-connection").click()
+    form = page.get_by_test_id("connection-form")
+    await form.get_by_test_id("field-name").fill("Globex referral")
+    await form.get_by_test_id("field-braze-rest_endpoint").fill(SANDBOX_ENDPOINT)
+    await form.get_by_test_id("field-braze-api_key").fill("key-1234567890")
+    await page.get_by_test_id("save-connection").click()
+    # An operator token must say whose connection it is.
+    await expect(form.get_by_test_id("error-tenant_id")).not_to_be_empty()
+
+    await form.get_by_test_id("field-tenant_id").fill(str(tenancy.b.id))
+    await page.get_by_test_id("save-connection").click()
+    await expect(page.get_by_test_id("one-time-secret")).to_be_visible()
+    created_id = await page.get_by_test_id("manage").get_attribute("data-connection-id")
+    assert (await stored(session, created_id)).tenant_id == tenancy.b.id
+
+    await page.get_by_test_id("test-connection").click()
+    await expect(page.get_by_test_id("test-result")).to_contain_text("Some checks failed.")
+    failed = page.locator('[data-testid="check"][data-ok="false"]')
+    await expect(failed.first).to_contain_text("api_key")
+    await expect(failed.first.locator(".muted")).not_to_be_empty()  # the hint
