@@ -13,6 +13,7 @@ from braze_bridge.api import connections, content, hooks, ops, preview, tenants
 from braze_bridge.api import events as events_api
 from braze_bridge.api import health as health_api
 from braze_bridge.api import metrics as metrics_api
+from braze_bridge.api import stats as stats_api
 from braze_bridge.api.deps import AppContext
 from braze_bridge.braze.transport import create_http_client
 from braze_bridge.console import router as console
@@ -123,4 +124,5 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.include_router(console.router)
     app.include_router(content.router)
     app.include_router(preview.router)
+    app.include_router(stats_api.router)
     return app

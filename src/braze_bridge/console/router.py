@@ -12,6 +12,7 @@ from braze_bridge.errors import NotFound
 STATIC = Path(__file__).with_name("static")
 ASSETS = {
     "app.js": "text/javascript; charset=utf-8",
+    "connections.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
 # Everything the page loads comes from here; no inline script, no third-party origin.

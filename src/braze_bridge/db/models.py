@@ -495,3 +495,28 @@ class ReplayJob(Base):
             postgresql_where=text("status IN ('queued', 'running')"),
         ),
     )
+
+
+class ConnectionStatsHour(Base):
+    """One closed UTC hour of a connection's traffic, counted once (ops/stats.py).
+
+    Written when a stats read first needs an hour that ended more than the grace period ago;
+    the current hour is always counted live. No trigger on the ingest or settle paths.
+    """
+
+    __tablename__ = "connection_stats_hourly"
+
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    received: Mapped[int] = mapped_column(Integer)
+    delivered: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    dead: Mapped[int] = mapped_column(Integer)
+    answers_2xx: Mapped[int] = mapped_column(Integer)
+    answers_4xx: Mapped[int] = mapped_column(Integer)
+    answers_429: Mapped[int] = mapped_column(Integer)
+    answers_5xx: Mapped[int] = mapped_column(Integer)
+    answers_network: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = mapped_column(server_default=func.now())
