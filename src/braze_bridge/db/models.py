@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -197,8 +198,9 @@ class Event(Base):
         # `user=<email>` for a user that has an external id too (its user_key is `id:…`).
         Index(
             "ix_events_user_email",
-            text("lower(normalized #>> '{user,email}') text_pattern_ops"),
+            literal_column("lower(normalized #>> '{user,email}')").label("user_email"),
             "id",
+            postgresql_ops={"user_email": "text_pattern_ops"},
             postgresql_where=text("(normalized #>> '{user,email}') IS NOT NULL"),
         ),
     )
