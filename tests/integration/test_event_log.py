@@ -30,6 +30,8 @@ ITEM_FIELDS = {
     "reason",
     "user",
     "received_at",
+    "next_retry_at",
+    "notes",
 }
 
 

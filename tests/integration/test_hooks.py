@@ -65,7 +65,7 @@ class TestAccepted:
         reply = response.json()
         assert reply["status"] == "accepted"
         event = await stored_event(session, reply["event_id"])
-        assert (event.status, event.kind, event.reason) == ("queued", "reward", None)
+        assert (event.status, event.kind, event.reason) == ("queued", "reward_fulfilled", None)
         assert (event.dedupe_key, event.source_event_id) == (
             "event:qb3jju459ugjr2aojk6f",
             "qb3jju459ugjr2aojk6f",

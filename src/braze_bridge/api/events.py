@@ -19,6 +19,7 @@ from braze_bridge.api.schemas.events import EventDetail, EventPage, EventRead
 from braze_bridge.api.schemas.replay import ReplayFilter, ReplayJobRead, ReplayRead
 from braze_bridge.api.text_check import CHECK_ADMIN_TEXT
 from braze_bridge.db.repositories.event_log import EventFilter
+from braze_bridge.domain.events import EventKind
 from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.errors import ErrorBody, ValidationFailed
 from braze_bridge.ops import events as event_service
@@ -36,6 +37,8 @@ router = APIRouter(
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "unknown id, or another tenant's"}
 }
+# A prefix of one character would match a large share of the log.
+USER_PREFIX_MIN = 2
 STREAM_POLL_SECONDS = 1.0
 STREAM_HEARTBEAT_SECONDS = 15.0
 
@@ -53,9 +56,27 @@ async def event_filter(
     context: ContextDep,
     connection_id: Annotated[uuid.UUID | None, Query(description="only this connection")] = None,
     status: Annotated[EventStatus | None, Query(description="event status word")] = None,
-    kind: Annotated[str | None, Query(max_length=64, description="normalized kind")] = None,
+    kind: Annotated[
+        EventKind | None,
+        Query(description="event kind; `reward` matches every reward state (`reward_*`)"),
+    ] = None,
     user: Annotated[
-        str | None, Query(min_length=1, max_length=1024, description="external id or email")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=1024,
+            description="external id, or email (any case): the event's user key or the email "
+            "the event carries",
+        ),
+    ] = None,
+    user_prefix: Annotated[
+        str | None,
+        Query(
+            min_length=USER_PREFIX_MIN,
+            max_length=255,
+            description="external ids starting with this (as typed) or emails starting with "
+            "it (any case); not with `user`",
+        ),
     ] = None,
     since: Annotated[
         AwareDatetime | None, Query(description="received at or after (ISO 8601)")
@@ -69,7 +90,37 @@ async def event_filter(
                 {"field": "since", "message": "since must be before until", "type": "value_error"}
             ],
         )
-    filters = EventFilter(connection_id, status, kind, user, since, until)
+    if user_prefix is not None and user is not None:
+        raise ValidationFailed(
+            "invalid request: give user or user_prefix, not both",
+            details=[
+                {
+                    "field": "user_prefix",
+                    "message": "give user or user_prefix, not both",
+                    "type": "value_error",
+                }
+            ],
+        )
+    if user_prefix is not None and len(user_prefix.strip()) < USER_PREFIX_MIN:
+        raise ValidationFailed(
+            "invalid request: user_prefix",
+            details=[
+                {
+                    "field": "user_prefix",
+                    "message": f"at least {USER_PREFIX_MIN} characters besides spaces",
+                    "type": "string_too_short",
+                }
+            ],
+        )
+    filters = EventFilter(
+        connection_id,
+        status,
+        kind.value if kind is not None else None,
+        user,
+        since,
+        until,
+        user_prefix=user_prefix,
+    )
     if connection_id is not None:
         # Its own short session: the live feed must not hold one for as long as it streams.
         async with context.sessionmaker() as session:

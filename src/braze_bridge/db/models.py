@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -192,7 +193,18 @@ class Event(Base):
         # one connection uses it too (a key's events are few; the connection is checked on the
         # row): a (connection_id, user_key, id) index cost every roll-up and ingest an entry.
         Index("ix_events_tenant_status", "tenant_id", "status", "id"),
-        Index("ix_events_user_key", "user_key", "id"),
+        # text_pattern_ops: equality as before, and `user_prefix=` ranges in any collation.
+        Index(
+            "ix_events_user_key", "user_key", "id", postgresql_ops={"user_key": "text_pattern_ops"}
+        ),
+        # `user=<email>` for a user that has an external id too (its user_key is `id:…`).
+        Index(
+            "ix_events_user_email",
+            literal_column("lower(normalized #>> '{user,email}')").label("user_email"),
+            "id",
+            postgresql_ops={"user_email": "text_pattern_ops"},
+            postgresql_where=text("(normalized #>> '{user,email}') IS NOT NULL"),
+        ),
     )
 
 

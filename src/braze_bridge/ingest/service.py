@@ -29,6 +29,7 @@ from braze_bridge.domain.events import NormalizedEvent
 from braze_bridge.domain.ids import uuid7
 from braze_bridge.domain.json_body import parse_json_body
 from braze_bridge.domain.mapping import Partner
+from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.errors import NotFound, Unauthorized, UnsupportedMediaType
 from braze_bridge.ingest.event_store import EventStore
 from braze_bridge.ingest.lookup import ConnectionLookup
@@ -244,6 +245,14 @@ async def store_with_user_values(
     return result, evaluation
 
 
+def event_reason(evaluation: Evaluation) -> str | None:
+    """A queued event's reason is what the mapping left out (its notes), as preview shows it and
+    a replay's re-map stores it; the roll-up rewrites it once the objects settle."""
+    if evaluation.status == EventStatus.QUEUED and evaluation.reason is None:
+        return "; ".join(evaluation.notes) or None
+    return evaluation.reason
+
+
 def event_record(
     connection: LiveConnection,
     evaluation: Evaluation,
@@ -263,8 +272,8 @@ def event_record(
         headers=dict(headers),
         content_type=headers.get("content-type"),
         source_event_id=evaluation.normalized.source_event_id if evaluation.normalized else None,
-        kind=evaluation.normalized.kind if evaluation.normalized else None,
-        reason=evaluation.reason,
+        kind=evaluation.normalized.log_kind() if evaluation.normalized else None,
+        reason=event_reason(evaluation),
         user_key=user.key if user else None,
         normalized=evaluation.normalized,
         occurred_at=evaluation.normalized.occurred_at if evaluation.normalized else None,

@@ -106,6 +106,7 @@ class ShownEvent:
     """One event in full, with nothing in it that authenticates."""
 
     event: Event
+    summary: EventSummary  # the event as the list shows it (shown reason, next retry)
     raw: ShownBody | None  # None once retention purged the body
     operations: list[OutboxOperation]
     attempts: list[ShownAttempt]
@@ -141,7 +142,8 @@ async def event_detail(
         )
         for item in record.attempts
     ]
-    return ShownEvent(record.event, raw, record.operations, attempts)
+    [summary] = await event_log.event_statuses(session, principal.tenant_id, [event_id])
+    return ShownEvent(record.event, summary, raw, record.operations, attempts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,7 +115,7 @@ def remap_event(
             return RemapOutcome(
                 EventStatus.REJECTED,
                 "no user identifier for a Braze object",
-                event.kind,
+                event.log_kind(),
                 user.key if user else None,
                 normalized,
                 event.occurred_at,
@@ -123,7 +123,7 @@ def remap_event(
     return RemapOutcome(
         evaluation.status,
         reason,
-        event.kind,
+        event.log_kind(),
         user.key if user else None,
         normalized,
         event.occurred_at,

@@ -14,6 +14,16 @@ from braze_bridge.domain.events import MAPPING_NOTES_KEY
 from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus
 from braze_bridge.ops import events as event_service
 
+REASON_DESCRIPTION = (
+    "while queued, the latest reason of an object waiting to be retried or held; else why "
+    "the event ended as it did; else what the mapping left out (`notes`, joined)"
+)
+NEXT_RETRY_DESCRIPTION = (
+    "while queued: when the next retry of a failed object is due (ISO 8601 with zone); null "
+    "when none is scheduled (no failure yet, or the connection is paused or in auth_error)"
+)
+NOTES_DESCRIPTION = "What the mapping left out or changed on the way to Braze, and why"
+
 
 class EventRead(BaseModel):
     """One line of the event log."""
@@ -23,9 +33,11 @@ class EventRead(BaseModel):
     source_event_id: str | None
     kind: str | None
     status: EventStatus
-    reason: str | None
+    reason: str | None = Field(description=REASON_DESCRIPTION)
     user: str | None = Field(description="external id or email the event is about")
     received_at: datetime
+    next_retry_at: datetime | None = Field(description=NEXT_RETRY_DESCRIPTION)
+    notes: list[str] = Field(description=NOTES_DESCRIPTION)
 
     @classmethod
     def of(cls, event: EventSummary) -> EventRead:
@@ -35,9 +47,11 @@ class EventRead(BaseModel):
             source_event_id=event.source_event_id,
             kind=event.kind,
             status=event.status,
-            reason=event.reason,
+            reason=event.shown_reason,
             user=display_user(event.user_key),
             received_at=event.received_at,
+            next_retry_at=event.next_retry_at,
+            notes=list(event.notes),
         )
 
 
@@ -150,16 +164,15 @@ class EventDetail(BaseModel):
     dedupe_key: str
     kind: str | None
     status: EventStatus
-    reason: str | None
+    reason: str | None = Field(description=REASON_DESCRIPTION)
     user: str | None
     received_at: datetime
     occurred_at: datetime | None
     settled_at: datetime | None
+    next_retry_at: datetime | None = Field(description=NEXT_RETRY_DESCRIPTION)
     raw: RawBodyRead | None = Field(description="null once retention purged the raw body")
     normalized: dict[str, Any] | None
-    notes: list[str] = Field(
-        description="What the mapping left out or changed on the way to Braze, and why"
-    )
+    notes: list[str] = Field(description=NOTES_DESCRIPTION)
     objects: list[BrazeObjectRead]
     attempts: list[AttemptRead]
 
@@ -174,11 +187,12 @@ class EventDetail(BaseModel):
             dedupe_key=event.dedupe_key,
             kind=event.kind,
             status=event.status,
-            reason=event.reason,
+            reason=detail.summary.shown_reason,
             user=display_user(event.user_key),
             received_at=event.received_at,
             occurred_at=event.occurred_at,
             settled_at=event.settled_at,
+            next_retry_at=detail.summary.next_retry_at,
             raw=None
             if raw is None
             else RawBodyRead(

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from braze_bridge.db.models import ReplayJob
 from braze_bridge.db.repositories.event_log import EventFilter
+from braze_bridge.domain.events import EventKind
 from braze_bridge.domain.statuses import EventStatus, ReplayStatus
 from braze_bridge.ops.replay import ReplayResult
 
@@ -34,7 +35,7 @@ class ReplayFilter(BaseModel):
 
     connection_id: uuid.UUID | None = None
     status: EventStatus | None = None
-    kind: str | None = Field(default=None, max_length=64)
+    kind: EventKind | None = None
     user: str | None = Field(default=None, max_length=1024)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
@@ -49,7 +50,7 @@ class ReplayFilter(BaseModel):
         return EventFilter(
             connection_id=self.connection_id,
             status=self.status,
-            kind=self.kind,
+            kind=self.kind.value if self.kind is not None else None,
             user=self.user,
             since=self.since,
             until=self.until,

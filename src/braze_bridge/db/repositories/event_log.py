@@ -13,8 +13,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Row,
+    Select,
+    SQLColumnExpression,
+    String,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import ColumnClause
 
 from braze_bridge.db.models import (
     AttemptOperation,
@@ -25,7 +39,8 @@ from braze_bridge.db.models import (
     OutboxOperation,
 )
 from braze_bridge.db.pagination import KeysetCursor
-from braze_bridge.domain.statuses import EventStatus
+from braze_bridge.domain.events import kinds_matching
+from braze_bridge.domain.statuses import ConnectionState, EventStatus, OperationStatus
 
 _CURSOR = KeysetCursor("e1", uuid.UUID)
 
@@ -40,6 +55,8 @@ class EventFilter:
     user: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # External ids starting with it (as typed) or emails starting with it (any case).
+    user_prefix: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +69,17 @@ class EventSummary:
     reason: str | None
     user_key: str | None
     received_at: datetime
+    # While queued: the reason of its object that tried most (a retry's or a hold's), and when
+    # the next retry is due (None when none is scheduled, e.g. held by an auth error).
+    object_reason: str | None = None
+    next_retry_at: datetime | None = None
+    notes: tuple[str, ...] = ()  # what the mapping left out or changed (MAPPING_NOTES_KEY)
+
+    @property
+    def shown_reason(self) -> str | None:
+        """What the list and detail show as `reason`: why it waits, else why it ended as it did,
+        else what the mapping left out (a delivered event's reason is cleared by the roll-up)."""
+        return self.object_reason or self.reason or ("; ".join(self.notes) or None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +129,88 @@ def display_user(user_key: str | None) -> str | None:
     return user_key
 
 
+# The email the normalized event carries, as `ix_events_user_email` indexes it (the literal
+# text must stay the index's expression for the planner to use it).
+EVENT_EMAIL: ColumnClause[str] = literal_column(
+    "lower(events.normalized #>> '{user,email}')", type_=String()
+)
+_NOTES = literal_column("events.normalized -> 'mapping_notes'", type_=JSONB())
+
+
+def _successor(prefix: str) -> str | None:
+    """The least string above every string that starts with `prefix`, in code point order
+    (UTF-8 byte order, what text_pattern_ops compares); None when there is none."""
+    for cut in range(len(prefix) - 1, -1, -1):
+        point = ord(prefix[cut]) + 1
+        if 0xD800 <= point <= 0xDFFF:
+            point = 0xE000
+        if point <= 0x10FFFF:
+            return prefix[:cut] + chr(point)
+    return None
+
+
+def _equals(column: SQLColumnExpression[Any], value: str) -> ColumnElement[bool]:
+    equal: ColumnElement[bool] = column.op("=", is_comparison=True)(value)
+    return equal
+
+
+def _starts_with(column: SQLColumnExpression[Any], prefix: str) -> ColumnElement[bool]:
+    """`column` starts with `prefix`, as a range on a text_pattern_ops index: the bounds are
+    plain parameters, so even a generic plan keeps the index (LIKE needs a constant)."""
+    low: ColumnElement[bool] = column.op("~>=~", is_comparison=True)(prefix)
+    high = _successor(prefix)
+    if high is None:
+        return low & func.starts_with(column, prefix, type_=Boolean())
+    below: ColumnElement[bool] = column.op("~<~", is_comparison=True)(high)
+    return low & below
+
+
+def _object_reason() -> ColumnElement[str | None]:
+    """While the event is queued: the reason of its unsettled object that tried most."""
+    sub = (
+        select(OutboxOperation.reason)
+        .where(
+            OutboxOperation.event_id == Event.id,
+            OutboxOperation.unsettled,
+            OutboxOperation.reason.is_not(None),
+        )
+        .order_by(OutboxOperation.attempts.desc(), OutboxOperation.position)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return case((Event.status == EventStatus.QUEUED, sub), else_=None)
+
+
+def _next_retry_at() -> ColumnElement[datetime | None]:
+    """While the event is queued: when its first object waiting after a failure is due (not
+    before the connection's rate limit lifts); None while the connection is held (paused or
+    auth_error: an admin must act) or no object has failed yet."""
+    sub = (
+        select(
+            case(
+                (
+                    Connection.state == ConnectionState.ACTIVE,
+                    func.greatest(
+                        func.min(OutboxOperation.available_at), Connection.rate_limited_until
+                    ),
+                ),
+                else_=None,
+            )
+        )
+        .select_from(OutboxOperation)
+        .join(Connection, Connection.id == OutboxOperation.connection_id)
+        .where(
+            OutboxOperation.event_id == Event.id,
+            OutboxOperation.status == OperationStatus.PENDING,
+            OutboxOperation.unsettled,
+            OutboxOperation.reason.is_not(None),
+        )
+        .group_by(Connection.state, Connection.rate_limited_until)
+        .scalar_subquery()
+    )
+    return case((Event.status == EventStatus.QUEUED, sub), else_=None)
+
+
 def filtered_events(tenant_id: uuid.UUID | None, filters: EventFilter) -> Select[Any]:
     """Ids of the events visible to the tenant scope that match `filters` (no order, no limit).
 
@@ -115,9 +225,22 @@ def filtered_events(tenant_id: uuid.UUID | None, filters: EventFilter) -> Select
     if filters.status is not None:
         stmt = stmt.where(Event.status == filters.status)
     if filters.kind is not None:
-        stmt = stmt.where(Event.kind == filters.kind)
+        kinds = kinds_matching(filters.kind)
+        stmt = stmt.where(Event.kind == kinds[0] if len(kinds) == 1 else Event.kind.in_(kinds))
     if filters.user is not None:
-        stmt = stmt.where(Event.user_key.in_(user_key_candidates(filters.user)))
+        value = filters.user.strip()
+        stmt = stmt.where(
+            or_(Event.user_key.in_(user_key_candidates(value)), _equals(EVENT_EMAIL, value.lower()))
+        )
+    if filters.user_prefix is not None:
+        value = filters.user_prefix.strip()
+        stmt = stmt.where(
+            or_(
+                _starts_with(Event.user_key, f"id:{value}"),
+                _starts_with(Event.user_key, f"email:{value.lower()}"),
+                _starts_with(EVENT_EMAIL, value.lower()),
+            )
+        )
     if filters.since is not None:
         stmt = stmt.where(Event.received_at >= filters.since)
     if filters.until is not None:
@@ -125,16 +248,31 @@ def filtered_events(tenant_id: uuid.UUID | None, filters: EventFilter) -> Select
     return stmt
 
 
-def _summary_select(tenant_id: uuid.UUID | None, filters: EventFilter) -> Select[Any]:
-    return filtered_events(tenant_id, filters).add_columns(
-        Event.connection_id,
-        Event.source_event_id,
-        Event.kind,
-        Event.status,
-        Event.reason,
-        Event.user_key,
-        Event.received_at,
+_SUMMARY_COLUMNS = (
+    Event.connection_id,
+    Event.source_event_id,
+    Event.kind,
+    Event.status,
+    Event.reason,
+    Event.user_key,
+    Event.received_at,
+)
+
+
+def _shown_columns() -> tuple[ColumnElement[Any], ...]:
+    return (
+        _object_reason().label("object_reason"),
+        _next_retry_at().label("next_retry_at"),
+        _NOTES.label("notes"),
     )
+
+
+def _summary_select(tenant_id: uuid.UUID | None, filters: EventFilter) -> Select[Any]:
+    return filtered_events(tenant_id, filters).add_columns(*_SUMMARY_COLUMNS, *_shown_columns())
+
+
+def _notes(value: Any) -> tuple[str, ...]:
+    return tuple(str(note) for note in value) if isinstance(value, list) else ()
 
 
 def _summary(row: Row[Any]) -> EventSummary:
@@ -147,6 +285,9 @@ def _summary(row: Row[Any]) -> EventSummary:
         reason=row.reason,
         user_key=row.user_key,
         received_at=row.received_at,
+        object_reason=row.object_reason,
+        next_retry_at=row.next_retry_at,
+        notes=_notes(row.notes),
     )
 
 
@@ -197,32 +338,11 @@ async def event_statuses(
     """Current state of known events (the live feed re-checks the ones still in motion)."""
     if not ids:
         return []
-    stmt = select(
-        Event.id,
-        Event.connection_id,
-        Event.source_event_id,
-        Event.kind,
-        Event.status,
-        Event.reason,
-        Event.user_key,
-        Event.received_at,
-    ).where(Event.id.in_(list(ids)))
+    stmt = select(Event.id, *_SUMMARY_COLUMNS, *_shown_columns()).where(Event.id.in_(list(ids)))
     if tenant_id is not None:
         stmt = stmt.where(Event.tenant_id == tenant_id)
     rows = (await session.execute(stmt)).all()
-    return [
-        EventSummary(
-            id=row.id,
-            connection_id=row.connection_id,
-            source_event_id=row.source_event_id,
-            kind=row.kind,
-            status=row.status,
-            reason=row.reason,
-            user_key=row.user_key,
-            received_at=row.received_at,
-        )
-        for row in rows
-    ]
+    return [_summary(row) for row in rows]
 
 
 async def get_event_record(

@@ -64,5 +64,9 @@ class Reward(ExtoleEvent):
     coupon_code: str | None = None  # Extole's `partner_reward_id`
     reward_supplier_type: str | None = None
 
+    def log_kind(self) -> str:
+        """`reward_fulfilled` etc.: which state the webhook reported (`reward` when none)."""
+        return f"reward_{self.state.lower()}" if self.state else "reward"
+
 
 AnyExtoleEvent = ShareLinkCreated | Shared | Outcome | Subscribed | Unsubscribed | Reward
