@@ -30,6 +30,7 @@ from braze_bridge.db.repositories.connections import DeliveryConnection
 from braze_bridge.db.repositories.outbox import ClaimedOperation, SettleRow
 from braze_bridge.db.repositories.settlement import apply_settlement
 from braze_bridge.delivery.batcher import Outgoing, PackLimits, pack_track_requests
+from braze_bridge.delivery.health_signal import record_round_health
 from braze_bridge.delivery.identity import (
     Found,
     IdentityResolver,
@@ -242,6 +243,7 @@ async def _settle_once(
             first_failures=firsts,
         )
         settled = await apply_settlement(session, worker_id, settlement)
+        await record_round_health(session, outcome, settled)
     for record in settlement.attempts:
         metrics.braze_request(record.endpoint, record.status_code or "error")
     counts = Counter(settled.statuses.values())
