@@ -144,19 +144,27 @@ class ReplayJobsOnDemand:
 
 
 def worker_side_tasks(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    secret_box: SecretBox | None = None,
 ) -> list[SideTask]:
-    """What every worker runs next to delivery: bulk replay jobs and the retention purge."""
+    """What every worker runs next to delivery: bulk replay jobs, the retention purge and
+    (given the secret box that decrypts signing secrets) the alert webhooks."""
     # Imported here, like the rest of the worker's stack: admin commands stay light.
     from braze_bridge.db.notify import REPLAY_CHANNEL
     from braze_bridge.delivery.worker import SideTask
     from braze_bridge.ops.retention import purge_periodically
 
     replays = ReplayJobsOnDemand(sessionmaker)
-    return [
+    tasks = [
         SideTask("replay-runner", replays.run, channel=REPLAY_CHANNEL, wake=replays.wake),
         SideTask("retention", partial(purge_periodically, sessionmaker, settings.retention_days)),
     ]
+    if secret_box is not None:
+        from braze_bridge.ops.alerts import run_alerts
+
+        tasks.append(SideTask("alerts", partial(run_alerts, sessionmaker, secret_box)))
+    return tasks
 
 
 def build_worker(
@@ -165,13 +173,14 @@ def build_worker(
     """A delivery worker with its side tasks, listening for NOTIFYs on `runtime`'s database."""
     from braze_bridge.delivery.worker import DeliveryWorker, WorkerOptions
 
+    box = build_secret_box(runtime)
     return DeliveryWorker(
         sessionmaker,
         http,
-        build_secret_box(runtime),
+        box,
         listen_dsn=listen_dsn(runtime.database_url),
         options=WorkerOptions.from_settings(runtime.settings),
-        side_tasks=worker_side_tasks(sessionmaker, runtime.settings),
+        side_tasks=worker_side_tasks(sessionmaker, runtime.settings, box),
     )
 
 

@@ -148,3 +148,13 @@ async def queue_snapshots(session: AsyncSession) -> list[metrics.QueueSnapshot]:
             )
         )
     return snapshots
+
+
+async def health_of(
+    session: AsyncSession, connection: Connection, *, now: datetime | None = None
+) -> ConnectionHealth:
+    """One loaded connection's health (the alert evaluator's view, ops/alerts.py)."""
+    queues = await health_repo.queue_figures(session, [connection.id])
+    return await _health_of(
+        session, connection, queues.get(connection.id), now or datetime.now(UTC)
+    )
