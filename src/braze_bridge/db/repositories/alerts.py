@@ -23,6 +23,21 @@ async def get_webhook(
     return row
 
 
+async def lock_webhooks_of(
+    session: AsyncSession, connection_ids: Sequence[uuid.UUID]
+) -> Sequence[AlertWebhook]:
+    """The webhooks of these connections, locked (secret key rotation, admin/keys.py)."""
+    if not connection_ids:
+        return []
+    stmt = (
+        select(AlertWebhook)
+        .where(AlertWebhook.connection_id.in_(list(connection_ids)))
+        .order_by(AlertWebhook.connection_id)
+        .with_for_update()
+    )
+    return (await session.scalars(stmt)).all()
+
+
 async def webhook_connection_ids(session: AsyncSession) -> list[uuid.UUID]:
     """Live connections that have an alert webhook."""
     rows = await session.scalars(
