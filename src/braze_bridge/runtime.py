@@ -143,6 +143,34 @@ class ReplayJobsOnDemand:
         await self._runner.run(stop)
 
 
+async def run_alerts_on_demand(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    secret_box: SecretBox,
+    stop: asyncio.Event,
+    *,
+    poll_seconds: float = 5.0,
+) -> None:
+    """The alert side task, whose stack (ops/alerts.py, through the error vocabulary: FastAPI)
+    is imported only once some connection has an alert webhook; workers of deployments that
+    use no alerts start as light as before."""
+    from braze_bridge.db.notify import wait_first
+    from braze_bridge.db.repositories.alerts import any_webhook
+
+    while not stop.is_set():
+        try:
+            async with sessionmaker() as session:
+                if await any_webhook(session):
+                    break
+        except Exception:
+            log.exception("alerts.round_failed")  # database away: look again later
+        await wait_first(stop, delay=poll_seconds)
+    if stop.is_set():
+        return
+    from braze_bridge.ops.alerts import run_alerts
+
+    await run_alerts(sessionmaker, secret_box, stop, interval_seconds=poll_seconds)
+
+
 def worker_side_tasks(
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
@@ -161,9 +189,7 @@ def worker_side_tasks(
         SideTask("retention", partial(purge_periodically, sessionmaker, settings.retention_days)),
     ]
     if secret_box is not None:
-        from braze_bridge.ops.alerts import run_alerts
-
-        tasks.append(SideTask("alerts", partial(run_alerts, sessionmaker, secret_box)))
+        tasks.append(SideTask("alerts", partial(run_alerts_on_demand, sessionmaker, secret_box)))
     return tasks
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.ops import alerts
+from braze_bridge.runtime import run_alerts_on_demand
 from tests.delivery_support import make_due, make_worker
 from tests.factories import BOX, SANDBOX_ENDPOINT, make_operations
 from tests.ops_factories import Tenancy
@@ -255,3 +256,30 @@ async def test_another_tenant_sees_and_changes_nothing(
     assert [a.status_code for a in answers] == [404] * 4
     assert {a.json()["error"]["code"] for a in answers} == {"not_found"}
     assert (await listed(client, tenancy))["webhook"]["url"] == RECEIVER
+
+
+async def test_the_worker_side_task_evaluates_and_sends(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenancy: Tenancy,
+) -> None:
+    """runtime.worker_side_tasks' `alerts` task: it loads the alert stack once a webhook exists,
+    then evaluates and sends; the receiver's answer stops it."""
+    await set_webhook(client, tenancy)
+    await make_operations(session, tenancy.conn_a, 1)
+    await braze_round(sessionmaker, 503)
+    stop = asyncio.Event()
+
+    def receive(request: httpx.Request) -> httpx.Response:
+        stop.set()
+        return httpx.Response(204)
+
+    with respx.mock:
+        receiver = respx.post(RECEIVER).mock(side_effect=receive)
+        await asyncio.wait_for(
+            run_alerts_on_demand(sessionmaker, BOX, stop, poll_seconds=0.01), timeout=30
+        )
+        assert receiver.call_count == 1
+    [alert] = (await listed(client, tenancy))["items"]
+    assert (alert["kind"], alert["status"], alert["last_status_code"]) == ("degraded", "sent", 204)

@@ -23,6 +23,12 @@ async def get_webhook(
     return row
 
 
+async def any_webhook(session: AsyncSession) -> bool:
+    """Whether any connection has an alert webhook (the worker loads the alert stack then)."""
+    found = await session.scalar(select(AlertWebhook.connection_id).limit(1))
+    return found is not None
+
+
 async def lock_webhooks_of(
     session: AsyncSession, connection_ids: Sequence[uuid.UUID]
 ) -> Sequence[AlertWebhook]:
