@@ -14,6 +14,7 @@ import respx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from braze_bridge.delivery import worker as worker_module
 from tests.delivery_support import drain, make_due, make_worker
 from tests.factories import SANDBOX_ENDPOINT, make_operations
 from tests.ops_factories import Tenancy
@@ -282,3 +283,28 @@ async def test_a_round_with_one_failed_request_reads_degraded(
         "degraded",
         "braze 503 on /users/track (server error)",
     )
+
+
+async def test_our_own_error_in_a_round_reads_degraded(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenancy: Tenancy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A round that fails in our code retries its objects; health names the error type only."""
+
+    async def broken(*args: object) -> object:
+        raise RuntimeError(f"secret detail {EMAIL}")
+
+    monkeypatch.setattr(worker_module, "deliver_round", broken)
+    await make_operations(session, tenancy.conn_a, 1)
+    await one_round(sessionmaker)
+    body = await health(client, tenancy)
+    assert (body["status"], body["last_error"]) == (
+        "degraded",
+        "internal error: RuntimeError in delivery",
+    )
+    monkeypatch.undo()
+    await recover(sessionmaker, session)
+    assert (await health(client, tenancy))["status"] == "ok"
