@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from braze_bridge.api import alerts as alerts_api
 from braze_bridge.api import connections, content, hooks, ops, preview, tenants
 from braze_bridge.api import events as events_api
 from braze_bridge.api import health as health_api
@@ -121,6 +122,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
     app.include_router(metrics_api.router)
     app.include_router(events_api.router)
     app.include_router(health_api.router)
+    app.include_router(alerts_api.router)
     app.include_router(console.router)
     app.include_router(content.router)
     app.include_router(preview.router)

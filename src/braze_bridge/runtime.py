@@ -143,20 +143,54 @@ class ReplayJobsOnDemand:
         await self._runner.run(stop)
 
 
+async def run_alerts_on_demand(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    secret_box: SecretBox,
+    stop: asyncio.Event,
+    *,
+    poll_seconds: float = 5.0,
+) -> None:
+    """The alert side task, whose stack (ops/alerts.py, through the error vocabulary: FastAPI)
+    is imported only once some connection has an alert webhook; workers of deployments that
+    use no alerts start as light as before."""
+    from braze_bridge.db.notify import wait_first
+    from braze_bridge.db.repositories.alerts import any_webhook
+
+    while not stop.is_set():
+        try:
+            async with sessionmaker() as session:
+                if await any_webhook(session):
+                    break
+        except Exception:
+            log.exception("alerts.round_failed")  # database away: look again later
+        await wait_first(stop, delay=poll_seconds)
+    if stop.is_set():
+        return
+    from braze_bridge.ops.alerts import run_alerts
+
+    await run_alerts(sessionmaker, secret_box, stop, interval_seconds=poll_seconds)
+
+
 def worker_side_tasks(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    secret_box: SecretBox | None = None,
 ) -> list[SideTask]:
-    """What every worker runs next to delivery: bulk replay jobs and the retention purge."""
+    """What every worker runs next to delivery: bulk replay jobs, the retention purge and
+    (given the secret box that decrypts signing secrets) the alert webhooks."""
     # Imported here, like the rest of the worker's stack: admin commands stay light.
     from braze_bridge.db.notify import REPLAY_CHANNEL
     from braze_bridge.delivery.worker import SideTask
     from braze_bridge.ops.retention import purge_periodically
 
     replays = ReplayJobsOnDemand(sessionmaker)
-    return [
+    tasks = [
         SideTask("replay-runner", replays.run, channel=REPLAY_CHANNEL, wake=replays.wake),
         SideTask("retention", partial(purge_periodically, sessionmaker, settings.retention_days)),
     ]
+    if secret_box is not None:
+        tasks.append(SideTask("alerts", partial(run_alerts_on_demand, sessionmaker, secret_box)))
+    return tasks
 
 
 def build_worker(
@@ -165,13 +199,14 @@ def build_worker(
     """A delivery worker with its side tasks, listening for NOTIFYs on `runtime`'s database."""
     from braze_bridge.delivery.worker import DeliveryWorker, WorkerOptions
 
+    box = build_secret_box(runtime)
     return DeliveryWorker(
         sessionmaker,
         http,
-        build_secret_box(runtime),
+        box,
         listen_dsn=listen_dsn(runtime.database_url),
         options=WorkerOptions.from_settings(runtime.settings),
-        side_tasks=worker_side_tasks(sessionmaker, runtime.settings),
+        side_tasks=worker_side_tasks(sessionmaker, runtime.settings, box),
     )
 
 

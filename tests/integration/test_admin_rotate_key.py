@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.admin.keys import rotate_secret_key
+from braze_bridge.db.models import AlertWebhook
 from braze_bridge.security.secrets import SecretBox
 from tests.conftest import TEST_SECRET_KEY
 from tests.factories import MadeConnection, make_connection, make_tenant
@@ -133,3 +134,27 @@ class TestRotateKeyCommand:
         for m in made:
             await assert_readable_with_the_new_key_alone(sessionmaker, m)
             assert m.api_key not in out + err
+
+
+async def test_alert_signing_secrets_move_to_the_new_key(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A connection's alert webhook secret (docs/ops.md, "Alerts") is re-encrypted too."""
+    made = await make_connection(session, await make_tenant(session))
+    session.add(
+        AlertWebhook(
+            connection_id=made.id,
+            tenant_id=made.row.tenant_id,
+            url="https://hooks.example.com/x",
+            secret_enc=SecretBox(TEST_SECRET_KEY).encrypt("alsec_signing"),
+        )
+    )
+    await session.commit()
+
+    report = await rotate_secret_key(sessionmaker, NEW_KEY, [TEST_SECRET_KEY])
+
+    assert (report.reencrypted, report.unreadable) == (4, [])
+    async with sessionmaker() as check:
+        stored = await check.get(AlertWebhook, made.id)
+        assert stored is not None
+        assert NEW_BOX.decrypt(stored.secret_enc) == "alsec_signing"

@@ -116,6 +116,9 @@ CHECKED_ENUMS: dict[type[StrEnum], tuple[str, str]] = {
     statuses.ObjectKind: ("operations", "kind"),
     statuses.IdentityStatus: ("identities", "status"),
     statuses.ReplayStatus: ("replay_jobs", "status"),
+    statuses.AlertKind: ("alerts", "kind"),
+    statuses.AlertCondition: ("alert_webhooks", "condition"),
+    statuses.AlertStatus: ("alerts", "status"),
 }
 # Never stored under a CHECK: health is computed on read; an attempt's per-object outcome is
 # kept as diagnosis text.

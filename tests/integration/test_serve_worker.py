@@ -34,6 +34,7 @@ WORKER_TASKS = {
     "listener",
     "replay-runner",
     "retention",
+    "alerts",
 }
 
 

@@ -73,7 +73,7 @@ class TestJudgeHealth:
             "rate_limited_until": None,
             "oldest_pending_age_seconds": None,
             "counts_last_hour": {},
-            "last_error_at": None,
+            "last_error": None,
             "now": NOW,
         }
         facts.update(overrides)
@@ -92,8 +92,8 @@ class TestJudgeHealth:
             ({"oldest_pending_age_seconds": 14 * 60}, HealthStatus.OK),
             ({"oldest_pending_age_seconds": 16 * 60}, HealthStatus.DEGRADED),
             ({"counts_last_hour": {"partially_delivered": 1}}, HealthStatus.DEGRADED),
-            ({"last_error_at": NOW - timedelta(minutes=5)}, HealthStatus.DEGRADED),
-            ({"last_error_at": NOW - timedelta(hours=2)}, HealthStatus.OK),
+            # An error stays until an attempt succeeds (which clears it), however old.
+            ({"last_error": "braze 503 on /users/track (server error)"}, HealthStatus.DEGRADED),
             ({"rate_limited_until": NOW + timedelta(seconds=1)}, HealthStatus.RATE_LIMITED),
         ],
     )

@@ -238,9 +238,11 @@ async def check_connection(
     allow_any_url: bool,
     deadline_s: float = CHECK_DEADLINE_S,
 ) -> ConnectionCheckReport:
-    """Test the stored endpoint and key; a full pass lifts an `auth_error` hold."""
+    """Test the stored endpoint and key; a full pass lifts an `auth_error` hold and clears the
+    last delivery error."""
     row = await connections.get_connection(session, principal, connection_id)
     source, endpoint, state = row.source, row.braze_rest_endpoint, row.state
+    had_error = row.last_error is not None
     permissions = REQUIRED_PERMISSIONS[source]
     try:
         api_key: str | None = box.decrypt(row.braze_api_key_enc)
@@ -264,7 +266,7 @@ async def check_connection(
             deadline_s=deadline_s,
         )
     ok = all(check.ok for check in checks)
-    if ok and state == ConnectionState.AUTH_ERROR:
+    if ok and (state == ConnectionState.AUTH_ERROR or had_error):
         state = await connections.reactivate_after_passing_test(session, principal, connection_id)
     log.info(
         "admin.connection_tested",

@@ -375,6 +375,8 @@ async def update_connection(
         return row
     if row.state == ConnectionState.AUTH_ERROR and AUTH_FIX_FIELDS.intersection(changed):
         row.state = ConnectionState.ACTIVE
+        # The error was about the replaced key or endpoint; the next attempt tells about these.
+        row.last_error = row.last_error_at = None
         changed.append("state")
     _touch(row, utcnow())
     await connection_repo.record_audit(
@@ -505,10 +507,14 @@ async def list_audit(
 async def reactivate_after_passing_test(
     session: AsyncSession, principal: Principal, connection_id: uuid.UUID
 ) -> ConnectionState:
-    """A connection held in `auth_error` goes back to `active` once every check passed."""
+    """A connection held in `auth_error` goes back to `active` once every check passed, and
+    its last error is cleared (Braze just answered with the stored endpoint and key)."""
     row = await _visible(session, principal, connection_id, for_update=True)
+    if row.state == ConnectionState.ACTIVE and row.last_error is not None:
+        row.last_error = row.last_error_at = None
     if row.state == ConnectionState.AUTH_ERROR:
         row.state = ConnectionState.ACTIVE
+        row.last_error = row.last_error_at = None
         _touch(row, utcnow())
         await connection_repo.record_audit(
             session, row, actor_token_id=principal.token_id, action="test_passed", fields=["state"]

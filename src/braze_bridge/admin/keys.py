@@ -15,6 +15,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import flag_modified
 
+from braze_bridge.db.repositories import alerts as alert_repo
 from braze_bridge.db.repositories import connections as connection_repo
 from braze_bridge.logging import get_logger
 from braze_bridge.security.secrets import SecretBox, SecretDecryptError
@@ -83,6 +84,18 @@ async def rotate_secret_key(
                 if touched:
                     # Not an admin change: keep updated_at as it is (else onupdate moves it).
                     flag_modified(row, "updated_at")
+            # Alert signing secrets (ops/alerts.py) of the same connections.
+            for webhook in await alert_repo.lock_webhooks_of(session, [r.id for r in rows]):
+                if _opens(current_only, webhook.secret_enc):
+                    report.already_current += 1
+                    continue
+                try:
+                    webhook.secret_enc = box.rotate(webhook.secret_enc)
+                except SecretDecryptError:
+                    report.unreadable.append((webhook.connection_id, "alert_webhooks.secret_enc"))
+                    continue
+                report.reencrypted += 1
+                flag_modified(webhook, "updated_at")
         if not rows:
             break
         after = rows[-1].id

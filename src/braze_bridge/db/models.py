@@ -34,6 +34,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from braze_bridge.db.base import Base, enum_values
 from braze_bridge.domain.ids import uuid7
 from braze_bridge.domain.statuses import (
+    AlertCondition,
+    AlertKind,
+    AlertStatus,
     ConnectionState,
     EventStatus,
     IdentityStatus,
@@ -122,8 +125,11 @@ class Connection(Base):
     track_object_cap: Mapped[str] = mapped_column(
         String(16), default="combined_75", server_default=text("'combined_75'")
     )
+    # The failure of the latest failed attempt, until an attempt succeeds (ops/health.py).
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
+    # Objects of this connection that went `dead`, ever (alerts compare it with what they told).
+    dead_objects: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     rate_limited_until: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -532,3 +538,63 @@ class ConnectionStatsHour(Base):
     answers_5xx: Mapped[int] = mapped_column(Integer)
     answers_network: Mapped[int] = mapped_column(Integer)
     computed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AlertWebhook(Base):
+    """A connection's alert webhook, its signing secret (ciphertext) and what it last told."""
+
+    __tablename__ = "alert_webhooks"
+
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    secret_enc: Mapped[str] = mapped_column(Text)
+    secret_created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The condition the last alert announced; an alert is due when health says otherwise.
+    condition: Mapped[AlertCondition] = mapped_column(
+        text_enum(AlertCondition, "alert_condition"), default=AlertCondition.OK
+    )
+    condition_since: Mapped[datetime] = mapped_column(server_default=func.now())
+    # `connections.dead_objects` as of the last dead alert (or of when the webhook was set).
+    dead_told: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class Alert(Base):
+    """One alert to send (or sent) to a connection's alert webhook."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE")
+    )
+    kind: Mapped[AlertKind] = mapped_column(text_enum(AlertKind, "alert_kind"))
+    condition: Mapped[AlertCondition] = mapped_column(text_enum(AlertCondition, "alert_condition"))
+    previous_condition: Mapped[AlertCondition | None] = mapped_column(
+        text_enum(AlertCondition, "alert_previous_condition")
+    )
+    # The Slack-compatible JSON body, as sent on every attempt.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[AlertStatus] = mapped_column(
+        text_enum(AlertStatus, "alert_status"), default=AlertStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_alerts_connection", "connection_id", "id"),
+        Index(
+            "ix_alerts_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )

@@ -37,6 +37,7 @@ from braze_bridge.delivery.batcher import (
     pack_track_requests,
 )
 from braze_bridge.delivery.identify import identify_before_track
+from braze_bridge.delivery.health_signal import record_round_health
 from braze_bridge.delivery.identity import (
     Found,
     IdentityResolver,
@@ -270,6 +271,7 @@ async def _settle_once(
             first_failures=firsts,
         )
         settled = await apply_settlement(session, worker_id, settlement)
+        await record_round_health(session, outcome, settled)
     for record in settlement.attempts:
         metrics.braze_request(record.endpoint, record.status_code or "error")
     counts = Counter(settled.statuses.values())

@@ -55,6 +55,32 @@ class HealthStatus(StrEnum):
     DEGRADED = "degraded"
 
 
+class AlertKind(StrEnum):
+    """Why an alert webhook was called (docs/ops.md, "Alerts")."""
+
+    AUTH_ERROR = "auth_error"
+    DEGRADED = "degraded"
+    DEAD = "dead"
+    RECOVERED = "recovered"
+
+
+class AlertCondition(StrEnum):
+    """The health an alert webhook last announced: `rate_limited` counts as `degraded`, a
+    paused connection keeps what it had."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+    AUTH_ERROR = "auth_error"
+
+
+class AlertStatus(StrEnum):
+    """Delivery of one alert: `pending` (to send or to retry), `sent`, `failed` (gave up)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
 class WebhookAuthMode(StrEnum):
     HMAC_SHA256 = "hmac_sha256"
     BEARER = "bearer"

@@ -18,8 +18,6 @@ from braze_bridge.errors import NotFound
 
 # An object waiting longer than this means delivery is not keeping up (or is stuck).
 STALE_QUEUE_SECONDS = 15 * 60
-# A delivery error this recent still describes the connection.
-RECENT_ERROR = timedelta(minutes=15)
 LAST_HOUR = timedelta(hours=1)
 FAILING_EVENT_STATUSES = (EventStatus.DEAD.value, EventStatus.PARTIALLY_DELIVERED.value)
 
@@ -45,11 +43,16 @@ def judge_health(
     rate_limited_until: datetime | None,
     oldest_pending_age_seconds: float | None,
     counts_last_hour: dict[str, int],
-    last_error_at: datetime | None,
+    last_error: str | None,
     now: datetime,
 ) -> HealthStatus:
     """Most actionable first: a stored state an admin must change, then Braze's limits,
-    then symptoms (failures, a stale queue, a fresh error)."""
+    then symptoms (failures, a stale queue, an error no success has cleared yet).
+
+    Delivery sets `last_error` on any failed attempt and clears it on the next attempt Braze
+    answers (delivery/health_signal.py), so one failed attempt reads `degraded` however long
+    ago it was, and a success reads `ok` again.
+    """
     if state == ConnectionState.PAUSED:
         return HealthStatus.PAUSED
     if state == ConnectionState.AUTH_ERROR:
@@ -58,8 +61,7 @@ def judge_health(
         return HealthStatus.RATE_LIMITED
     failing = sum(counts_last_hour.get(status, 0) for status in FAILING_EVENT_STATUSES)
     stale = (oldest_pending_age_seconds or 0) > STALE_QUEUE_SECONDS
-    fresh_error = last_error_at is not None and now - last_error_at < RECENT_ERROR
-    if failing or stale or fresh_error:
+    if failing or stale or last_error is not None:
         return HealthStatus.DEGRADED
     return HealthStatus.OK
 
@@ -90,7 +92,7 @@ async def _health_of(
             rate_limited_until=connection.rate_limited_until,
             oldest_pending_age_seconds=oldest_age,
             counts_last_hour=counts,
-            last_error_at=connection.last_error_at,
+            last_error=connection.last_error,
             now=now,
         ),
         queue_depth=queue.depth if queue is not None else 0,
@@ -146,3 +148,13 @@ async def queue_snapshots(session: AsyncSession) -> list[metrics.QueueSnapshot]:
             )
         )
     return snapshots
+
+
+async def health_of(
+    session: AsyncSession, connection: Connection, *, now: datetime | None = None
+) -> ConnectionHealth:
+    """One loaded connection's health (the alert evaluator's view, ops/alerts.py)."""
+    queues = await health_repo.queue_figures(session, [connection.id])
+    return await _health_of(
+        session, connection, queues.get(connection.id), now or datetime.now(UTC)
+    )
