@@ -106,7 +106,8 @@ def test_after_serve_is_killed_every_later_exit_stops_postgres(tmp_path: Path) -
         crashed.send_signal(signal.SIGKILL)
         crashed.wait(30)
     orphan = _postmaster_pid(tmp_path)
-    assert orphan is not None and _alive(orphan)  # SIGKILL left Postgres running
+    assert orphan is not None
+    assert _alive(orphan)  # SIGKILL left Postgres running
     handles = json.loads((tmp_path / "pg" / ".handle_pids.json").read_text())
     assert crashed.pid in handles
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -149,8 +150,6 @@ def stop_if_running(server: object) -> None:
     info = PostmasterInfo.read_from_pgdata(pgdata)
     if info is None or not info.is_running():
         return
-    try:
+    with contextlib.suppress(subprocess.CalledProcessError):  # stopped meanwhile
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)  # type: ignore[attr-defined]
-    except subprocess.CalledProcessError:
-        pass  # stopped meanwhile
     (pgdata / HANDLE_LIST).unlink(missing_ok=True)
