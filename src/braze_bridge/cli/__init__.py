@@ -14,11 +14,11 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.cli.replay import replay as replay_command
-from braze_bridge.config import Settings
+from braze_bridge.config import Settings, unknown_variables
 from braze_bridge.db import migrate as db_migrate
 from braze_bridge.db.embedded import DataDirBusy
 from braze_bridge.db.engine import create_engine, create_sessionmaker, current_revision
-from braze_bridge.logging import configure_logging
+from braze_bridge.logging import configure_logging, get_logger
 from braze_bridge.runtime import ConfigurationError, Runtime, open_runtime, run_worker_process
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ app.add_typer(tokens_app, name="tokens")
 app.command("replay")(replay_command)
 
 T = TypeVar("T")
+log = get_logger(__name__)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -51,7 +52,14 @@ def load_settings(**overrides: Any) -> Settings:
         fail("invalid configuration:\n" + "\n".join(lines))
         raise AssertionError from exc  # fail() never returns
     configure_logging(settings.log_level)
+    warn_unknown_variables()
     return settings
+
+
+def warn_unknown_variables() -> None:
+    """One warning per `BRAZE_BRIDGE_*` variable no setting reads: most likely a typo."""
+    for name, closest in unknown_variables():
+        log.warning("config.unknown_variable", variable=name, closest=closest)
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
