@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -105,7 +107,46 @@ async def cli_sessions(runtime: Runtime) -> AsyncIterator[async_sessionmaker[Asy
         await engine.dispose()
 
 
-def _serve_api(runtime: Runtime, *, run_worker: bool = False) -> None:
+@dataclass
+class Listeners:
+    """The sockets `serve`/`api` answer on, bound before the database starts."""
+
+    api: socket.socket
+    metrics: socket.socket | None = None
+
+    def close(self) -> None:
+        self.api.close()
+        if self.metrics is not None:
+            self.metrics.close()
+
+
+def bind_listeners(settings: Settings) -> Listeners:
+    """Bind the API port (and the metrics port) first: a port in use exits 2 with one line
+    naming the variable to change, before the embedded database or the banner."""
+    from braze_bridge.http_server import PortUnavailable, bind_listener
+
+    try:
+        api = bind_listener(settings.host, settings.port, "BRAZE_BRIDGE_PORT (or --port)")
+        try:
+            metrics = (
+                bind_listener(
+                    settings.metrics_host or settings.host,
+                    settings.metrics_port,
+                    "BRAZE_BRIDGE_METRICS_PORT",
+                )
+                if settings.metrics_port is not None
+                else None
+            )
+        except PortUnavailable:
+            api.close()
+            raise
+    except PortUnavailable as exc:
+        fail(str(exc))
+        raise AssertionError from exc  # fail() never returns
+    return Listeners(api, metrics)
+
+
+def _serve_api(runtime: Runtime, listeners: Listeners, *, run_worker: bool = False) -> None:
     import uvicorn
 
     from braze_bridge.app import create_app  # the web stack loads only for serve and api
@@ -113,13 +154,19 @@ def _serve_api(runtime: Runtime, *, run_worker: bool = False) -> None:
 
     settings = runtime.settings
     base = f"http://{settings.host}:{settings.port}"
+    metrics_at = (
+        f"http://{settings.metrics_host or settings.host}:{settings.metrics_port}/metrics"
+        if settings.metrics_port is not None
+        else f"{base}/metrics"
+    )
     typer.echo(
         f"braze-bridge listening on {base}\n  API docs: {base}/docs\n  console:  {base}/console\n"
+        f"  metrics:  {metrics_at}\n"
         f"  database: {'embedded in ' + str(settings.data_dir) if runtime.embedded else 'external'}",
         err=True,
     )
-    uvicorn.run(
-        create_app(runtime, run_worker=run_worker),
+    config = uvicorn.Config(
+        create_app(runtime, run_worker=run_worker, metrics_listener=listeners.metrics),
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -127,6 +174,10 @@ def _serve_api(runtime: Runtime, *, run_worker: bool = False) -> None:
         timeout_graceful_shutdown=20,
         **server_options(settings),
     )
+    server = uvicorn.Server(config)
+    server.run(sockets=[listeners.api])
+    if not server.started:
+        sys.exit(3)  # uvicorn's own start-up failure code; its log line says why
 
 
 @app.command()
@@ -136,7 +187,11 @@ def serve(
 ) -> None:
     """API and one delivery worker in one process (quick start; embedded Postgres if no URL)."""
     settings = load_settings(host=host, port=port)
-    with_database(settings, lambda runtime: _serve_api(runtime, run_worker=True))
+    listeners = bind_listeners(settings)
+    try:
+        with_database(settings, lambda runtime: _serve_api(runtime, listeners, run_worker=True))
+    finally:
+        listeners.close()
 
 
 @app.command()
@@ -146,7 +201,11 @@ def api(
 ) -> None:
     """Only the HTTP API (run workers apart with `braze-bridge worker`)."""
     settings = load_settings(host=host, port=port)
-    with_database(settings, _serve_api)
+    listeners = bind_listeners(settings)
+    try:
+        with_database(settings, lambda runtime: _serve_api(runtime, listeners))
+    finally:
+        listeners.close()
 
 
 @app.command()
