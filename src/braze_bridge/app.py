@@ -15,6 +15,7 @@ from braze_bridge.api import events as events_api
 from braze_bridge.api import health as health_api
 from braze_bridge.api import metrics as metrics_api
 from braze_bridge.api.deps import AppContext
+from braze_bridge.api.docs import install_offline_docs
 from braze_bridge.braze.transport import create_http_client
 from braze_bridge.console import router as console
 from braze_bridge.db.engine import create_engine, create_sessionmaker
@@ -122,8 +123,11 @@ def create_app(
         version="0.1.0",
         summary="Extole and Antavo webhooks, stored durably and delivered to Braze",
         lifespan=lifespan,
+        docs_url=None,  # served from local assets below: /docs and /redoc work offline
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_offline_docs(app)
     # First: routes are matched in order, and webhooks are by far the most frequent request.
     app.include_router(hooks.router)
     app.include_router(ops.router)
