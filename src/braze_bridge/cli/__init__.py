@@ -326,6 +326,31 @@ def check() -> None:
     typer.echo(f"ok: schema at {revision}")
 
 
+@app.command("worker-health")
+def worker_health(
+    max_age: Annotated[
+        float,
+        typer.Option(min=1.0, help="Seconds since the loop last ran before it counts as dead"),
+    ] = 120.0,
+) -> None:
+    """Exit 0 while this container's worker loop runs: its BRAZE_BRIDGE_WORKER_HEARTBEAT_FILE
+    is younger than --max-age (container healthcheck; reads no database)."""
+    from braze_bridge.delivery.heartbeat import heartbeat_age
+
+    settings = load_settings()
+    path = settings.worker_heartbeat_file
+    if path is None:
+        fail("worker-health needs BRAZE_BRIDGE_WORKER_HEARTBEAT_FILE (set it for the worker too)")
+        return
+    age = heartbeat_age(path)
+    if age is None:
+        fail(f"no heartbeat at {path}: the worker loop has not run yet", code=1)
+        return
+    if age > max_age:
+        fail(f"the worker loop last ran {age:.0f} s ago (more than {max_age:g} s)", code=1)
+    typer.echo(f"ok: worker loop ran {age:.1f} s ago")
+
+
 @tenants_app.command("create")
 def tenants_create(
     slug: Annotated[str, typer.Argument(help="Short unique name, e.g. acme")],
