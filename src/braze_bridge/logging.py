@@ -15,7 +15,6 @@ import structlog
 
 from braze_bridge.domain.redaction import REDACTED, is_secret_name
 
-
 # Log keys are names in this code base (a small fixed set): the answer is cached per key, as the
 # per-webhook log line would otherwise spend half its cost on these substring checks.
 _is_secret_key = lru_cache(maxsize=1024)(is_secret_name)

@@ -19,7 +19,13 @@ from braze_bridge.cli.replay import replay as replay_command
 from braze_bridge.config import Settings, unknown_variables
 from braze_bridge.db import migrate as db_migrate
 from braze_bridge.db.embedded import DataDirBusy
-from braze_bridge.db.engine import create_engine, create_sessionmaker, current_revision
+from braze_bridge.db.engine import (
+    MIN_POSTGRES_MAJOR,
+    create_engine,
+    create_sessionmaker,
+    current_revision,
+    server_major_version,
+)
 from braze_bridge.logging import configure_logging, get_logger
 from braze_bridge.runtime import ConfigurationError, Runtime, open_runtime, run_worker_process
 
@@ -306,10 +312,10 @@ def check() -> None:
     """Exit 0 when the database answers and its schema is at head (container healthcheck)."""
     settings = load_settings()
 
-    async def probe(url: str) -> str | None:
+    async def probe(url: str) -> tuple[str | None, int]:
         engine = create_engine(url, pool_size=1)
         try:
-            return await current_revision(engine)
+            return await current_revision(engine), await server_major_version(engine)
         finally:
             await engine.dispose()
 
@@ -317,13 +323,15 @@ def check() -> None:
         fail("check needs BRAZE_BRIDGE_DATABASE_URL (the embedded database belongs to `serve`)")
         return
     try:
-        revision = run_async(probe(settings.database_url.get_secret_value()))
+        revision, major = run_async(probe(settings.database_url.get_secret_value()))
     except Exception as exc:  # any failure means "not healthy"
         fail(f"database unreachable: {type(exc).__name__}", code=1)
         return
+    if major < MIN_POSTGRES_MAJOR:
+        fail(f"PostgreSQL {major} is older than the oldest supported, {MIN_POSTGRES_MAJOR}", code=1)
     if revision != db_migrate.head_revision():
         fail(f"schema at {revision}, code expects {db_migrate.head_revision()}", code=1)
-    typer.echo(f"ok: schema at {revision}")
+    typer.echo(f"ok: schema at {revision}, PostgreSQL {major}")
 
 
 @app.command("worker-health")
