@@ -202,7 +202,6 @@ def bind_listener(host: str, port: int, variable: str) -> socket.socket:
         raise PortUnavailable(
             f"cannot listen on {host}:{port} ({reason}); set {variable} to a free port"
         ) from None
-    sock.set_inheritable(True)
     return sock
 
 
