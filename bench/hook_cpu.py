@@ -1,6 +1,6 @@
 """Python CPU per webhook of the hook route's own work, in process: no HTTP, no database.
 
-    .venv/bin/python bench/hook_cpu.py [--webhooks 5000] [--repeats 7]
+    .venv/bin/python bench/hook_cpu.py [--webhooks 5000] [--repeats 7] [--log-level info]
     PYTHONPATH=/path/to/other/checkout/src .venv/bin/python bench/hook_cpu.py   # A/B
 
 Runs the API app (`create_app`) as an ASGI callable, as the `api` process runs it per
@@ -177,8 +177,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--webhooks", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--log-level",
+        default="warning",  # as bench/ingest.py starts the api process
+        help="info includes the per-webhook log line (the default level of a real deployment)",
+    )
     args = parser.parse_args()
-    configure_logging("warning")  # as bench/ingest.py starts the api process
+    configure_logging(args.log_level)
 
     box = SecretBox(bench.SECRET_KEY)
     connection = make_connection(box)

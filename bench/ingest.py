@@ -348,7 +348,8 @@ async def main() -> None:
             **os.environ,
             "BRAZE_BRIDGE_DATABASE_URL": url,
             "BRAZE_BRIDGE_SECRET_KEY": SECRET_KEY,
-            "BRAZE_BRIDGE_LOG_LEVEL": "warning",
+            # BENCH_APP_LOG_LEVEL=info includes the one `webhook.handled` line per webhook.
+            "BRAZE_BRIDGE_LOG_LEVEL": os.environ.get("BENCH_APP_LOG_LEVEL", "warning"),
         }
         processes.append(
             subprocess.Popen(  # noqa: S603

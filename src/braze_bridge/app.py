@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,12 +17,14 @@ from braze_bridge.api import health as health_api
 from braze_bridge.api import metrics as metrics_api
 from braze_bridge.api import stats as stats_api
 from braze_bridge.api.deps import AppContext
+from braze_bridge.api.docs import install_offline_docs
 from braze_bridge.braze.transport import create_http_client
 from braze_bridge.console import router as console
 from braze_bridge.db.engine import create_engine, create_sessionmaker
 from braze_bridge.db.repositories import tokens
 from braze_bridge.delivery.worker import DeliveryWorker
 from braze_bridge.errors import UNEXPECTED_ERROR_LOGGED, install_error_handlers
+from braze_bridge.http_server import start_side_server, stop_side_server
 from braze_bridge.ingest.group_commit import GroupCommitter
 from braze_bridge.ingest.lookup import ConnectionLookup
 from braze_bridge.logging import get_logger
@@ -58,10 +61,13 @@ class BridgeApp(FastAPI):
                 raise
 
 
-def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
+def create_app(
+    runtime: Runtime, *, run_worker: bool = False, metrics_listener: socket.socket | None = None
+) -> FastAPI:
     """The API app. Its lifespan owns the engine, the outbound httpx client and, with
     `run_worker` (`braze-bridge serve`), one in-process delivery worker, which also runs bulk
-    replay jobs and the retention purge (as every `braze-bridge worker` does)."""
+    replay jobs and the retention purge (as every `braze-bridge worker` does). With
+    `metrics_listener` (BRAZE_BRIDGE_METRICS_PORT) it also serves /metrics on that socket."""
     settings = runtime.settings
 
     @asynccontextmanager
@@ -94,10 +100,17 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
             connection_lookup=connection_lookup,
             worker=worker,
         )
+        metrics_server = (
+            await start_side_server(metrics_api.metrics_app(app.state), metrics_listener)
+            if metrics_listener is not None
+            else None
+        )
         log.info("app.started", embedded=runtime.embedded, worker=run_worker)
         try:
             yield
         finally:
+            if metrics_server is not None and metrics_listener is not None:
+                await stop_side_server(metrics_server, metrics_listener)
             if worker is not None and worker_task is not None:
                 worker.stop()
                 await worker_task
@@ -112,14 +125,18 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         version="0.1.0",
         summary="Extole and Antavo webhooks, stored durably and delivered to Braze",
         lifespan=lifespan,
+        docs_url=None,  # served from local assets below: /docs and /redoc work offline
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_offline_docs(app)
     # First: routes are matched in order, and webhooks are by far the most frequent request.
     app.include_router(hooks.router)
     app.include_router(ops.router)
     app.include_router(tenants.router)
     app.include_router(connections.router)
-    app.include_router(metrics_api.router)
+    if settings.metrics_port is None:  # else only on its own listener: here a 404
+        app.include_router(metrics_api.router)
     app.include_router(events_api.router)
     app.include_router(health_api.router)
     app.include_router(alerts_api.router)

@@ -3,7 +3,10 @@ README's table), read once."""
 
 from __future__ import annotations
 
+import difflib
+import os
 import secrets
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +15,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
+ENV_PREFIX = "BRAZE_BRIDGE_"
+# Variables with the prefix that are read outside Settings (the test suite's database).
+OTHER_KNOWN_VARIABLES = frozenset({"BRAZE_BRIDGE_TEST_DATABASE_URL"})
 
 
 class Settings(BaseSettings):
@@ -53,6 +59,13 @@ class Settings(BaseSettings):
     worker_linger_ms: Annotated[int, Field(ge=0, le=1000)] = 5
     worker_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
     worker_lease_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+    # /metrics on a listener of its own (the main port's /metrics then answers 404), and/or
+    # behind a bearer token (docs/ops.md, "Metrics").
+    metrics_port: Annotated[int | None, Field(ge=1, le=65535)] = None
+    metrics_host: str | None = Field(default=None, description="metrics bind address; else host")
+    metrics_token: SecretStr | None = None
+    # A file the worker touches while its loop runs; `braze-bridge worker-health` checks its age.
+    worker_heartbeat_file: Path | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -75,6 +88,12 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return level
 
+    @field_validator("metrics_token", "metrics_host")
+    @classmethod
+    def _blank_is_unset(cls, value: SecretStr | str | None) -> SecretStr | str | None:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return value if raw and raw.strip() else None
+
     @property
     def embedded(self) -> bool:
         """True when no database URL is set and we run our own Postgres in data_dir."""
@@ -85,6 +104,31 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://{self.host}:{self.port}"
+
+
+def known_variables() -> frozenset[str]:
+    return frozenset(ENV_PREFIX + name.upper() for name in Settings.model_fields) | (
+        OTHER_KNOWN_VARIABLES
+    )
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """`BRAZE_BRIDGE_*` names in `environ` that no setting reads (a typo is silently ignored
+    otherwise), each with the closest known name, if one is close."""
+    known = known_variables()
+    environ = os.environ if environ is None else environ
+    return [
+        (name, _closest(name.upper(), known))
+        for name in sorted(environ)
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known
+    ]
+
+
+def _closest(name: str, known: frozenset[str]) -> str | None:
+    # Compared without the shared prefix, which would make every name look alike.
+    suffixes = {known_name.removeprefix(ENV_PREFIX): known_name for known_name in known}
+    match = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), suffixes, n=1, cutoff=0.6)
+    return suffixes[match[0]] if match else None
 
 
 def load_or_create_secret_key(data_dir: Path) -> str:

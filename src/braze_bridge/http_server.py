@@ -6,11 +6,14 @@ answered in the error contract's shape."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import socket
 from collections import Counter
 from typing import Any, ClassVar
 
 import httptools
+import uvicorn
 
 # uvicorn has no public hook for these limits; its protocol class is the one seam (uvicorn's
 # `http=` option takes a class). What this module uses of it beyond asyncio's Protocol methods
@@ -174,3 +177,46 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "timeout_keep_alive": settings.http_keep_alive_seconds,
         "limit_concurrency": settings.http_limit_concurrency,
     }
+
+
+class PortUnavailable(RuntimeError):
+    """A listening address that cannot be bound; the message names the variable to change."""
+
+
+def bind_listener(host: str, port: int, variable: str) -> socket.socket:
+    """Bind and listen on host:port before anything else starts, so a port in use is one
+    clear line at once (naming `variable`), not a traceback after the banner."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        raise PortUnavailable(f"cannot resolve the bind address {host!r}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise PortUnavailable(
+            f"cannot listen on {host}:{port} ({reason}); set {variable} to a free port"
+        ) from None
+    return sock
+
+
+async def start_side_server(app: Any, sock: socket.socket) -> uvicorn.Server:
+    """Serve `app` on an already bound socket inside the running event loop (the metrics
+    listener beside the API); stop it with `stop_side_server`."""
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2
+    )
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)  # what Server.serve sets before startup
+    await server.startup(sockets=[sock])
+    return server
+
+
+async def stop_side_server(server: uvicorn.Server, sock: socket.socket) -> None:
+    await server.shutdown(sockets=[sock])

@@ -7,6 +7,7 @@ import logging
 import sys
 import traceback
 from collections.abc import MutableMapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,14 @@ import structlog
 
 from braze_bridge.domain.redaction import REDACTED, is_secret_name
 
+# Log keys are names in this code base (a small fixed set): the answer is cached per key, as the
+# per-webhook log line would otherwise spend half its cost on these substring checks.
+_is_secret_key = lru_cache(maxsize=1024)(is_secret_name)
+
 
 def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event_dict):
-        if is_secret_name(key):
+        if _is_secret_key(key):
             event_dict[key] = REDACTED
     return event_dict
 

@@ -10,6 +10,7 @@ and oldest age are not process state at all: they are read from Postgres at scra
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client import values as prometheus_values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -31,6 +33,19 @@ __all__ = ["CONTENT_TYPE_LATEST"]
 # prometheus-client switches to file-backed values when this is set; we follow the same switch
 # to decide how to collect (the library's own variable, hence not in Settings).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def process_identifier() -> str:
+    """Names this process's files in the multiprocess dir: host and pid, since containers
+    sharing one dir (compose's api and worker) all run their command as pid 1, and two
+    processes writing one file corrupt each other's counters. `_` separates the parts of
+    prometheus-client's file names, so it is kept out."""
+    return f"{socket.gethostname().replace('_', '-')}-{os.getpid()}"
+
+
+if os.environ.get(MULTIPROC_ENV):
+    # Before any collector below is created: each takes its value class at creation.
+    prometheus_values.ValueClass = prometheus_values.MultiProcessValue(process_identifier)  # type: ignore[no-untyped-call]
 
 WEBHOOKS_RECEIVED = Counter(
     "braze_bridge_webhooks_received_total",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any, Literal, NoReturn
 
 from fastapi import APIRouter, Request
@@ -120,10 +121,42 @@ async def read_body_deadline(request: Request, limit: int, seconds: float) -> by
         ) from None
 
 
-async def _accept(connection_id: str, request: Request, context: AppContext) -> service.WebhookAck:
+class HookOutcome:
+    """What one webhook's log line says: which connection and source, how many body bytes. Never
+    the body, its headers or the connection's secrets."""
+
+    __slots__ = ("bytes", "connection_id", "outcome", "source", "started")
+
+    def __init__(self, connection_id: str) -> None:
+        self.started = time.perf_counter()
+        self.connection_id = connection_id[:100]
+        self.source: str | None = None
+        self.bytes: int | None = None
+        self.outcome = "accepted"
+
+    def log(self, outcome: str, status: int | None, event_id: object = None) -> None:
+        # One line per webhook, whatever became of it: a refused secret (401) is a warning, as
+        # it means a partner's webhooks are all being lost until someone fixes the secret.
+        emit = log.warning if status == 401 else log.info
+        emit(
+            "webhook.handled",
+            connection_id=self.connection_id,
+            source=self.source,
+            outcome=outcome,
+            status=status,
+            bytes=self.bytes,
+            duration_ms=round((time.perf_counter() - self.started) * 1000, 2),
+            event_id=None if event_id is None else str(event_id),
+        )
+
+
+async def _accept(
+    connection_id: str, request: Request, context: AppContext, seen: HookOutcome
+) -> service.WebhookAck:
     connection = await service.find_connection(
         context.engine, service.parse_connection_id(connection_id), context.connection_lookup
     )
+    seen.source = connection.source
     try:
         try:
             body = await read_body_deadline(
@@ -132,8 +165,8 @@ async def _accept(connection_id: str, request: Request, context: AppContext) -> 
         except ClientDisconnect:
             # A partner's retry, a network cut or a probe: an expected event, not a bug.
             metrics.webhook_aborted(connection.id)
-            log.info("webhook.client_disconnected", connection_id=str(connection.id))
             raise
+        seen.bytes = len(body)
         ack = await service.accept_webhook(
             engine=context.engine,
             store=context.event_store,
@@ -148,6 +181,7 @@ async def _accept(connection_id: str, request: Request, context: AppContext) -> 
     kind = ack.normalized.kind if ack.normalized is not None else None
     outcome = "accepted" if ack.outcome == "queued" else ack.outcome
     metrics.webhook_received(connection.id, kind, outcome)
+    seen.outcome = outcome
     return ack
 
 
@@ -175,16 +209,20 @@ async def serve_webhook(
     shape (`error_response`, as the app's handlers render it), anything else a logged 500 in
     that shape. A client gone mid-body gets no answer (nobody is left to read it)."""
     request = Request(scope, receive)
+    seen = HookOutcome(connection_id)
     try:
-        ack = await _accept(connection_id, request, context)
+        ack = await _accept(connection_id, request, context, seen)
     except AppError as exc:
+        seen.log(exc.code, exc.status_code)
         await error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)(
             scope, receive, send
         )
         return
     except ClientDisconnect:
-        return  # counted and logged by _accept
+        seen.log("client_disconnected", None)  # nobody is left to answer; counted by _accept
+        return
     except Exception as exc:
+        seen.log("internal_error", 500)
         await unexpected_error_response(exc)(scope, receive, send)
         return
     body = f'{{"status":"{ack.status}","event_id":"{ack.event_id}"}}'.encode()
@@ -199,3 +237,4 @@ async def serve_webhook(
         }
     )
     await send({"type": "http.response.body", "body": body})
+    seen.log(seen.outcome, 200, ack.event_id)  # after the answer: the partner never waits on it

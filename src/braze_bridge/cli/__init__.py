@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -14,11 +16,17 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.cli.replay import replay as replay_command
-from braze_bridge.config import Settings
+from braze_bridge.config import Settings, unknown_variables
 from braze_bridge.db import migrate as db_migrate
 from braze_bridge.db.embedded import DataDirBusy
-from braze_bridge.db.engine import create_engine, create_sessionmaker, current_revision
-from braze_bridge.logging import configure_logging
+from braze_bridge.db.engine import (
+    MIN_POSTGRES_MAJOR,
+    create_engine,
+    create_sessionmaker,
+    current_revision,
+    server_major_version,
+)
+from braze_bridge.logging import configure_logging, get_logger
 from braze_bridge.runtime import ConfigurationError, Runtime, open_runtime, run_worker_process
 
 app = typer.Typer(
@@ -33,6 +41,7 @@ app.add_typer(tokens_app, name="tokens")
 app.command("replay")(replay_command)
 
 T = TypeVar("T")
+log = get_logger(__name__)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -51,7 +60,14 @@ def load_settings(**overrides: Any) -> Settings:
         fail("invalid configuration:\n" + "\n".join(lines))
         raise AssertionError from exc  # fail() never returns
     configure_logging(settings.log_level)
+    warn_unknown_variables()
     return settings
+
+
+def warn_unknown_variables() -> None:
+    """One warning per `BRAZE_BRIDGE_*` variable no setting reads: most likely a typo."""
+    for name, closest in unknown_variables():
+        log.warning("config.unknown_variable", variable=name, closest=closest)
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
@@ -97,7 +113,46 @@ async def cli_sessions(runtime: Runtime) -> AsyncIterator[async_sessionmaker[Asy
         await engine.dispose()
 
 
-def _serve_api(runtime: Runtime, *, run_worker: bool = False) -> None:
+@dataclass
+class Listeners:
+    """The sockets `serve`/`api` answer on, bound before the database starts."""
+
+    api: socket.socket
+    metrics: socket.socket | None = None
+
+    def close(self) -> None:
+        self.api.close()
+        if self.metrics is not None:
+            self.metrics.close()
+
+
+def bind_listeners(settings: Settings) -> Listeners:
+    """Bind the API port (and the metrics port) first: a port in use exits 2 with one line
+    naming the variable to change, before the embedded database or the banner."""
+    from braze_bridge.http_server import PortUnavailable, bind_listener
+
+    try:
+        api = bind_listener(settings.host, settings.port, "BRAZE_BRIDGE_PORT (or --port)")
+        try:
+            metrics = (
+                bind_listener(
+                    settings.metrics_host or settings.host,
+                    settings.metrics_port,
+                    "BRAZE_BRIDGE_METRICS_PORT",
+                )
+                if settings.metrics_port is not None
+                else None
+            )
+        except PortUnavailable:
+            api.close()
+            raise
+    except PortUnavailable as exc:
+        fail(str(exc))
+        raise AssertionError from exc  # fail() never returns
+    return Listeners(api, metrics)
+
+
+def _serve_api(runtime: Runtime, listeners: Listeners, *, run_worker: bool = False) -> None:
     import uvicorn
 
     from braze_bridge.app import create_app  # the web stack loads only for serve and api
@@ -105,13 +160,19 @@ def _serve_api(runtime: Runtime, *, run_worker: bool = False) -> None:
 
     settings = runtime.settings
     base = f"http://{settings.host}:{settings.port}"
+    metrics_at = (
+        f"http://{settings.metrics_host or settings.host}:{settings.metrics_port}/metrics"
+        if settings.metrics_port is not None
+        else f"{base}/metrics"
+    )
     typer.echo(
         f"braze-bridge listening on {base}\n  API docs: {base}/docs\n  console:  {base}/console\n"
+        f"  metrics:  {metrics_at}\n"
         f"  database: {'embedded in ' + str(settings.data_dir) if runtime.embedded else 'external'}",
         err=True,
     )
-    uvicorn.run(
-        create_app(runtime, run_worker=run_worker),
+    config = uvicorn.Config(
+        create_app(runtime, run_worker=run_worker, metrics_listener=listeners.metrics),
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -119,6 +180,10 @@ def _serve_api(runtime: Runtime, *, run_worker: bool = False) -> None:
         timeout_graceful_shutdown=20,
         **server_options(settings),
     )
+    server = uvicorn.Server(config)
+    server.run(sockets=[listeners.api])
+    if not server.started:
+        sys.exit(3)  # uvicorn's own start-up failure code; its log line says why
 
 
 @app.command()
@@ -128,7 +193,11 @@ def serve(
 ) -> None:
     """API and one delivery worker in one process (quick start; embedded Postgres if no URL)."""
     settings = load_settings(host=host, port=port)
-    with_database(settings, lambda runtime: _serve_api(runtime, run_worker=True))
+    listeners = bind_listeners(settings)
+    try:
+        with_database(settings, lambda runtime: _serve_api(runtime, listeners, run_worker=True))
+    finally:
+        listeners.close()
 
 
 @app.command()
@@ -138,7 +207,11 @@ def api(
 ) -> None:
     """Only the HTTP API (run workers apart with `braze-bridge worker`)."""
     settings = load_settings(host=host, port=port)
-    with_database(settings, _serve_api)
+    listeners = bind_listeners(settings)
+    try:
+        with_database(settings, lambda runtime: _serve_api(runtime, listeners))
+    finally:
+        listeners.close()
 
 
 @app.command()
@@ -239,10 +312,10 @@ def check() -> None:
     """Exit 0 when the database answers and its schema is at head (container healthcheck)."""
     settings = load_settings()
 
-    async def probe(url: str) -> str | None:
+    async def probe(url: str) -> tuple[str | None, int]:
         engine = create_engine(url, pool_size=1)
         try:
-            return await current_revision(engine)
+            return await current_revision(engine), await server_major_version(engine)
         finally:
             await engine.dispose()
 
@@ -250,13 +323,40 @@ def check() -> None:
         fail("check needs BRAZE_BRIDGE_DATABASE_URL (the embedded database belongs to `serve`)")
         return
     try:
-        revision = run_async(probe(settings.database_url.get_secret_value()))
+        revision, major = run_async(probe(settings.database_url.get_secret_value()))
     except Exception as exc:  # any failure means "not healthy"
         fail(f"database unreachable: {type(exc).__name__}", code=1)
         return
+    if major < MIN_POSTGRES_MAJOR:
+        fail(f"PostgreSQL {major} is older than the oldest supported, {MIN_POSTGRES_MAJOR}", code=1)
     if revision != db_migrate.head_revision():
         fail(f"schema at {revision}, code expects {db_migrate.head_revision()}", code=1)
-    typer.echo(f"ok: schema at {revision}")
+    typer.echo(f"ok: schema at {revision}, PostgreSQL {major}")
+
+
+@app.command("worker-health")
+def worker_health(
+    max_age: Annotated[
+        float,
+        typer.Option(min=1.0, help="Seconds since the loop last ran before it counts as dead"),
+    ] = 120.0,
+) -> None:
+    """Exit 0 while this container's worker loop runs: its BRAZE_BRIDGE_WORKER_HEARTBEAT_FILE
+    is younger than --max-age (container healthcheck; reads no database)."""
+    from braze_bridge.delivery.heartbeat import heartbeat_age
+
+    settings = load_settings()
+    path = settings.worker_heartbeat_file
+    if path is None:
+        fail("worker-health needs BRAZE_BRIDGE_WORKER_HEARTBEAT_FILE (set it for the worker too)")
+        return
+    age = heartbeat_age(path)
+    if age is None:
+        fail(f"no heartbeat at {path}: the worker loop has not run yet", code=1)
+        return
+    if age > max_age:
+        fail(f"the worker loop last ran {age:.0f} s ago (more than {max_age:g} s)", code=1)
+    typer.echo(f"ok: worker loop ran {age:.1f} s ago")
 
 
 @tenants_app.command("create")

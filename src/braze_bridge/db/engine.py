@@ -50,3 +50,14 @@ async def current_revision(engine: AsyncEngine) -> str | None:
             return None
         revision: str | None = await conn.scalar(text("SELECT version_num FROM alembic_version"))
         return revision
+
+
+# The oldest PostgreSQL major version the schema and SQL are tested on (the test suite's
+# server); the newest is the embedded one (README, "Requirements").
+MIN_POSTGRES_MAJOR = 15
+
+
+async def server_major_version(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        number = await conn.scalar(text("SHOW server_version_num"))
+    return int(str(number)) // 10_000

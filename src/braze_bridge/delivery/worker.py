@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +36,7 @@ from braze_bridge.db.repositories import connections as connection_repo
 from braze_bridge.db.repositories import outbox
 from braze_bridge.db.repositories.connections import DeliveryConnection
 from braze_bridge.db.repositories.outbox import ClaimedOperation, SettleRow
+from braze_bridge.delivery.heartbeat import Heartbeat
 from braze_bridge.delivery.identity import IdentityResolver
 from braze_bridge.delivery.ratelimit import RateLimiter
 from braze_bridge.delivery.retry import RetryPolicy
@@ -76,6 +78,7 @@ class WorkerOptions:
     shutdown_grace_seconds: float = 20.0
     found_ttl_seconds: float = 86_400.0
     missing_ttl_seconds: float = 300.0
+    heartbeat_file: Path | None = None  # renewed while the loop turns (delivery/heartbeat.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerOptions:
@@ -84,6 +87,7 @@ class WorkerOptions:
             poll_seconds=settings.worker_poll_seconds,
             linger_ms=settings.worker_linger_ms,
             retry=RetryPolicy(horizon_seconds=float(settings.retry_horizon_seconds)),
+            heartbeat_file=settings.worker_heartbeat_file,
         )
 
 
@@ -161,6 +165,7 @@ class DeliveryWorker:
             missing_ttl_seconds=options.missing_ttl_seconds,
         )
         self.stats = WorkerStats()
+        self.heartbeat = Heartbeat(options.heartbeat_file)
         self._deps = RoundDeps(
             http=http,
             secret_box=secret_box,
@@ -248,8 +253,10 @@ class DeliveryWorker:
                 self._busy = heads >= limit
                 if claimed:
                     await self.deliver(claimed)
+                    self.heartbeat.beat()
                     continue
                 delay = await self._idle_delay()
+                self.heartbeat.beat()
             except Exception:  # the database may be restarting: keep the worker alive
                 log.exception("worker.round_failed")
                 delay = options.poll_seconds
