@@ -36,8 +36,8 @@ from braze_bridge.delivery.batcher import (
     TrackRequest,
     pack_track_requests,
 )
-from braze_bridge.delivery.identify import identify_before_track
 from braze_bridge.delivery.health_signal import record_round_health
+from braze_bridge.delivery.identify import identify_before_track
 from braze_bridge.delivery.identity import (
     Found,
     IdentityResolver,

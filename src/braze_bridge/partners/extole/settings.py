@@ -13,6 +13,8 @@ from pydantic import (
     model_validator,
 )
 
+from braze_bridge.domain.privacy import PrivacySettings
+
 # How the worker addresses a user known only by email (docs/delivery.md, "Identity").
 IdentityMode = Literal["email", "lookup_then_alias", "skip"]
 # The former `unknown_user` setting, still accepted: what each value meant.
@@ -23,8 +25,6 @@ STORED_MODE: dict[IdentityMode, str] = {
     "lookup_then_alias": "alias",
     "skip": "skip",
 }
-
-from braze_bridge.domain.privacy import PrivacySettings
 
 RewardState = Literal["EARNED", "FULFILLED", "SENT", "REDEEMED", "FAILED", "CANCELED", "REVOKED"]
 BrazeEventName = Annotated[
