@@ -23,11 +23,13 @@ from braze_bridge.errors import UNEXPECTED_ERROR_LOGGED, install_error_handlers
 from braze_bridge.ingest.group_commit import GroupCommitter
 from braze_bridge.ingest.lookup import ConnectionLookup
 from braze_bridge.logging import get_logger
+from braze_bridge.ops.live_feed import FeedHub
 from braze_bridge.runtime import (
     ConfigurationError,
     Runtime,
     build_secret_box,
     build_worker,
+    listen_dsn,
     open_runtime,
 )
 from braze_bridge.security.tokens import display_prefix, hash_token
@@ -40,6 +42,13 @@ __all__ = ["ConfigurationError", "Runtime", "create_app", "open_runtime"]
 class BridgeApp(FastAPI):
     """The API app. `POST /v1/hooks/{id}` is answered by `hooks.serve_webhook` before routing
     and middleware (the reason and the consequences: api/hooks.py)."""
+
+    def begin_shutdown(self) -> None:
+        """The server stops accepting and waits for open responses: end the live feed's
+        streams now, or it would wait for its graceful-shutdown timeout (http_server.py)."""
+        context: AppContext | None = getattr(self.state, "context", None)
+        if context is not None and context.live_feed is not None:
+            context.live_feed.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         connection_id = hooks.webhook_connection_id(scope)
@@ -82,6 +91,8 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         if run_worker:
             worker = build_worker(runtime, sessionmaker, http)
             worker_task = asyncio.create_task(worker.run(), name="delivery-worker")
+        live_feed = FeedHub(listen_dsn(runtime.database_url))
+        await live_feed.start()
         app.state.context = AppContext(
             settings=settings,
             engine=engine,
@@ -91,11 +102,13 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
             event_store=event_store,
             connection_lookup=connection_lookup,
             worker=worker,
+            live_feed=live_feed,
         )
         log.info("app.started", embedded=runtime.embedded, worker=run_worker)
         try:
             yield
         finally:
+            await live_feed.stop()
             if worker is not None and worker_task is not None:
                 worker.stop()
                 await worker_task

@@ -1,7 +1,8 @@
 """Wake-up channels: writers NOTIFY inside their transaction, workers LISTEN.
 
 `OUTBOX_CHANNEL`: ingest and replay queued operations. `REPLAY_CHANNEL`: a bulk replay job was
-created. A NOTIFY is only a hint that saves a poll interval; every loop also polls, so a lost
+created. `EVENTS_CHANNEL`: events were stored or changed status (ingest, roll-up); the API's
+live feeds listen (ops/live_feed.py). A NOTIFY is only a hint that saves a poll interval; every loop also polls, so a lost
 notification delays work but never loses it.
 """
 
@@ -21,6 +22,7 @@ log = get_logger(__name__)
 
 OUTBOX_CHANNEL = "braze_bridge_outbox"
 REPLAY_CHANNEL = "braze_bridge_replay"
+EVENTS_CHANNEL = "braze_bridge_events"
 
 # A quiet LISTEN socket can die without the client noticing; a round trip this often tells.
 PROBE_SECONDS = 30.0
