@@ -62,12 +62,12 @@ class FeedHub:
         tick, self._tick = self._tick, asyncio.Event()
         tick.set()
 
-    async def wait(self, generation: int, timeout: float) -> None:
-        """Return once the generation moved past `generation`, the hub closes, or `timeout`."""
+    async def wait(self, generation: int, at_most: float) -> None:
+        """Return once the generation moved past `generation`, the hub closes, or `at_most` seconds."""
         if self.closing or self.generation != generation:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._tick.wait(), timeout)
+            await asyncio.wait_for(self._tick.wait(), at_most)
 
     def close(self) -> None:
         """End every stream now (idempotent); new streams end at once."""
