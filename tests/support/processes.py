@@ -126,7 +126,7 @@ def serve_process(
     yields the process and its base URL; stderr goes to `stderr_path`."""
     port = free_port()
     with stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(  # noqa: S603 - our own CLI
+        process = subprocess.Popen(
             [sys.executable, "-m", "braze_bridge", "serve"],
             env=cli_env(data_dir, port, **extra_env),
             stdout=subprocess.DEVNULL,

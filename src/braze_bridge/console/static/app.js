@@ -8,6 +8,7 @@ const PAGE_SIZE = 50;
 const HEALTH_REFRESH_MS = 10000;
 
 const FEED_RETRY_MS = 2000;
+const NIL_ID = "00000000-0000-0000-0000-000000000000";
 // The URL holds these (plus `event`, the open detail): a link or a reload restores the view.
 const FILTERS = [
   ["connection_id", "f-connection"], ["status", "f-status"], ["kind", "f-kind"],
@@ -404,7 +405,9 @@ async function startFeed() {
   const abort = new AbortController();
   state.feedAbort = abort;
   const params = filterParams();
-  if (state.newestId) params.set("after", state.newestId);
+  // After the newest row shown; with none shown, after nothing: every match is new to this
+  // list (starting "at the newest" would skip one stored between the page load and now).
+  params.set("after", state.newestId || NIL_ID);
   for (const id of watchedIds()) params.append("watch", id);
   let connected = false;
   try {

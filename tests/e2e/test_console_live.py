@@ -1,0 +1,348 @@
+"""The console's read side in headless Chromium (Debian's package) against a real server and
+database: replay convergence under the restart race, a server that goes away and comes back,
+time range + deep links + keyboard, and what an event's detail says about its attempts.
+
+Set CONSOLE_SCREENSHOTS=<dir> to save the main views (docs/console.md uses them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Locator, Page, Request, Route, expect
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from braze_bridge.app import Runtime
+from braze_bridge.db.models import Event, OutboxOperation
+from braze_bridge.domain.events import MAPPING_NOTES_KEY
+from braze_bridge.domain.statuses import EventStatus, OperationStatus
+from tests.ops_factories import (
+    ObjectSpec,
+    Tenancy,
+    make_attempt,
+    make_event,
+    operations_of,
+    settle_event,
+)
+from tests.support.live_server import serving
+from tests.support.net import free_port
+
+pytestmark = pytest.mark.slow
+
+SHOTS = os.environ.get("CONSOLE_SCREENSHOTS")
+
+
+async def shot(page: Page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(Path(SHOTS) / f"{name}.png"))
+
+
+@pytest.fixture
+async def server(runtime: Runtime) -> AsyncIterator[str]:
+    async with serving(runtime) as url:
+        yield url
+
+
+async def open_console(
+    browser: Browser, url: str, token: str, *, path: str = "/console", **context: str
+) -> Page:
+    page = await browser.new_page(viewport={"width": 1366, "height": 860}, **context)  # type: ignore[arg-type]
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors
+    await page.goto(f"{url}{path}")
+    await page.get_by_test_id("token-input").fill(token)
+    await page.get_by_test_id("sign-in").click()
+    await expect(page.get_by_test_id("connection")).not_to_have_count(0)
+    return page
+
+
+def row(page: Page, event: Event) -> Locator:
+    return page.locator(f'tr[data-event-id="{event.id}"]')
+
+
+async def api_state(url: str, tenancy: Tenancy, event: Event) -> dict[str, object]:
+    async with httpx.AsyncClient(base_url=url, headers=tenancy.headers_a()) as client:
+        body: dict[str, object] = (await client.get(f"/v1/events/{event.id}")).json()
+    return body
+
+
+async def deliver_everything(session: AsyncSession, event: Event) -> None:
+    """What a worker does once Braze accepts the replayed objects: objects delivered, the
+    event rolled up (and announced)."""
+    await session.execute(
+        update(OutboxOperation)
+        .where(OutboxOperation.event_id == event.id)
+        .values(status=OperationStatus.DELIVERED, reason=None, settled_at=datetime.now(UTC))
+    )
+    await settle_event(session, event, EventStatus.DELIVERED)
+
+
+# --- replay convergence --------------------------------------------------------------------
+
+CASES = [
+    # (the event's state, what the console read before the worker finished)
+    ("filtered", "stale detail"),
+    ("rejected", "stale detail"),
+    ("filtered", "settled before the answer"),
+    ("rejected", "stale detail"),
+    ("filtered", "stale detail"),
+]
+
+
+async def test_a_replayed_event_always_converges_to_the_api_state(
+    server: str,
+    browser: Browser,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenancy: Tenancy,
+) -> None:
+    """The race of issue "console stays queued": the event settles after the console read it
+    as queued, before its live feed was back. Five rounds, on one page."""
+    page = await open_console(browser, server, tenancy.token_a)
+    for round_no, (status, race) in enumerate(CASES):
+        if status == "filtered":
+            event = await make_event(
+                session,
+                tenancy.conn_a,
+                status=EventStatus.FILTERED,
+                user=f"filtered-{round_no}",
+                reason="unknown user: skipped",
+                operations=[ObjectSpec(OperationStatus.SKIPPED, reason="unknown user: skipped")],
+            )
+        else:
+            event = await make_event(
+                session,
+                tenancy.conn_a,
+                status=EventStatus.REJECTED,
+                user=f"rejected-{round_no}",
+                reason="Braze 400: invalid object",
+                operations=[ObjectSpec(OperationStatus.FAILED, reason="Braze 400")],
+            )
+        line = row(page, event)
+        await expect(line).to_have_attribute("data-status", status)  # arrived by the feed
+        await line.click()
+        await expect(page.get_by_test_id("detail-id")).to_have_text(str(event.id))
+
+        raced = False
+        replayed = False
+        worker_done = asyncio.Event()
+
+        def on_request(request: Request) -> None:
+            nonlocal replayed
+            replayed = replayed or (request.method == "POST" and request.url.endswith("/replay"))
+
+        page.on("request", on_request)
+
+        async def race_the_worker(route: Route) -> None:
+            nonlocal raced
+            if raced or not replayed:  # only the console's first read after the replay
+                await route.continue_()
+                return
+            raced = True
+            answer = await route.fetch()  # read as queued...
+            body = await answer.body()
+            async with sessionmaker() as worker:  # ...settled before the console shows it
+                await deliver_everything(worker, event)
+            worker_done.set()
+            await route.fulfill(response=answer, body=body)
+
+        if race == "stale detail":
+            await page.route(f"**/v1/events/{event.id}", race_the_worker)
+        else:
+            await page.route(f"**/v1/events/{event.id}/replay", race_the_worker)
+
+        await page.get_by_test_id("replay").click()
+        await expect(page.get_by_test_id("replay-result")).to_contain_text("queued again")
+        await asyncio.wait_for(worker_done.wait(), 15)
+
+        expected = await api_state(server, tenancy, event)
+        assert expected["status"] == "delivered"
+        await expect(line).to_have_attribute("data-status", "delivered")
+        await expect(page.locator("#d-title [data-status]")).to_have_attribute(
+            "data-status", "delivered"
+        )
+        objects = page.get_by_test_id("object-row")
+        expected_objects = [o["status"] for o in expected["objects"]]  # type: ignore[union-attr]
+        await expect(objects).to_have_count(len(expected_objects))
+        for n, object_status in enumerate(expected_objects):
+            await expect(objects.nth(n)).to_have_attribute("data-status", str(object_status))
+        await page.unroute_all()
+        page.remove_listener("request", on_request)
+        await page.get_by_test_id("close-detail").click()
+    assert page.errors == []
+
+
+# --- server away ---------------------------------------------------------------------------
+
+
+async def test_a_console_says_when_its_server_is_away_and_recovers(
+    runtime: Runtime, browser: Browser, session: AsyncSession, tenancy: Tenancy
+) -> None:
+    port = free_port()
+    queued = await make_event(
+        session, tenancy.conn_a, status=EventStatus.QUEUED, operations=[OperationStatus.PENDING]
+    )
+    async with serving(runtime, port) as url:
+        page = await open_console(browser, url, tenancy.token_a)
+        await expect(page.get_by_test_id("live")).to_have_class("live on")
+        await expect(page.get_by_test_id("offline")).to_be_hidden()
+
+    offline = page.get_by_test_id("offline")
+    await expect(offline).to_be_visible()
+    await expect(offline).to_contain_text("not answering")
+    await expect(page.get_by_test_id("live")).not_to_have_class("live on")
+    await shot(page, "console-offline")
+
+    # While it was away: a new event arrived, and the queued one was delivered.
+    fresh = await make_event(session, tenancy.conn_a, user="while-away")
+    await deliver_everything(session, queued)
+
+    async with serving(runtime, port):
+        await expect(offline).to_be_hidden()
+        await expect(page.get_by_test_id("live")).to_have_class("live on")
+        await expect(row(page, fresh)).to_have_count(1)
+        await expect(row(page, queued)).to_have_attribute("data-status", "delivered")
+        assert page.errors == []
+
+
+# --- time range, deep links, time zone, keyboard -------------------------------------------
+
+
+async def test_time_range_deep_link_zone_and_keyboard(
+    server: str, browser: Browser, session: AsyncSession, tenancy: Tenancy
+) -> None:
+    now = datetime.now(UTC)
+    await make_event(session, tenancy.conn_a, user="old", received_at=now - timedelta(days=2))
+    middle = await make_event(
+        session, tenancy.conn_a, user="middle", received_at=now - timedelta(hours=1)
+    )
+    newest = await make_event(session, tenancy.conn_a, user="newest", received_at=now)
+    tokyo = ZoneInfo("Asia/Tokyo")
+    page = await open_console(
+        browser, server, tenancy.token_a, timezone_id="Asia/Tokyo", locale="en-US"
+    )
+    rows = page.get_by_test_id("event-row")
+    await expect(rows).to_have_count(3)
+
+    # Times are in the browser's zone and say so.
+    shown = rows.nth(0).locator("time")
+    local = newest.received_at.astimezone(tokyo)
+    await expect(shown).to_contain_text(local.strftime("%I:%M:%S"))
+    await expect(shown).to_contain_text("GMT+9")
+
+    since = (now - timedelta(hours=2)).astimezone(tokyo).strftime("%Y-%m-%dT%H:%M")
+    until = (now + timedelta(hours=1)).astimezone(tokyo).strftime("%Y-%m-%dT%H:%M")
+    await page.get_by_test_id("filter-since").fill(since)
+    await page.get_by_test_id("filter-until").fill(until)
+    await page.get_by_test_id("apply-filters").click()
+    await expect(rows).to_have_count(2)
+    await expect(rows.nth(0)).to_have_attribute("data-event-id", str(newest.id))
+    await expect(rows.nth(1)).to_have_attribute("data-event-id", str(middle.id))
+
+    # Keyboard: arrows move, Enter opens, Esc closes and gives the row its focus back.
+    await rows.nth(0).focus()
+    await page.keyboard.press("ArrowDown")
+    await expect(rows.nth(1)).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_test_id("detail-id")).to_have_text(str(middle.id))
+    await shot(page, "console-detail")
+
+    link = page.url
+    assert f"event={middle.id}" in link
+    assert "since=" in link and "until=" in link
+
+    # A reload restores the range and the open event.
+    await page.reload()
+    await expect(page.get_by_test_id("detail-id")).to_have_text(str(middle.id))
+    await expect(page.get_by_test_id("filter-since")).to_have_value(since)
+    await expect(page.get_by_test_id("filter-until")).to_have_value(until)
+    await expect(rows).to_have_count(2)
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_test_id("detail")).to_be_hidden()
+    assert "event=" not in page.url
+    await expect(page.locator(f'tr[data-event-id="{middle.id}"]')).to_be_focused()
+
+    # The link in another tab (signed in afresh) opens the same view.
+    other = await open_console(
+        browser,
+        server,
+        tenancy.token_a,
+        path=link.removeprefix(server),
+        timezone_id="Asia/Tokyo",
+        locale="en-US",
+    )
+    await expect(other.get_by_test_id("detail-id")).to_have_text(str(middle.id))
+    await expect(other.get_by_test_id("event-row")).to_have_count(2)
+    assert page.errors == [] and other.errors == []
+
+
+# --- what the detail says ------------------------------------------------------------------
+
+
+async def test_attempts_are_coloured_by_class_and_notes_reasons_next_try_shown(
+    server: str, browser: Browser, session: AsyncSession, tenancy: Tenancy
+) -> None:
+    note = "loyalty_points not sent: 'lots' is not an integer"
+    event = await make_event(
+        session,
+        tenancy.conn_a,
+        status=EventStatus.QUEUED,
+        reason="retrying: Braze 503",
+        normalized={"kind": "reward_fulfilled", MAPPING_NOTES_KEY: [note]},
+        operations=[ObjectSpec(OperationStatus.PENDING, reason="Braze 503, retrying")],
+    )
+    ops = await operations_of(session, event)
+    next_try = datetime.now(UTC) + timedelta(minutes=7)
+    await session.execute(
+        update(OutboxOperation)
+        .where(OutboxOperation.id == ops[0].id)
+        .values(attempts=4, available_at=next_try)
+    )
+    await session.commit()
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    answers = [(201, "c2xx"), (400, "c4xx"), (503, "c5xx"), (429, "c429"), (None, "network")]
+    for n, (code, _) in enumerate(answers):
+        await make_attempt(
+            session,
+            tenancy.conn_a,
+            ops,
+            status_code=code,
+            outcome="retry",
+            started_at=start + timedelta(minutes=n),
+            error="ConnectError" if code is None else None,
+        )
+
+    page = await open_console(browser, server, tenancy.token_a)
+    line = page.locator(f'tr[data-event-id="{event.id}"]')
+    await expect(line.get_by_test_id("row-reason")).to_contain_text("retrying: Braze 503")
+    await line.click()
+    attempts = page.get_by_test_id("attempt")
+    await expect(attempts).to_have_count(len(answers))
+    outcomes = [await attempts.nth(n).get_attribute("data-outcome") for n in range(len(answers))]
+    assert sorted(outcomes) == sorted(cls for _, cls in answers)  # type: ignore[type-var]
+    colours = await attempts.evaluate_all(
+        "nodes => nodes.map(n => getComputedStyle(n).borderLeftColor)"
+    )
+    assert len(set(colours)) == len(answers)  # each class its own colour
+
+    await expect(page.get_by_test_id("detail-notes")).to_contain_text(note)
+    await expect(page.get_by_test_id("detail-reason")).to_have_text("retrying: Braze 503")
+    await expect(page.get_by_test_id("object-row").first).to_contain_text("Braze 503, retrying")
+    retry = page.get_by_test_id("object-next-retry")
+    await expect(retry).to_contain_text("next try")
+    assert await retry.locator("time").get_attribute("datetime") is not None
+    await shot(page, "console-attempts")
+    await page.get_by_test_id("close-detail").click()
+    await shot(page, "console-events")
+    assert page.errors == []
