@@ -88,6 +88,35 @@ async def deliver_everything(session: AsyncSession, event: Event) -> None:
     await settle_event(session, event, EventStatus.DELIVERED)
 
 
+class WorkerRace:
+    """Lets the console's first detail read after a replay (or the replay's answer) through,
+    then settles the event as a worker would, then hands the console what it read: the
+    console now shows a state the database has already left."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], event: Event) -> None:
+        self.sessionmaker = sessionmaker
+        self.event = event
+        self.replayed = False
+        self.raced = False
+        self.done = asyncio.Event()
+
+    def on_request(self, request: Request) -> None:
+        if request.method == "POST" and request.url.endswith("/replay"):
+            self.replayed = True
+
+    async def route(self, route: Route) -> None:
+        if self.raced or not self.replayed:  # only the console's first read after the replay
+            await route.continue_()
+            return
+        self.raced = True
+        answer = await route.fetch()  # read as queued...
+        body = await answer.body()
+        async with self.sessionmaker() as worker:  # ...settled before the console shows it
+            await deliver_everything(worker, self.event)
+        self.done.set()
+        await route.fulfill(response=answer, body=body)
+
+
 # --- replay convergence --------------------------------------------------------------------
 
 CASES = [
@@ -134,37 +163,16 @@ async def test_a_replayed_event_always_converges_to_the_api_state(
         await line.click()
         await expect(page.get_by_test_id("detail-id")).to_have_text(str(event.id))
 
-        raced = False
-        replayed = False
-        worker_done = asyncio.Event()
-
-        def on_request(request: Request) -> None:
-            nonlocal replayed
-            replayed = replayed or (request.method == "POST" and request.url.endswith("/replay"))
-
-        page.on("request", on_request)
-
-        async def race_the_worker(route: Route) -> None:
-            nonlocal raced
-            if raced or not replayed:  # only the console's first read after the replay
-                await route.continue_()
-                return
-            raced = True
-            answer = await route.fetch()  # read as queued...
-            body = await answer.body()
-            async with sessionmaker() as worker:  # ...settled before the console shows it
-                await deliver_everything(worker, event)
-            worker_done.set()
-            await route.fulfill(response=answer, body=body)
-
+        worker_race = WorkerRace(sessionmaker, event)
+        page.on("request", worker_race.on_request)
         if race == "stale detail":
-            await page.route(f"**/v1/events/{event.id}", race_the_worker)
+            await page.route(f"**/v1/events/{event.id}", worker_race.route)
         else:
-            await page.route(f"**/v1/events/{event.id}/replay", race_the_worker)
+            await page.route(f"**/v1/events/{event.id}/replay", worker_race.route)
 
         await page.get_by_test_id("replay").click()
         await expect(page.get_by_test_id("replay-result")).to_contain_text("queued again")
-        await asyncio.wait_for(worker_done.wait(), 15)
+        await asyncio.wait_for(worker_race.done.wait(), 15)
 
         expected = await api_state(server, tenancy, event)
         assert expected["status"] == "delivered"
@@ -178,7 +186,7 @@ async def test_a_replayed_event_always_converges_to_the_api_state(
         for n, object_status in enumerate(expected_objects):
             await expect(objects.nth(n)).to_have_attribute("data-status", str(object_status))
         await page.unroute_all()
-        page.remove_listener("request", on_request)
+        page.remove_listener("request", worker_race.on_request)
         await page.get_by_test_id("close-detail").click()
     assert page.errors == []
 
@@ -260,7 +268,8 @@ async def test_time_range_deep_link_zone_and_keyboard(
 
     link = page.url
     assert f"event={middle.id}" in link
-    assert "since=" in link and "until=" in link
+    assert "since=" in link
+    assert "until=" in link
 
     # A reload restores the range and the open event.
     await page.reload()
@@ -284,7 +293,8 @@ async def test_time_range_deep_link_zone_and_keyboard(
     )
     await expect(other.get_by_test_id("detail-id")).to_have_text(str(middle.id))
     await expect(other.get_by_test_id("event-row")).to_have_count(2)
-    assert page.errors == [] and other.errors == []
+    assert page.errors == []
+    assert other.errors == []
 
 
 # --- what the detail says ------------------------------------------------------------------

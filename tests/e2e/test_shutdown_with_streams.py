@@ -41,9 +41,10 @@ async def test_serve_stops_within_3_s_with_live_feeds_open(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
     log_path = tmp_path / "serve.log"
-    with serve_process(
-        tmp_path / "data", log_path, BRAZE_BRIDGE_BOOTSTRAP_TOKEN=TOKEN
-    ) as (process, url):
+    with serve_process(tmp_path / "data", log_path, BRAZE_BRIDGE_BOOTSTRAP_TOKEN=TOKEN) as (
+        process,
+        url,
+    ):
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             opened = [asyncio.Event() for _ in range(3)]
             streams = [asyncio.create_task(open_stream(client, e)) for e in opened]
