@@ -8,6 +8,8 @@ Set CONSOLE_SCREENSHOTS=<dir> to save the main views (docs/console.md uses them)
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +19,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from playwright.async_api import Browser, Locator, Page, Request, Route, expect
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.app import Runtime
@@ -356,3 +358,81 @@ async def test_attempts_are_coloured_by_class_and_notes_reasons_next_try_shown(
     await page.get_by_test_id("close-detail").click()
     await shot(page, "console-events")
     assert page.errors == []
+
+
+# --- the stream over HTTP ------------------------------------------------------------------
+
+
+async def read_messages(
+    lines: AsyncIterator[str], count: int
+) -> list[tuple[str, dict[str, object]]]:
+    """The next `count` created/updated messages of an SSE response's lines."""
+    messages: list[tuple[str, dict[str, object]]] = []
+    kind = ""
+    async for line in lines:
+        if line.startswith("event:"):
+            kind = line[6:].strip()
+        elif line.startswith("data:"):
+            messages.append((kind, json.loads(line[5:])))
+            if len(messages) == count:
+                break
+    return messages
+
+
+async def test_a_stream_starts_with_the_current_state_of_the_events_it_watches(
+    server: str, session: AsyncSession, tenancy: Tenancy
+) -> None:
+    """What the console shows may be older than the stream: a watched event that settled
+    before the stream (re)started is reported at once, and another tenant's id never is."""
+    settled = await make_event(
+        session, tenancy.conn_a, status=EventStatus.QUEUED, operations=[OperationStatus.PENDING]
+    )
+    theirs = await make_event(session, tenancy.conn_b, status=EventStatus.QUEUED)
+    await deliver_everything(session, settled)
+    params = [("watch", str(theirs.id)), ("watch", str(settled.id))]
+    async with (
+        httpx.AsyncClient(base_url=server, timeout=15) as client,
+        client.stream(
+            "GET", "/v1/events/stream", params=params, headers=tenancy.headers_a()
+        ) as response,
+    ):
+        assert response.status_code == 200
+        lines = response.aiter_lines()
+        first = await asyncio.wait_for(read_messages(lines, 1), 10)
+        later = await make_event(session, tenancy.conn_a, user="later")
+        second = await asyncio.wait_for(read_messages(lines, 1), 10)
+
+    assert [(kind, item["id"], item["status"]) for kind, item in first] == [
+        ("updated", str(settled.id), "delivered")
+    ]
+    assert [(kind, item["id"]) for kind, item in second] == [("created", str(later.id))]
+
+
+async def test_open_streams_share_one_listen_and_one_notify_wakes_them_all(
+    server: str, session: AsyncSession, tenancy: Tenancy
+) -> None:
+    async with (
+        httpx.AsyncClient(base_url=server, timeout=15) as client,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        streams = [
+            await stack.enter_async_context(
+                client.stream("GET", "/v1/events/stream", headers=tenancy.headers_a())
+            )
+            for _ in range(5)
+        ]
+        for response in streams:
+            assert response.status_code == 200
+        listening = await session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            )
+        )
+        fresh = await make_event(session, tenancy.conn_a, user="everyone")
+        received = await asyncio.wait_for(
+            asyncio.gather(*(read_messages(r.aiter_lines(), 1) for r in streams)), 10
+        )
+
+    assert listening == 1
+    assert [[item["id"] for _, item in messages] for messages in received] == [[str(fresh.id)]] * 5
