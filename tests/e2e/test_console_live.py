@@ -244,6 +244,7 @@ async def test_time_range_deep_link_zone_and_keyboard(
     )
     rows = page.get_by_test_id("event-row")
     await expect(rows).to_have_count(3)
+    await shot(page, "console-events")
 
     # Times are in the browser's zone and say so.
     shown = rows.nth(0).locator("time")
@@ -355,8 +356,6 @@ async def test_attempts_are_coloured_by_class_and_notes_reasons_next_try_shown(
     await expect(retry).to_contain_text("next try")
     assert await retry.locator("time").get_attribute("datetime") is not None
     await shot(page, "console-attempts")
-    await page.get_by_test_id("close-detail").click()
-    await shot(page, "console-events")
     assert page.errors == []
 
 
