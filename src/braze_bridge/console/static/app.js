@@ -9,6 +9,7 @@ const HEALTH_REFRESH_MS = 10000;
 
 const FEED_RETRY_MS = 2000;
 const NIL_ID = "00000000-0000-0000-0000-000000000000";
+const IN_MOTION = new Set(["received", "queued"]);  // statuses that can still change alone
 // The URL holds these (plus `event`, the open detail): a link or a reload restores the view.
 const FILTERS = [
   ["connection_id", "f-connection"], ["status", "f-status"], ["kind", "f-kind"],
@@ -27,6 +28,7 @@ const state = {
   feedAbort: null,
   healthTimer: null,
   feedRetry: null,
+  feedWatch: new Set(),     // ids the current stream follows
   jobTimer: null,
 };
 
@@ -395,7 +397,7 @@ function watchedIds() {
   if (state.selectedId) ids.push(state.selectedId);
   for (const [id, row] of state.rows) {
     if (ids.length >= 100) break;
-    if (id !== state.selectedId && (row.dataset.status === "received" || row.dataset.status === "queued")) ids.push(id);
+    if (id !== state.selectedId && IN_MOTION.has(row.dataset.status)) ids.push(id);
   }
   return ids;
 }
@@ -408,7 +410,8 @@ async function startFeed() {
   // After the newest row shown; with none shown, after nothing: every match is new to this
   // list (starting "at the newest" would skip one stored between the page load and now).
   params.set("after", state.newestId || NIL_ID);
-  for (const id of watchedIds()) params.append("watch", id);
+  state.feedWatch = new Set(watchedIds());
+  for (const id of state.feedWatch) params.append("watch", id);
   let connected = false;
   try {
     const response = await fetch(`/v1/events/stream?${params}`, {
@@ -493,7 +496,8 @@ async function openDetail(id, { keepMessage = false } = {}) {
     return null;
   }
   if (seq !== state.detailSeq || state.selectedId !== id) return null;
-  if (opening && state.feedAbort) startFeed();  // follow the open event, whatever its row
+  // Follow the open event while it can still change, even when no row of the list shows it.
+  if (opening && state.feedAbort && IN_MOTION.has(event.status) && !state.feedWatch.has(id)) startFeed();
   $("detail").hidden = false;
   $("detail").dataset.eventId = id;
   $("d-title").replaceChildren(`${event.kind || "event"} `, badge(event.status));
