@@ -52,9 +52,12 @@ class OutboxListener:
     backoff. On every (re)connect each wake-up is called once, to catch up on what arrived
     while nobody listened."""
 
-    def __init__(self, dsn: str, wakes: Mapping[str, Callable[[], None]]) -> None:
+    def __init__(
+        self, dsn: str, wakes: Mapping[str, Callable[[], None]], *, log_as: str = "worker"
+    ) -> None:
         self._dsn = dsn
         self._wakes = dict(wakes)
+        self._log_as = log_as  # the first part of its log lines' event names
         # Set while LISTEN is in place (tests wait for it before they NOTIFY).
         self.listening = asyncio.Event()
 
@@ -65,7 +68,7 @@ class OutboxListener:
             try:
                 connection = await asyncpg.connect(self._dsn)
             except Exception as exc:
-                log.warning("worker.listen_connect_failed", exc_info=exc)
+                log.warning(f"{self._log_as}.listen_connect_failed", exc_info=exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_RECONNECT_BACKOFF_SECONDS)
                 continue
@@ -73,7 +76,7 @@ class OutboxListener:
             try:
                 await self._listen_on(connection)
             except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
-                log.warning("worker.listen_lost", exc_info=exc)
+                log.warning(f"{self._log_as}.listen_lost", exc_info=exc)
             finally:
                 self.listening.clear()
                 with contextlib.suppress(Exception):

@@ -31,7 +31,9 @@ class FeedHub:
         self._listener = (
             None
             if dsn is None
-            else OutboxListener(dsn, {EVENTS_CHANNEL: self.changed, OUTBOX_CHANNEL: self.changed})
+            else OutboxListener(
+                dsn, {EVENTS_CHANNEL: self.changed, OUTBOX_CHANNEL: self.changed}, log_as="feed"
+            )
         )
         self._coalesce = coalesce_seconds
         self._unheard = unheard_seconds
