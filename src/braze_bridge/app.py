@@ -31,6 +31,7 @@ from braze_bridge.runtime import (
     build_worker,
     listen_dsn,
     open_runtime,
+    skip_final_collection,
 )
 from braze_bridge.security.tokens import display_prefix, hash_token
 
@@ -91,6 +92,7 @@ def create_app(runtime: Runtime, *, run_worker: bool = False) -> FastAPI:
         if run_worker:
             worker = build_worker(runtime, sessionmaker, http)
             worker_task = asyncio.create_task(worker.run(), name="delivery-worker")
+        skip_final_collection()
         live_feed = FeedHub(listen_dsn(runtime.database_url))
         await live_feed.start()
         app.state.context = AppContext(

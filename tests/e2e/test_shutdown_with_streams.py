@@ -55,7 +55,10 @@ async def test_serve_stops_within_3_s_with_live_feeds_open(
             try:
                 code = await asyncio.to_thread(process.wait, EXIT_BUDGET_SECONDS)
             except subprocess.TimeoutExpired:
-                pytest.fail(f"serve still running {EXIT_BUDGET_SECONDS} s after {signum.name}")
+                pytest.fail(
+                    f"serve still running {EXIT_BUDGET_SECONDS} s after {signum.name}:\n"
+                    + log_path.read_text()[-4000:]
+                )
             took = time.monotonic() - signalled
             ended = await asyncio.wait_for(asyncio.gather(*streams), 10)
 
