@@ -134,7 +134,11 @@ def serve_process(
         )
         base_url = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(base_url + "/readyz", process)
+            try:
+                wait_ready(base_url + "/readyz", process)
+            except ProcessNotReady as exc:
+                stderr.flush()
+                raise ProcessNotReady(f"{exc}:\n{stderr_path.read_text()[-3000:]}") from None
             yield process, base_url
         finally:
             stop(process)
