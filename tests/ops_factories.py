@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from braze_bridge.db.models import (
@@ -21,6 +21,7 @@ from braze_bridge.db.models import (
     OutboxOperation,
     Tenant,
 )
+from braze_bridge.db.notify import EVENTS_CHANNEL, notify
 from braze_bridge.domain.ids import uuid7
 from braze_bridge.domain.statuses import EventStatus, ObjectKind, OperationStatus
 from tests.factories import (
@@ -121,8 +122,22 @@ async def make_event(
                 settled_at=at if settled else None,
             )
         )
+    await notify(session, EVENTS_CHANNEL)  # as ingest announces stored events to live feeds
     await session.commit()
     return event
+
+
+async def settle_event(
+    session: AsyncSession, event: Event, status: EventStatus, reason: str | None = None
+) -> None:
+    """Give `event` a final status as delivery's roll-up would, announced to live feeds."""
+    await session.execute(
+        update(Event)
+        .where(Event.id == event.id)
+        .values(status=status, reason=reason, settled_at=datetime.now(UTC))
+    )
+    await notify(session, EVENTS_CHANNEL)
+    await session.commit()
 
 
 async def reload_event(session: AsyncSession, event: Event) -> Event:

@@ -28,12 +28,15 @@ from braze_bridge.http_server import start_side_server, stop_side_server
 from braze_bridge.ingest.group_commit import GroupCommitter
 from braze_bridge.ingest.lookup import ConnectionLookup
 from braze_bridge.logging import get_logger
+from braze_bridge.ops.live_feed import FeedHub
 from braze_bridge.runtime import (
     ConfigurationError,
     Runtime,
     build_secret_box,
     build_worker,
+    listen_dsn,
     open_runtime,
+    skip_final_collection,
 )
 from braze_bridge.security.tokens import display_prefix, hash_token
 
@@ -45,6 +48,13 @@ __all__ = ["ConfigurationError", "Runtime", "create_app", "open_runtime"]
 class BridgeApp(FastAPI):
     """The API app. `POST /v1/hooks/{id}` is answered by `hooks.serve_webhook` before routing
     and middleware (the reason and the consequences: api/hooks.py)."""
+
+    def begin_shutdown(self) -> None:
+        """The server stops accepting and waits for open responses: end the live feed's
+        streams now, or it would wait for its graceful-shutdown timeout (http_server.py)."""
+        context: AppContext | None = getattr(self.state, "context", None)
+        if context is not None and context.live_feed is not None:
+            context.live_feed.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         connection_id = hooks.webhook_connection_id(scope)
@@ -90,6 +100,9 @@ def create_app(
         if run_worker:
             worker = build_worker(runtime, sessionmaker, http)
             worker_task = asyncio.create_task(worker.run(), name="delivery-worker")
+        skip_final_collection()
+        live_feed = FeedHub(listen_dsn(runtime.database_url))
+        await live_feed.start()
         app.state.context = AppContext(
             settings=settings,
             engine=engine,
@@ -99,6 +112,7 @@ def create_app(
             event_store=event_store,
             connection_lookup=connection_lookup,
             worker=worker,
+            live_feed=live_feed,
         )
         metrics_server = (
             await start_side_server(metrics_api.metrics_app(app.state), metrics_listener)
@@ -109,6 +123,7 @@ def create_app(
         try:
             yield
         finally:
+            await live_feed.stop()
             if metrics_server is not None and metrics_listener is not None:
                 await stop_side_server(metrics_server, metrics_listener)
             if worker is not None and worker_task is not None:

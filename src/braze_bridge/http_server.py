@@ -66,7 +66,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     `transport`, `loop`, `server_state.default_headers`; the parser callbacks
     `on_message_begin`/`on_headers_complete`; and, in `data_received` (a copy of uvicorn's own
     with other refusals), `_unset_keepalive_if_required`, `_should_upgrade`,
-    `handle_websocket_upgrade` and `_unsupported_upgrade_warning`.
+    `handle_websocket_upgrade` and `_unsupported_upgrade_warning`; in `shutdown` (called on
+    each connection when a graceful stop begins), `cycle` and its ASGI `scope`, whose "app"
+    Starlette sets to the app.
     """
 
     header_timeout: ClassVar[float] = 10.0
@@ -98,6 +100,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._cancel_header_timer()
         super().on_headers_complete()
+
+    def shutdown(self) -> None:
+        """The server begins a graceful stop. Tell the app first (`begin_shutdown`, when it has
+        one) so it ends responses that would never finish on their own, such as the live
+        feed's streams; uvicorn then waits for them to complete, and they do at once."""
+        cycle = self.cycle
+        app = cycle.scope.get("app") if cycle is not None else None
+        begin_shutdown = getattr(app, "begin_shutdown", None)
+        if callable(begin_shutdown):
+            begin_shutdown()
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()

@@ -116,3 +116,29 @@ def running_api(database_url: str, secret_key: str, **extra_env: str) -> Iterato
     )
     with running(["api"], "/readyz", port, env):
         yield port
+
+
+@contextmanager
+def serve_process(
+    data_dir: Path, stderr_path: Path, **extra_env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`running_serve`, for tests that stop it themselves (a signal) and read what it logged:
+    yields the process and its base URL; stderr goes to `stderr_path`."""
+    port = free_port()
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "braze_bridge", "serve"],
+            env=cli_env(data_dir, port, **extra_env),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            try:
+                wait_ready(base_url + "/readyz", process)
+            except ProcessNotReady as exc:
+                stderr.flush()
+                raise ProcessNotReady(f"{exc}:\n{stderr_path.read_text()[-3000:]}") from None
+            yield process, base_url
+        finally:
+            stop(process)

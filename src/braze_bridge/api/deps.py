@@ -18,6 +18,7 @@ from braze_bridge.domain.principal import Principal
 from braze_bridge.errors import Forbidden, Unauthorized
 from braze_bridge.ingest.event_store import EventStore
 from braze_bridge.ingest.lookup import ConnectionLookup
+from braze_bridge.ops.live_feed import FeedHub
 from braze_bridge.security.secrets import SecretBox
 from braze_bridge.security.tokens import hash_token
 
@@ -35,6 +36,8 @@ class AppContext:
     event_store: EventStore
     connection_lookup: ConnectionLookup
     worker: DeliveryWorker | None = None  # `braze-bridge serve` only
+    # One LISTEN for every open live feed stream (ops/live_feed.py).
+    live_feed: FeedHub | None = None
 
 
 # Async on purpose: FastAPI runs a plain `def` dependency in its thread pool.

@@ -3,13 +3,11 @@ POST /v1/events/{id}/replay, POST /v1/events/replay, GET /v1/replays/{job_id}.""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
@@ -22,6 +20,7 @@ from braze_bridge.db.repositories.event_log import EventFilter
 from braze_bridge.domain.events import EventKind
 from braze_bridge.domain.statuses import EventStatus
 from braze_bridge.errors import ErrorBody, ValidationFailed
+from braze_bridge.logging import get_logger
 from braze_bridge.ops import events as event_service
 from braze_bridge.ops import replay as replay_service
 from braze_bridge.ops import replay_jobs
@@ -39,8 +38,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 # A prefix of one character would match a large share of the log.
 USER_PREFIX_MIN = 2
-STREAM_POLL_SECONDS = 1.0
 STREAM_HEARTBEAT_SECONDS = 15.0
+
+log = get_logger(__name__)
 
 
 def partner_lookup() -> PartnerLookup:
@@ -164,6 +164,11 @@ def _sse(event: str, data: str, event_id: str | None = None) -> str:
     return f"{head}event: {event}\ndata: {data}\n\n"
 
 
+def _sse_item(item: event_service.FeedItem) -> str:
+    data = EventRead.of(item.event).model_dump_json()
+    return _sse(item.change, data, str(item.event.id) if item.change == "created" else None)
+
+
 @router.get(
     "/events/stream",
     response_class=StreamingResponse,
@@ -174,7 +179,6 @@ def _sse(event: str, data: str, event_id: str | None = None) -> str:
     },
 )
 async def stream_events(
-    request: Request,
     principal: PrincipalDep,
     context: ContextDep,
     filters: FilterDep,
@@ -185,27 +189,43 @@ async def stream_events(
     ] = None,
     last_event_id: Annotated[uuid.UUID | None, Header()] = None,
 ) -> StreamingResponse:
-    """Live feed as server-sent events: `created` for each new matching event, `updated` when a
-    shown event changes status. Authenticate with the Authorization header (read the stream
+    """Live feed as server-sent events: `created` for each new matching event; `updated` with
+    the current state of each `watch` event when the stream starts, and again whenever one
+    changes status. Woken by Postgres NOTIFY (one listener per process), not by polling; the
+    stream ends when the server stops (clients reconnect). Authenticate with the Authorization header (read the stream
     with fetch(); EventSource cannot send headers, and tokens never go in URLs)."""
+    hub = context.live_feed
+    if hub is None:  # pragma: no cover - the lifespan always builds one
+        raise RuntimeError("the app's lifespan did not start the live feed hub")
     feed = event_service.EventFeed(
         context.sessionmaker, principal, filters, after=last_event_id or after, watch=watch or ()
     )
-    await feed.prime()
+    # Subscribed before the first read: a change after it bumps the generation.
+    generation = hub.generation
+    first = [*await feed.prime(), *await feed.poll()]
 
     async def messages() -> AsyncIterator[str]:
+        nonlocal generation
         yield f"retry: 3000\n: feed for {'operator' if principal.is_operator else 'tenant'}\n\n"
-        last_sent = time.monotonic()
-        while not await request.is_disconnected():
-            for item in await feed.poll():
-                data = EventRead.of(item.event).model_dump_json()
-                event_id = str(item.event.id) if item.change == "created" else None
-                yield _sse(item.change, data, event_id)
-                last_sent = time.monotonic()
-            if time.monotonic() - last_sent >= STREAM_HEARTBEAT_SECONDS:
+        items = first
+        while True:
+            for item in items:
+                yield _sse_item(item)
+            # A client that goes away cancels this generator (Starlette listens for the
+            # disconnect); the hub closing (shutdown) ends it cleanly.
+            await hub.wait(generation, STREAM_HEARTBEAT_SECONDS)
+            if hub.closing:
+                return
+            if hub.generation == generation:
                 yield ": keepalive\n\n"
-                last_sent = time.monotonic()
-            await asyncio.sleep(STREAM_POLL_SECONDS)
+                items = []
+                continue
+            generation = hub.generation
+            try:
+                items = await feed.poll()
+            except Exception as exc:  # the database went away: end; the client reconnects
+                log.warning("feed.poll_failed", exc_info=exc)
+                return
 
     return StreamingResponse(
         messages(),

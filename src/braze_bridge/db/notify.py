@@ -1,7 +1,8 @@
 """Wake-up channels: writers NOTIFY inside their transaction, workers LISTEN.
 
 `OUTBOX_CHANNEL`: ingest and replay queued operations. `REPLAY_CHANNEL`: a bulk replay job was
-created. A NOTIFY is only a hint that saves a poll interval; every loop also polls, so a lost
+created. `EVENTS_CHANNEL`: events were stored or changed status (ingest, roll-up); the API's
+live feeds listen (ops/live_feed.py). A NOTIFY is only a hint that saves a poll interval; every loop also polls, so a lost
 notification delays work but never loses it.
 """
 
@@ -21,6 +22,7 @@ log = get_logger(__name__)
 
 OUTBOX_CHANNEL = "braze_bridge_outbox"
 REPLAY_CHANNEL = "braze_bridge_replay"
+EVENTS_CHANNEL = "braze_bridge_events"
 
 # A quiet LISTEN socket can die without the client noticing; a round trip this often tells.
 PROBE_SECONDS = 30.0
@@ -50,9 +52,12 @@ class OutboxListener:
     backoff. On every (re)connect each wake-up is called once, to catch up on what arrived
     while nobody listened."""
 
-    def __init__(self, dsn: str, wakes: Mapping[str, Callable[[], None]]) -> None:
+    def __init__(
+        self, dsn: str, wakes: Mapping[str, Callable[[], None]], *, log_as: str = "worker"
+    ) -> None:
         self._dsn = dsn
         self._wakes = dict(wakes)
+        self._log_as = log_as  # the first part of its log lines' event names
         # Set while LISTEN is in place (tests wait for it before they NOTIFY).
         self.listening = asyncio.Event()
 
@@ -63,7 +68,7 @@ class OutboxListener:
             try:
                 connection = await asyncpg.connect(self._dsn)
             except Exception as exc:
-                log.warning("worker.listen_connect_failed", exc_info=exc)
+                log.warning(f"{self._log_as}.listen_connect_failed", exc_info=exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_RECONNECT_BACKOFF_SECONDS)
                 continue
@@ -71,7 +76,7 @@ class OutboxListener:
             try:
                 await self._listen_on(connection)
             except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
-                log.warning("worker.listen_lost", exc_info=exc)
+                log.warning(f"{self._log_as}.listen_lost", exc_info=exc)
             finally:
                 self.listening.clear()
                 with contextlib.suppress(Exception):

@@ -178,15 +178,25 @@ class EventFeed:
         async with self.sessionmaker() as session:
             self.after = await event_log.newest_event_id(session, self.tenant_id)
 
-    async def prime(self) -> None:
+    async def prime(self) -> list[FeedItem]:
         """Start at the newest event unless resuming, and follow the `watch` events the client
-        already shows (e.g. a page it loaded, or an event it just replayed)."""
+        already shows (e.g. a page it loaded, or an event it just replayed).
+
+        Answers the watched events' state as read now, as `updated` items: what the client
+        shows may be older than this read (an event that settled between its page load or
+        replay and this stream's start), so the stream's first messages always bring it up to
+        date. The caller subscribes to change wake-ups before calling, so nothing that changes
+        after this read is missed either.
+        """
         if self.after is None:
             await self.start_at_newest()
+        current: list[EventSummary] = []
         if self.watch:
             async with self.sessionmaker() as session:
-                for event in await event_log.event_statuses(session, self.tenant_id, self.watch):
-                    self._track(event)
+                current = await event_log.event_statuses(session, self.tenant_id, self.watch)
+            for event in current:
+                self._track(event)
+        return [FeedItem("updated", event) for event in current]
 
     async def poll(self) -> list[FeedItem]:
         items: list[FeedItem] = []

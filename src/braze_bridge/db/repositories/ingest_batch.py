@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from braze_bridge.db import driver
 from braze_bridge.db.jsonb import clean_text, jsonb_text
 from braze_bridge.db.models import OutboxOperation
-from braze_bridge.db.notify import OUTBOX_CHANNEL
+from braze_bridge.db.notify import EVENTS_CHANNEL, OUTBOX_CHANNEL
 from braze_bridge.domain.content import MAX_REWARDS_KEPT, ContentUpdate
 from braze_bridge.domain.events import MAPPED_VERSION_KEY, MAPPING_NOTES_KEY, NormalizedEvent
 from braze_bridge.domain.operations import Operation
@@ -202,6 +202,7 @@ async def _write_batch(
         jsonb_text(content),
         MAX_REWARDS_KEPT,
         OUTBOX_CHANNEL,
+        EVENTS_CHANNEL,
     )
     return {(row["connection_id"], row["dedupe_key"]): row["id"] for row in rows}
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from braze_bridge.db import driver
+from braze_bridge.db.notify import EVENTS_CHANNEL
 from braze_bridge.domain.statuses import SUPERSEDED_REASON, ObjectKind, OperationStatus
 
 
@@ -117,7 +118,9 @@ async def settle_operations(
 async def roll_up_events(session: AsyncSession, event_ids: set[uuid.UUID]) -> None:
     """Give each event whose operations are all settled its final status."""
     if event_ids:
-        await driver.execute(session, "roll_up_events", list(event_ids), SUPERSEDED_REASON + "%")
+        await driver.execute(
+            session, "roll_up_events", list(event_ids), SUPERSEDED_REASON + "%", EVENTS_CHANNEL
+        )
 
 
 async def release_all_leases(session: AsyncSession, *, owner: str) -> int:

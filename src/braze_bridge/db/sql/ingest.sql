@@ -5,7 +5,8 @@
 -- Connected Content projection and the outbox wake-up, each step a data-modifying CTE. One
 -- statement is atomic on its own, so the group committer needs no BEGIN/COMMIT.
 --   $1 events (jsonb array), $2 raw bodies (bytea[], by `n`), $3 operations (jsonb array),
---   $4 Connected Content changes (jsonb array), $5 rewards kept per user, $6 NOTIFY channel.
+--   $4 Connected Content changes (jsonb array), $5 rewards kept per user, $6 NOTIFY channel,
+--   $7 the live feeds' NOTIFY channel.
 -- Rows travel as JSON documents (`jsonb_to_recordset`) and bodies as one array: one parameter
 -- per kind, whatever the batch size, so the statement stays prepared.
 -- Bodies, operations and content join `ins`: a redelivery (ON CONFLICT DO NOTHING) adds
@@ -52,8 +53,14 @@ ops AS (
 woken AS (
     SELECT pg_notify($6, n.connection_id::text)
     FROM (SELECT DISTINCT connection_id FROM ops) AS n
+),
+-- Live feeds hear of new events on $7, once per batch (filtered ones have no operations).
+announced AS (
+    SELECT pg_notify($7, '') FROM (SELECT 1 FROM ins LIMIT 1) AS a
 )
-SELECT id, connection_id, dedupe_key, (SELECT count(*) FROM woken) AS woken FROM ins
+SELECT id, connection_id, dedupe_key, (SELECT count(*) FROM woken) AS woken,
+       (SELECT count(*) FROM announced) AS announced
+FROM ins
 
 -- name: connected_content_projection
 -- The Connected Content CTEs of `ingest_batch` (docs/connected-content.md), for the events it

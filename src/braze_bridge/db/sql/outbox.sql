@@ -88,6 +88,7 @@ RETURNING o.event_id, o.id, o.status, extract(epoch FROM now() - o.created_at)::
 --   none delivered, every one skipped       → filtered (unknown users, `unknown_user: skip`)
 --   none delivered, Braze refused the rest  → rejected (Braze said the objects are invalid;
 --                                             a replay after fixing the mapping can deliver)
+-- Events that changed are announced on $3 (db/notify.py EVENTS_CHANNEL: live feeds), once.
 WITH tally AS (
     SELECT o.event_id,
            count(*) FILTER (WHERE o.status IN ('pending', 'in_flight')) AS open,
@@ -101,7 +102,8 @@ WITH tally AS (
       -- objects a replay re-mapped away no longer count towards the event's outcome
       AND NOT (o.status = 'skipped' AND coalesce(o.reason, '') LIKE $2)
     GROUP BY o.event_id
-)
+),
+rolled AS (
 UPDATE events e
 SET status = CASE
         WHEN t.delivered = t.total THEN 'delivered'
@@ -117,6 +119,9 @@ SET status = CASE
     settled_at = now()
 FROM tally t
 WHERE e.id = t.event_id AND t.open = 0
+RETURNING e.id
+)
+SELECT pg_notify($3, '') FROM (SELECT 1 FROM rolled LIMIT 1) AS changed
 
 -- name: release_all_leases
 -- No index names the lease (claims stay HOT), so this walks the unsettled set once; it runs
