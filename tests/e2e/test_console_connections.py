@@ -13,14 +13,16 @@ import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 import respx
 from playwright.async_api import Browser, Page, expect
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from braze_bridge.db.models import Connection
 from braze_bridge.domain.statuses import ConnectionState, EventStatus, OperationStatus
+from braze_bridge.ops import alerts
 from tests.conftest import OPERATOR_TOKEN
 from tests.e2e.test_console import SCREENSHOT_DIR, LiveServer, live_server, signed_in_page
 from tests.extole_bodies import REWARD_FULFILLED_RAW
@@ -244,3 +246,44 @@ async def test_an_operator_names_the_tenant_and_a_refused_key_shows_its_hint(
     failed = page.locator('[data-testid="check"][data-ok="false"]')
     await expect(failed.first).to_contain_text("api_key")
     await expect(failed.first.locator(".muted")).not_to_be_empty()  # the hint
+
+
+async def test_the_panel_lists_the_alerts_of_the_connection(
+    live_server: LiveServer,
+    browser: Browser,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenancy: Tenancy,
+) -> None:
+    """A degradation seen by the evaluator shows in the panel with its delivery state, and the
+    webhook with what it last told (docs/ops.md, "Alerts")."""
+    headers = {"Authorization": f"Bearer {tenancy.token_a}"}
+    async with httpx.AsyncClient(base_url=live_server.base_url, headers=headers) as api:
+        made = await api.put(
+            f"/v1/connections/{tenancy.conn_a.id}/alert-webhook",
+            json={"url": "https://hooks.example.com/services/T0/B0/X"},
+        )
+        assert made.status_code == 200, made.text
+    await session.execute(
+        text(
+            "UPDATE connections SET last_error = 'braze 503 on /users/track (server error)', "
+            "last_error_at = now() WHERE id = :id"
+        ),
+        {"id": tenancy.conn_a.id},
+    )
+    await session.commit()
+    assert [k.value for k in await alerts.evaluate_connection(sessionmaker, tenancy.conn_a.id)] == [
+        "degraded"
+    ]
+
+    page = await signed_in_page(browser, live_server, tenancy.token_a)
+    await open_manage(page, "Acme referral")
+
+    await expect(page.get_by_test_id("alert-webhook")).to_contain_text(
+        'hooks.example.com/services/T0/B0/X: last told "degraded"'
+    )
+    alert = page.get_by_test_id("alert")
+    await expect(alert).to_have_count(1)
+    await expect(alert).to_have_attribute("data-kind", "degraded")
+    await expect(alert).to_have_attribute("data-status", "pending")
+    await expect(alert).to_contain_text("braze 503 on /users/track")

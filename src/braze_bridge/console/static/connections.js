@@ -513,7 +513,27 @@ export async function loadChart(id) {
   }
 }
 
-// Alerts come with their own API; where this server has none yet, nothing is shown.
+// GET /v1/connections/{id}/alerts (docs/ops.md, "Alerts"): the webhook, what it last told,
+// and each alert with its delivery state. A server without the route shows nothing.
+const localTime = (iso) =>
+  iso ? new Date(iso).toLocaleString(undefined, { timeZoneName: "short" }) : "";
+
+function alertRow(a) {
+  const delivery =
+    a.status === "pending" && a.next_attempt_at
+      ? `pending, next try ${localTime(a.next_attempt_at)}`
+      : a.status;
+  const answer = a.last_status_code ? `answer ${a.last_status_code}` : a.last_error || "";
+  return el(
+    "li",
+    { class: `alert alert-${a.status}`, dataset: { testid: "alert", kind: a.kind, status: a.status } },
+    el("span", { class: "alert-kind" }, a.kind),
+    el("span", { class: "alert-when" }, localTime(a.created_at)),
+    el("span", { class: "alert-status" }, `${delivery} · ${a.attempts} attempt(s)${answer ? ` · ${answer}` : ""}`),
+    el("div", { class: "alert-text" }, a.text || ""),
+  );
+}
+
 async function loadAlerts(id) {
   const box = $("m-alerts");
   let body;
@@ -523,11 +543,19 @@ async function loadAlerts(id) {
     return;
   }
   if (!box.isConnected) return;
-  const items = Array.isArray(body) ? body : body?.items || [];
+  const hook = body.webhook;
+  const items = body.items || [];
   box.replaceChildren(
     el("h3", {}, "Alerts"),
+    el(
+      "p",
+      { class: "muted", dataset: { testid: "alert-webhook" } },
+      hook
+        ? `Alert webhook ${hook.url}: last told "${hook.condition}" (since ${localTime(hook.condition_since)}).`
+        : "No alert webhook: set one with PUT /v1/connections/{id}/alert-webhook (docs/ops.md).",
+    ),
     items.length
-      ? el("ul", { class: "alerts", dataset: { testid: "alerts" } }, items.map((a) => el("li", {}, [a.kind || a.state || a.status, a.at || a.created_at].filter(Boolean).join(" — ") || pretty(a))))
+      ? el("ul", { class: "alerts", dataset: { testid: "alerts" } }, ...items.map(alertRow))
       : el("p", { class: "muted", dataset: { testid: "alerts" } }, "No alerts."),
   );
 }
