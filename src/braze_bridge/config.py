@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     worker_linger_ms: Annotated[int, Field(ge=0, le=1000)] = 5
     worker_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
     worker_lease_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+    # /users/track requests one tenant may have in flight per worker process (0 = no cap),
+    # so a tenant's backlog leaves HTTP slots for the others (docs/delivery.md, "Fair lanes").
+    worker_tenant_max_inflight_requests: Annotated[int, Field(ge=0, le=1000)] = 8
 
     @field_validator("database_url")
     @classmethod
