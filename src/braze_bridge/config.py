@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     worker_lease_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
     # /users/track requests one tenant may have in flight per worker process (0 = no cap),
     # so a tenant's backlog leaves HTTP slots for the others (docs/delivery.md, "Fair lanes").
-    worker_tenant_max_inflight_requests: Annotated[int, Field(ge=0, le=1000)] = 8
+    worker_tenant_max_inflight_requests: Annotated[int, Field(ge=0, le=1000)] = 6
 
     @field_validator("database_url")
     @classmethod

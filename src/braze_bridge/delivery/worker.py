@@ -77,7 +77,7 @@ class WorkerOptions:
     claim_lanes: int = 4
     lanes: int = 4
     shutdown_grace_seconds: float = 20.0
-    tenant_max_inflight_requests: int = 8
+    tenant_max_inflight_requests: int = 6
     found_ttl_seconds: float = 86_400.0
     missing_ttl_seconds: float = 300.0
 
