@@ -506,7 +506,7 @@ async def run_steady(
         processes = start_workers(url, workers)
         await asyncio.sleep(3)  # worker start-up is not part of the steady state
         cpu_before = sum(cpu_seconds(p.pid) for p in processes)
-        ok, achieved = await send_at_rate(port, connection, rate, seconds, "s")
+        _, achieved = await send_at_rate(port, connection, rate, seconds, "s")
         expected = await db.fetchval(
             "SELECT count(*) FROM operations WHERE connection_id = $1", connection
         )
