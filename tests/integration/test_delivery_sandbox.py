@@ -12,8 +12,8 @@ from braze_bridge.braze.client import BrazeClient
 from braze_bridge.db.models import Event
 from braze_bridge.db.repositories import connections as connection_repo
 from braze_bridge.delivery.identity import NoProfile
-from braze_bridge.delivery.worker import DeliveryWorker
 from braze_bridge.delivery.ratelimit import export_bucket
+from braze_bridge.delivery.worker import DeliveryWorker
 from braze_bridge.domain.statuses import ObjectKind
 from braze_bridge.sandbox.app import SandboxConfig
 from tests.delivery_support import drain, make_worker, op_states, sandbox_client
