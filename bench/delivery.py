@@ -524,7 +524,7 @@ async def run_steady(
         )
         print(
             f"  objects/request {count / max(1, requests):.1f}  Braze requests {requests} "
-            f"({requests / seconds:.1f}/s)  latency p50 {p50 or 0:.3f} s  "
+            f"({requests * achieved / (rate * seconds):.1f}/s over the send)  latency p50 {p50 or 0:.3f} s  "
             f"p99 {p99 or 0:.3f} s  max {worst or 0:.3f} s  worker CPU µs/object "
             f"{cpu_workers * 1e6 / max(1, delivered):.0f}"
         )

@@ -79,7 +79,10 @@ heads AS (
               WHERE e.connection_id = o.connection_id AND e.user_key = o.user_key
                 AND e.unsettled AND e.id < o.id
           )
-        ORDER BY o.created_at, o.id
+        -- created_at alone: ix_operations_connection_pending's order, so the scan stops at the
+        -- limit instead of sorting the lane's whole backlog (ties: any order; per-user order
+        -- is the NOT EXISTS above)
+        ORDER BY o.created_at
         LIMIT least($1, ch.keep)
         FOR UPDATE OF o SKIP LOCKED
     ) h
