@@ -197,7 +197,9 @@ WHERE id = ANY($2::bigint[]) AND status = 'in_flight' AND lease_owner = $1
 SELECT EXTRACT(EPOCH FROM (LEAST(
     (SELECT min(available_at) FROM operations
      WHERE unsettled AND status = 'pending' AND available_at > now()),
-    (SELECT min(f.at)
+    -- a lane already past its budget was skipped (another claimer held it, or its users wait
+    -- on objects in flight): look again shortly rather than at the poll cap
+    (SELECT min(greatest(f.at, now() + interval '50 milliseconds'))
      FROM connections c
      CROSS JOIN LATERAL (
          SELECT o.available_at + make_interval(secs => c.max_batch_wait_ms / 1000.0) AS at
@@ -207,6 +209,7 @@ SELECT EXTRACT(EPOCH FROM (LEAST(
          ORDER BY o.created_at
          LIMIT 1
      ) f
-     WHERE c.state = 'active' AND c.deleted_at IS NULL AND f.at > now()),
+     WHERE c.state = 'active' AND c.deleted_at IS NULL
+       AND (c.rate_limited_until IS NULL OR c.rate_limited_until <= now())),
     (SELECT min(rate_limited_until) FROM connections WHERE rate_limited_until > now())
 ) - now()))::float8
