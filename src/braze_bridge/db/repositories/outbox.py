@@ -52,6 +52,7 @@ async def claim_due_operations(
 
     A connection is due when its oldest object waited its `max_batch_wait_ms` or it holds a
     full request (db/sql/outbox.sql, claim_due_operations)."""
+    await driver.execute(session, "claim_plan_mode")
     rows = await driver.fetch(
         session,
         "claim_due_operations",

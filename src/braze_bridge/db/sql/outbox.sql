@@ -213,3 +213,9 @@ SELECT EXTRACT(EPOCH FROM (LEAST(
        AND (c.rate_limited_until IS NULL OR c.rate_limited_until <= now())),
     (SELECT min(rate_limited_until) FROM connections WHERE rate_limited_until > now())
 ) - now()))::float8
+
+-- name: claim_plan_mode
+-- The claim's plan depends on how many objects each lane holds right now; a generic plan made
+-- once (asyncpg prepares, Postgres switches to a generic plan after five runs) was seen
+-- running for minutes against a growing backlog. Planned per run, in the claim transaction.
+SET LOCAL plan_cache_mode = force_custom_plan
