@@ -11,6 +11,14 @@ end). The 1-worker run is the baseline the 2-worker run is compared with. Then i
 identity resolution: N distinct unknown emails, 4 objects each, and how many
 `/users/export/ids` calls that cost (ideal: exactly N).
 
+Steady load (`--steady RATE --seconds S`): signed Extole webhooks go through a real
+`braze-bridge api` process at a fixed rate while the workers deliver them into the sandbox; the
+script reports objects per /users/track request, Braze requests/s and the latency from webhook
+receipt (the operation's insert) to Braze's acceptance (its settle after the 201), p50/p99.
+Noisy neighbour (`--noisy BACKLOG`): tenant A's connection starts with BACKLOG queued objects
+while tenant B's connection receives webhooks at `--noisy-rate` (5/s) for `--seconds`; the
+script reports B's latency p50/p99 and how far A drained meanwhile.
+
 With BENCH_PYSPY_DIR=<folder> (and py-spy on PATH) each worker and the sandbox are recorded
 by py-spy as collapsed stacks, one file per process.
 """
@@ -19,6 +27,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import hmac
+import json
 import os
 import signal
 import socket
@@ -37,6 +48,7 @@ from braze_bridge.db import migrate
 from braze_bridge.security.secrets import SecretBox
 
 SECRET = "bench-secret-key"  # noqa: S105 - a throwaway benchmark database
+WEBHOOK_SECRET = "whsec"  # noqa: S105 - the bench connections' webhook secret
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -117,7 +129,9 @@ async def drop_database(server_url: str, url: str) -> None:
     await admin.close()
 
 
-async def make_connection(db: asyncpg.Connection, endpoint: str) -> tuple[uuid.UUID, uuid.UUID]:
+async def make_connection(
+    db: asyncpg.Connection, endpoint: str, settings: str = "{}"
+) -> tuple[uuid.UUID, uuid.UUID]:
     box = SecretBox(SECRET)
     tenant = uuid.uuid4()
     connection = uuid.uuid4()
@@ -131,14 +145,15 @@ async def make_connection(db: asyncpg.Connection, endpoint: str) -> tuple[uuid.U
 INSERT INTO connections (id, tenant_id, name, source, state, braze_rest_endpoint,
     braze_api_key_enc, braze_api_key_last4, webhook_auth_mode, webhook_secret_enc, settings,
     track_rate_limit, track_rate_window_seconds, export_rate_limit, export_rate_window_seconds)
-VALUES ($1, $2, 'bench', 'extole', 'active', $3, $4, 'ench', 'hmac_sha256', $5, '{}',
+VALUES ($1, $2, 'bench', 'extole', 'active', $3, $4, 'ench', 'hmac_sha256', $5, $6::jsonb,
         1000000, 3, 1000000, 60)
 """,
         connection,
         tenant,
         endpoint,
         box.encrypt(f"bench-key-{connection.hex}"),
-        box.encrypt("whsec"),
+        box.encrypt(WEBHOOK_SECRET),
+        settings,
     )
     return tenant, connection
 
@@ -345,15 +360,275 @@ ORDER BY e.n
         await drop_database(server_url, url)
 
 
+# --- steady load through the API ----------------------------------------------------------------
+
+EXTOLE_SETTINGS = json.dumps({"reward_states": ["EARNED", "FULFILLED"]})
+
+
+def webhook(n: int, tag: str) -> bytes:
+    """An Extole `reward_fulfilled` webhook of its own user (attributes + event objects)."""
+    return json.dumps(
+        {
+            "type": "reward_fulfilled",
+            "event_id": f"bench-{tag}-{n}",
+            "event_time": "2026-05-29T14:15:02.001Z",
+            "reward_id": f"reward-{tag}-{n}",
+            "reward_supplier_type": "MANUAL_COUPON",
+            "partner_user_id": f"user-{tag}-{n}",
+            "face_value": 20,
+            "face_value_type": "PERCENT_OFF",
+            "partner_reward_id": f"COUPON{n}",
+            "data": {"recipient_email": f"user-{tag}-{n}@example.com"},
+            "schema_version": 1,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def signed_request(port: int, path: str, body: bytes) -> bytes:
+    signature = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nX-Extole-Signature: {signature}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def post_all(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req: bytes) -> int:
+    """One keep-alive request (httpx's client CPU would distort a 2-core machine)."""
+    writer.write(req)
+    status = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return int(status.split()[1])
+
+
+async def send_at_rate(
+    port: int, connection: uuid.UUID, rate: float, seconds: float, tag: str
+) -> tuple[int, float]:
+    """POST signed webhooks at `rate` per second for `seconds`; returns (200s, achieved rate)."""
+    total = int(rate * seconds)
+    path = f"/v1/hooks/{connection}"
+    requests = [signed_request(port, path, webhook(n, tag)) for n in range(total)]
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    ok = 0
+    senders = max(2, min(64, int(rate / 20)))
+
+    async def sender() -> None:
+        nonlocal ok
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while (req := await queue.get()) is not None:
+                ok += 200 <= await post_all(reader, writer, req) < 300
+        finally:
+            writer.close()
+
+    tasks = [asyncio.create_task(sender()) for _ in range(senders)]
+    started = time.perf_counter()
+    for n, req in enumerate(requests):
+        delay = started + n / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait(req)
+    for _ in tasks:
+        queue.put_nowait(None)
+    await asyncio.gather(*tasks)
+    return ok, total / (time.perf_counter() - started)
+
+
+def start_api(url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRAZE_BRIDGE_")}
+    env.update(
+        BRAZE_BRIDGE_DATABASE_URL=url,
+        BRAZE_BRIDGE_SECRET_KEY=SECRET,
+        BRAZE_BRIDGE_LOG_LEVEL="warning",
+    )
+    return subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "braze_bridge", "api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def wait_up(port: int, process: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            if process.poll() is not None:
+                raise SystemExit("the api exited")
+            try:
+                await client.get(f"http://127.0.0.1:{port}/healthz")
+                return
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+    raise SystemExit("the api did not come up")
+
+
+LATENCY_SQL = """
+SELECT count(*),
+       percentile_disc(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM settled_at - created_at)),
+       percentile_disc(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM settled_at - created_at)),
+       max(extract(epoch FROM settled_at - created_at))
+FROM operations WHERE status = 'delivered' AND connection_id = $1
+"""
+
+
+async def wait_delivered(db: asyncpg.Connection, connection: uuid.UUID, total: int) -> int:
+    deadline = time.perf_counter() + 120
+    delivered = 0
+    while time.perf_counter() < deadline:
+        delivered = await db.fetchval(
+            "SELECT count(*) FROM operations WHERE connection_id = $1 AND status = 'delivered'",
+            connection,
+        )
+        if delivered >= total:
+            break
+        await asyncio.sleep(0.25)
+    return int(delivered)
+
+
+async def run_steady(
+    server_url: str, sandbox: str, rate: float, seconds: float, workers: int
+) -> None:
+    url = await create_database(server_url)
+    db = await asyncpg.connect(url)
+    port = free_port()
+    api = start_api(url, port)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        httpx.post(f"{sandbox}/_sandbox/reset")
+        _, connection = await make_connection(db, sandbox, EXTOLE_SETTINGS)
+        await wait_up(port, api)
+        processes = start_workers(url, workers)
+        await asyncio.sleep(3)  # worker start-up is not part of the steady state
+        cpu_before = sum(cpu_seconds(p.pid) for p in processes)
+        _, achieved = await send_at_rate(port, connection, rate, seconds, "s")
+        expected = await db.fetchval(
+            "SELECT count(*) FROM operations WHERE connection_id = $1", connection
+        )
+        delivered = await wait_delivered(db, connection, expected)
+        cpu_workers = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
+        count, p50, p99, worst = await db.fetchrow(LATENCY_SQL, connection)
+        requests = await db.fetchval(
+            "SELECT count(*) FROM delivery_attempts WHERE endpoint = '/users/track'"
+        )
+        stop(processes)
+        print(
+            f"steady {rate:.0f}/s for {seconds:.0f} s, {workers} worker(s), sandbox {sandbox}: "
+            f"{int(rate * seconds)} webhooks sent at {achieved:.0f}/s, {expected} objects, "
+            f"{delivered} delivered"
+        )
+        print(
+            f"  objects/request {count / max(1, requests):.1f}  Braze requests {requests} "
+            f"({requests * achieved / (rate * seconds):.1f}/s over the send)  latency p50 {p50 or 0:.3f} s  "
+            f"p99 {p99 or 0:.3f} s  max {worst or 0:.3f} s  worker CPU µs/object "
+            f"{cpu_workers * 1e6 / max(1, delivered):.0f}"
+        )
+    finally:
+        stop(processes)
+        stop([api])
+        await db.close()
+        await drop_database(server_url, url)
+
+
+async def noisy(
+    server_url: str, sandbox: str, backlog: int, rate: float, seconds: float, workers: int
+) -> None:
+    url = await create_database(server_url)
+    db = await asyncpg.connect(url)
+    port = free_port()
+    api = start_api(url, port)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        httpx.post(f"{sandbox}/_sandbox/reset")
+        tenant_a, connection_a = await make_connection(db, sandbox)
+        await load_backlog(db, tenant_a, connection_a, backlog)
+        _, connection_b = await make_connection(db, sandbox, EXTOLE_SETTINGS)
+        await wait_up(port, api)
+        processes = start_workers(url, workers)
+        ok, _ = await send_at_rate(port, connection_b, rate, seconds, "b")
+        expected = await db.fetchval(
+            "SELECT count(*) FROM operations WHERE connection_id = $1", connection_b
+        )
+        a_done = await db.fetchval(
+            "SELECT count(*) FROM operations WHERE connection_id = $1 AND status = 'delivered'",
+            connection_a,
+        )
+        await wait_delivered(db, connection_b, expected)
+        count, p50, p99, worst = await db.fetchrow(LATENCY_SQL, connection_b)
+        stop(processes)
+        print(
+            f"noisy neighbour: tenant A backlog {backlog} objects, tenant B {rate:.0f}/s for "
+            f"{seconds:.0f} s ({ok} webhooks, {expected} objects), {workers} worker(s)"
+        )
+        print(
+            f"  B delivered {count}: latency p50 {p50 or 0:.3f} s  p99 {p99 or 0:.3f} s  "
+            f"max {worst or 0:.3f} s;  A delivered meanwhile {a_done} of {backlog}"
+        )
+    finally:
+        stop(processes)
+        stop([api])
+        await db.close()
+        await drop_database(server_url, url)
+
+
+def start_sandbox(port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(  # noqa: S603 - our own CLI
+        [
+            sys.executable,
+            "-m",
+            "braze_bridge",
+            "sandbox",
+            "--port",
+            str(port),
+            "--rate-limit-per-3s",
+            "1000000",
+            "--export-rate-limit-per-minute",
+            "1000000",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/_sandbox/received", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return process
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--objects", type=int, default=100_000)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--emails", type=int, default=500)
+    parser.add_argument("--steady", type=float, help="webhooks/s through the API (steady mode)")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--noisy", type=int, help="tenant A's backlog (noisy-neighbour mode)")
+    parser.add_argument("--noisy-rate", type=float, default=5.0)
     args = parser.parse_args()
     server_url = os.environ.get(
         "BRAZE_BRIDGE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
+    if args.steady or args.noisy:
+        port = free_port()
+        process = start_sandbox(port)
+        sandbox = f"http://127.0.0.1:{port}"
+        workers = int(args.workers.split(",")[-1])
+        try:
+            if args.steady:
+                await run_steady(server_url, sandbox, args.steady, args.seconds, workers)
+            if args.noisy:
+                await noisy(server_url, sandbox, args.noisy, args.noisy_rate, args.seconds, workers)
+        finally:
+            process.terminate()
+            process.wait(10)
+        return
 
     port = free_port()
     sandbox_process = subprocess.Popen(  # noqa: S603 - our own CLI

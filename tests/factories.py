@@ -89,8 +89,11 @@ async def make_connection(
     endpoint: str = SANDBOX_ENDPOINT,
     state: ConnectionState = ConnectionState.ACTIVE,
     name: str | None = None,
+    max_batch_wait_ms: int = 0,
     **overrides: Any,
 ) -> MadeConnection:
+    """A connection as the admin API stores it, except that it sends at once
+    (`max_batch_wait_ms` 0) unless a test asks for a batch budget."""
     api_key = f"braze-key-{uuid.uuid4().hex}"
     secret = f"whsec_{uuid.uuid4().hex}"
     content_token = f"bbc_{uuid.uuid4().hex}"
@@ -112,6 +115,7 @@ async def make_connection(
         webhook_secret_enc=BOX.encrypt(secret),
         content_token_enc=BOX.encrypt(content_token),
         settings=settings or {},
+        max_batch_wait_ms=max_batch_wait_ms,
         **overrides,
     )
     session.add(row)

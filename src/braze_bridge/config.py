@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     # A file the worker touches while its loop runs; `braze-bridge worker-health` checks its age.
     worker_heartbeat_file: Path | None = None
+    # /users/track requests one tenant may have in flight per worker process (0 = no cap),
+    # so a tenant's backlog leaves HTTP slots for the others (docs/delivery.md, "Fair lanes").
+    worker_tenant_max_inflight_requests: Annotated[int, Field(ge=0, le=1000)] = 6
 
     @field_validator("database_url")
     @classmethod

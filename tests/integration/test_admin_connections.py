@@ -435,9 +435,41 @@ class TestCreate:
             "export_rate_window_seconds": None,
             "export_rate_preset": None,
             "track_object_cap": "combined_75",
+            "max_batch_wait_ms": 500,
         }
         row = await load_connection(sessionmaker, body["id"])
         assert (row.track_rate_limit, row.track_rate_window_seconds) == (500, 60)
+
+    async def test_the_batch_budget_is_stored_changed_and_checked(
+        self,
+        client: httpx.AsyncClient,
+        tenant_a: TenantWithToken,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        at_once = await create(
+            client, tenant_a.headers, extole_body(limits={"max_batch_wait_ms": 0})
+        )
+        assert at_once["limits"]["max_batch_wait_ms"] == 0
+        changed = await client.patch(
+            f"/v1/connections/{at_once['id']}",
+            json={"limits": {"max_batch_wait_ms": 2000}},
+            headers=tenant_a.headers,
+        )
+        assert changed.status_code == 200
+        assert changed.json()["limits"]["max_batch_wait_ms"] == 2000
+        assert (await load_connection(sessionmaker, at_once["id"])).max_batch_wait_ms == 2000
+        for bad in (-1, 60_001, "soon", None):
+            refused = await client.post(
+                "/v1/connections",
+                json=extole_body(limits={"max_batch_wait_ms": bad}),
+                headers=tenant_a.headers,
+            )
+            assert (refused.status_code, fields_of(refused)) == (
+                422,
+                ["limits.max_batch_wait_ms"],
+            ), bad
+        kept = await load_connection(sessionmaker, at_once["id"])
+        assert (kept.max_batch_wait_ms, kept.version) == (2000, 2)
 
     @pytest.mark.parametrize(
         ("preset", "budget"),
@@ -760,6 +792,8 @@ class TestPatch:
             ({"settings": {"events": {"sharred": True}}}, "settings.events.sharred"),
             ({"limits": {"track_object_cap": None}}, "limits.track_object_cap"),
             ({"limits": {"track_object_cap": "combined_60"}}, "limits.track_object_cap"),
+            ({"limits": {"max_batch_wait_ms": None}}, "limits.max_batch_wait_ms"),
+            ({"limits": {"max_batch_wait_ms": 60_001}}, "limits.max_batch_wait_ms"),
         ],
     )
     async def test_bad_patch_is_422_naming_the_field(

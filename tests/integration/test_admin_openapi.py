@@ -84,7 +84,7 @@ async def test_patch_fields_refused_as_null_are_not_nullable(openapi: dict[str, 
         "ConnectionUpdate": ["name", "braze", "webhook_auth", "settings", "limits"],
         "BrazePatch": ["rest_endpoint", "api_key"],
         "WebhookAuthPatch": ["mode"],
-        "LimitsPatch": ["track_object_cap"],
+        "LimitsPatch": ["track_object_cap", "max_batch_wait_ms"],
     }
     for schema, fields in refused.items():
         assert [f for f in fields if nullable(schema, f)] == [], schema

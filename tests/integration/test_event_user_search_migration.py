@@ -1,4 +1,4 @@
-"""Migration 0008_event_user_search: rewards stored before it are listed with their state, and
+"""Migration 0006_event_user_search: rewards stored before it are listed with their state, and
 back to `reward` on downgrade."""
 
 from __future__ import annotations

@@ -167,8 +167,9 @@ async def test_an_export_rate_preset_set_over_the_api_paces_the_email_lookups(
     `fields_to_export` is required."""
     created = await client.post(
         "/v1/connections",
+        # max_batch_wait_ms 0: the one object is due at once, so one drain sends it.
         json=extole_body(
-            limits={"export_rate_preset": "onboarded_before_2024_08_22"},
+            limits={"export_rate_preset": "onboarded_before_2024_08_22", "max_batch_wait_ms": 0},
             settings={"reward_states": ["FULFILLED", "EARNED"], "identity": "lookup_then_alias"},
         ),
         headers=tenant_a.headers,

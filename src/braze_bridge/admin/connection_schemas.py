@@ -45,6 +45,13 @@ Username = Annotated[
 ]
 RateLimit = Annotated[int, Field(ge=1, le=10_000_000)]
 RateWindow = Annotated[int, Field(ge=1, le=86_400)]
+BatchWait = Annotated[int, Field(ge=0, le=60_000)]
+DEFAULT_MAX_BATCH_WAIT_MS = 500
+MAX_BATCH_WAIT_TEXT = (
+    "Milliseconds a half-full /users/track request may wait for more objects: a request goes "
+    "when it is full (track_object_cap) or when its oldest object has waited this long; 0 "
+    "sends at once. Default 500 (docs/delivery.md, Batching)"
+)
 
 
 def _clean_api_key(value: SecretStr) -> SecretStr:
@@ -158,6 +165,9 @@ class Limits(BaseModel):
     track_object_cap: TrackObjectCap = Field(
         default=DEFAULT_TRACK_OBJECT_CAP, description=TRACK_OBJECT_CAP_TEXT
     )
+    max_batch_wait_ms: BatchWait = Field(
+        default=DEFAULT_MAX_BATCH_WAIT_MS, description=MAX_BATCH_WAIT_TEXT
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -202,7 +212,11 @@ class LimitsPatch(Limits):
         default=None, description=EXPORT_PRESET_TEXT + "; null goes back to the default"
     )
 
-    _not_null = field_validator("track_object_cap", mode="before")(_reject_null)
+    max_batch_wait_ms: BatchWait | None = not_null(MAX_BATCH_WAIT_TEXT)  # type: ignore[assignment]
+
+    _not_null = field_validator("track_object_cap", "max_batch_wait_ms", mode="before")(
+        _reject_null
+    )
 
 
 class ConnectionCreate(BaseModel):

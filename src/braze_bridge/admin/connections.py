@@ -51,6 +51,7 @@ LIMIT_FIELDS: Final = (
     "export_rate_limit",
     "export_rate_window_seconds",
     "track_object_cap",
+    "max_batch_wait_ms",
 )
 # A new Braze endpoint or key is the fix for a connection whose queue is held in auth_error.
 AUTH_FIX_FIELDS: Final = frozenset({"braze.rest_endpoint", "braze.api_key"})

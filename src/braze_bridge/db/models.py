@@ -125,6 +125,8 @@ class Connection(Base):
     track_object_cap: Mapped[str] = mapped_column(
         String(16), default="combined_75", server_default=text("'combined_75'")
     )
+    # Flush budget: a half-full request waits at most this long for more objects (0 = at once).
+    max_batch_wait_ms: Mapped[int] = mapped_column(Integer, default=500, server_default=text("500"))
     # The failure of the latest failed attempt, until an attempt succeeds (ops/health.py).
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
@@ -144,6 +146,7 @@ class Connection(Base):
             "track_object_cap IN ('combined_75', 'combined_50', 'per_array_75')",
             name="track_object_cap_known",
         ),
+        CheckConstraint("max_batch_wait_ms BETWEEN 0 AND 60000", name="max_batch_wait_ms_range"),
     )
 
 

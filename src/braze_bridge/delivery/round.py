@@ -45,6 +45,7 @@ from braze_bridge.delivery.identity import (
     Unresolved,
     alias_identifier,
 )
+from braze_bridge.delivery.lanes import TenantSlots
 from braze_bridge.delivery.ratelimit import (
     RateLimiter,
     export_bucket,
@@ -109,6 +110,7 @@ class RoundDeps:
     # (413 / Max Input Length Exceeded); kept for this process's life.
     learned_caps: dict[uuid.UUID, int] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    tenant_slots: TenantSlots = field(default_factory=lambda: TenantSlots(0))
 
     def api_key(self, connection: DeliveryConnection) -> str:
         key = self.keys.get(connection.api_key_enc)
@@ -153,7 +155,7 @@ async def deliver_round(
         requests = requests[: permit.granted]
 
     async def send(body: str) -> BrazeReply:
-        async with deps.http_slots:
+        async with deps.tenant_slots.hold(connection.tenant_id), deps.http_slots:
             return await client.post_encoded(TRACK_PATH, body.encode())
 
     async def before_extra_request() -> None:

@@ -38,6 +38,7 @@ from braze_bridge.db.repositories.connections import DeliveryConnection
 from braze_bridge.db.repositories.outbox import ClaimedOperation, SettleRow
 from braze_bridge.delivery.heartbeat import Heartbeat
 from braze_bridge.delivery.identity import IdentityResolver
+from braze_bridge.delivery.lanes import TenantSlots
 from braze_bridge.delivery.ratelimit import RateLimiter
 from braze_bridge.delivery.retry import RetryPolicy
 from braze_bridge.delivery.round import (
@@ -74,8 +75,11 @@ class WorkerOptions:
     claim_limit: int = 300
     claim_objects: int = 600
     run_cap: int = 16
+    # Connections (lanes) one claim may take from, longest-waiting first (fairness).
+    claim_lanes: int = 4
     lanes: int = 4
     shutdown_grace_seconds: float = 20.0
+    tenant_max_inflight_requests: int = 6
     found_ttl_seconds: float = 86_400.0
     missing_ttl_seconds: float = 300.0
     heartbeat_file: Path | None = None  # renewed while the loop turns (delivery/heartbeat.py)
@@ -86,6 +90,7 @@ class WorkerOptions:
             lease_seconds=float(settings.worker_lease_seconds),
             poll_seconds=settings.worker_poll_seconds,
             linger_ms=settings.worker_linger_ms,
+            tenant_max_inflight_requests=settings.worker_tenant_max_inflight_requests,
             retry=RetryPolicy(horizon_seconds=float(settings.retry_horizon_seconds)),
             heartbeat_file=settings.worker_heartbeat_file,
         )
@@ -178,6 +183,7 @@ class DeliveryWorker:
             http_slots=asyncio.Semaphore(HTTP_CONNECTIONS),
             stats=self.stats,
             on_packed=self._learn_objects_per_head,
+            tenant_slots=TenantSlots(options.tenant_max_inflight_requests),
         )
         wakes = {OUTBOX_CHANNEL: self._wakeup.signal}
         for task in self._side_tasks:
@@ -279,6 +285,8 @@ class DeliveryWorker:
                 limit=limit,
                 lease_seconds=self.options.lease_seconds,
                 run_cap=self.options.run_cap,
+                lane_objects=self.options.claim_objects,
+                lanes=self.options.claim_lanes,
             )
         self._held.update(map(_ID_OF, claimed))
         return claimed

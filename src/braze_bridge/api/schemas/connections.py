@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from braze_bridge.admin import connections as service
 from braze_bridge.admin.connection_schemas import (
+    MAX_BATCH_WAIT_TEXT,
     TRACK_OBJECT_CAP_TEXT,
     BrazeCreate,
     BrazePatch,
@@ -60,6 +61,7 @@ class LimitsRead(BaseModel):
         "custom budget"
     )
     track_object_cap: TrackObjectCap = Field(description=TRACK_OBJECT_CAP_TEXT)
+    max_batch_wait_ms: int = Field(description=MAX_BATCH_WAIT_TEXT)
 
     @classmethod
     def of(cls, row: Connection) -> LimitsRead:
@@ -73,6 +75,7 @@ class LimitsRead(BaseModel):
             export_rate_window_seconds=window,
             export_rate_preset=cast("ExportRatePreset | None", preset),
             track_object_cap=cast("TrackObjectCap", row.track_object_cap),
+            max_batch_wait_ms=row.max_batch_wait_ms,
         )
 
 

@@ -45,10 +45,24 @@ async def claim_due_operations(
     limit: int,
     lease_seconds: float,
     run_cap: int = 16,
+    lane_objects: int = 600,
+    lanes: int = 4,
 ) -> list[ClaimedOperation]:
-    """Lease up to `limit` per-user heads (plus their runs) and return them in id order."""
+    """Lease whole requests from up to `lanes` due connections (each at most `limit` per-user
+    heads plus their runs, `lane_objects` objects) and return them in id order.
+
+    A connection is due when its oldest object waited its `max_batch_wait_ms` or it holds a
+    full request (db/sql/outbox.sql, claim_due_operations)."""
+    await driver.execute(session, "claim_plan_mode")
     rows = await driver.fetch(
-        session, "claim_due_operations", limit, run_cap, owner, float(lease_seconds)
+        session,
+        "claim_due_operations",
+        limit,
+        run_cap,
+        owner,
+        float(lease_seconds),
+        lane_objects,
+        lanes,
     )
     claimed = [
         ClaimedOperation(row[0], row[1], row[2], row[3], _KINDS[row[4]], *row[5:]) for row in rows

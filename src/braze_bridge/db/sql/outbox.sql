@@ -3,17 +3,29 @@
 -- batch size and asyncpg keeps it prepared.
 
 -- name: claim_due_operations
--- Pick per-user heads with SKIP LOCKED, add each head's run of following due operations of
--- the same user, lease them all. $1 heads, $2 run cap, $3 owner, $4 lease seconds.
+-- Claim whole requests from a few due lanes (connections), round robin; lease them all.
+-- $1 heads per lane, $2 run cap, $3 owner, $4 lease seconds, $5 objects per lane at most,
+-- $6 lanes per claim.
 --
+-- * Flush policy (docs/delivery.md, "Batching"): a lane is due when its oldest claimable
+--   object has waited the connection's `max_batch_wait_ms` (then everything up to $5 goes),
+--   or else it holds at least one full request (then only whole requests go: due objects
+--   rounded down to the object cap). A half-full request therefore waits in the table, not
+--   in a worker, and every worker applies the same rule to the same committed rows.
+-- * One claimer per lane at a time: a transaction-scoped advisory lock on the connection
+--   (pg_try_advisory_xact_lock; a busy lane is skipped, not waited for), so two workers
+--   cannot split one lane's due objects into two half-full requests.
+-- * Fair lanes: at most $6 lanes per claim, the longest-waiting first, each bringing at most
+--   $1 heads and $5 objects: one connection's backlog cannot fill a claim another's object
+--   is waiting for.
 -- * Per-user order: a head is an operation with no earlier unsettled operation of the same
 --   (connection, user). That check reads committed state, so two concurrent claimers can never
 --   both take operations of one user: whoever locks the head owns the user's whole run, and
---   the run is only ever taken together with its head.
+--   the run is only ever taken from its head on (a lane's cut keeps a prefix of each run).
 -- * Followers: the head's next $2 unsettled operations, cut at the first one that is not due
 --   (a retry scheduled later) or still leased, so nothing jumps the queue.
--- * Held connections (paused, auth_error, rate limited after a 429) are skipped here, so
---   their work stays `pending` untouched.
+-- * Held connections (paused, auth_error, rate limited after a 429) are no lanes, so their
+--   work stays `pending` untouched.
 -- * The final UPDATE takes its ids as one array (an InitPlan evaluated once), so a fresh
 --   table without statistics cannot talk the planner into re-running the CTEs per row.
 -- * An expired lease (a killed worker) needs no recovery: an `in_flight` row whose lease has
@@ -21,25 +33,62 @@
 -- * The UPDATE changes no indexed column (see models.OutboxOperation), so it is a HOT update:
 --   the unsettled-set indexes are partial on the generated column `unsettled`, which a claim
 --   (pending → in_flight) leaves true.
-WITH heads AS (
-    SELECT o.id, o.connection_id, o.user_key
-    FROM operations o
-    JOIN connections c ON c.id = o.connection_id
-    WHERE o.unsettled AND o.available_at <= now()
-      AND (o.status = 'pending' OR o.lease_expires_at < now())
-      AND c.state = 'active' AND c.deleted_at IS NULL
+WITH lanes AS MATERIALIZED (
+    SELECT c.id,
+           CASE c.track_object_cap WHEN 'combined_50' THEN 50 ELSE 75 END AS cap,
+           make_interval(secs => c.max_batch_wait_ms / 1000.0) AS budget
+    FROM connections c
+    WHERE c.state = 'active' AND c.deleted_at IS NULL
       AND (c.rate_limited_until IS NULL OR c.rate_limited_until <= now())
-      AND NOT EXISTS (
-          SELECT 1 FROM operations e
-          WHERE e.connection_id = o.connection_id AND e.user_key = o.user_key
-            AND e.unsettled AND e.id < o.id
-      )
-    ORDER BY o.available_at, o.id
-    LIMIT $1
-    FOR UPDATE OF o SKIP LOCKED
+),
+due AS MATERIALIZED (
+    SELECT l.id,
+           CASE WHEN d.oldest <= now() - l.budget THEN $5::int
+                ELSE (d.n / l.cap) * l.cap END AS keep,
+           d.oldest
+    FROM lanes l
+    CROSS JOIN LATERAL (
+        -- the lane's oldest claimable objects, by ix_operations_connection_pending
+        SELECT count(*)::int AS n, min(x.available_at) AS oldest
+        FROM (
+            SELECT o.available_at
+            FROM operations o
+            WHERE o.connection_id = l.id AND o.unsettled AND o.available_at <= now()
+              AND (o.status = 'pending' OR o.lease_expires_at < now())
+            ORDER BY o.created_at
+            LIMIT $5
+        ) x
+    ) d
+    WHERE d.n > 0
+),
+chosen AS MATERIALIZED (
+    SELECT d.id, d.keep
+    FROM (SELECT * FROM due WHERE keep > 0 ORDER BY oldest LIMIT $6) d
+    WHERE pg_try_advisory_xact_lock(1281453669, hashtext(d.id::text))
+),
+heads AS (
+    SELECT h.id, h.connection_id, h.user_key, ch.keep
+    FROM chosen ch
+    CROSS JOIN LATERAL (
+        SELECT o.id, o.connection_id, o.user_key
+        FROM operations o
+        WHERE o.connection_id = ch.id AND o.unsettled AND o.available_at <= now()
+          AND (o.status = 'pending' OR o.lease_expires_at < now())
+          AND NOT EXISTS (
+              SELECT 1 FROM operations e
+              WHERE e.connection_id = o.connection_id AND e.user_key = o.user_key
+                AND e.unsettled AND e.id < o.id
+          )
+        -- created_at alone: ix_operations_connection_pending's order, so the scan stops at the
+        -- limit instead of sorting the lane's whole backlog (ties: any order; per-user order
+        -- is the NOT EXISTS above)
+        ORDER BY o.created_at
+        LIMIT least($1, ch.keep)
+        FOR UPDATE OF o SKIP LOCKED
+    ) h
 ),
 followers AS MATERIALIZED (
-    SELECT f.id
+    SELECT f.id, h.id AS head, h.connection_id, h.keep
     FROM heads h
     CROSS JOIN LATERAL (
         SELECT n.id,
@@ -53,11 +102,25 @@ followers AS MATERIALIZED (
         LIMIT $2
     ) f
     WHERE f.in_run
+),
+picked AS MATERIALIZED (
+    -- each lane keeps `keep` objects: whole runs from their heads on, heads in id order
+    SELECT p.id
+    FROM (
+        SELECT a.id, a.keep,
+               row_number() OVER (PARTITION BY a.connection_id ORDER BY a.head, a.id) AS rn
+        FROM (
+            SELECT id, id AS head, connection_id, keep FROM heads
+            UNION ALL
+            SELECT id, head, connection_id, keep FROM followers
+        ) a
+    ) p
+    WHERE p.rn <= p.keep
 )
 UPDATE operations o
 SET status = 'in_flight', lease_owner = $3,
     lease_expires_at = now() + make_interval(secs => $4::float8)
-WHERE o.id = ANY(ARRAY(SELECT id FROM heads UNION ALL SELECT id FROM followers))
+WHERE o.id = ANY(ARRAY(SELECT id FROM picked))
   AND (o.status = 'pending' OR o.lease_expires_at < now())
 RETURNING o.id, o.event_id, o.tenant_id, o.connection_id, o.kind, o.user_key, o.external_id,
           o.email, o.unknown_user, o.payload::text AS payload_json, o.attempts
@@ -134,9 +197,25 @@ UPDATE operations SET lease_expires_at = now() + make_interval(secs => $3::float
 WHERE id = ANY($2::bigint[]) AND status = 'in_flight' AND lease_owner = $1
 
 -- name: seconds_until_next_due
+-- The next scheduled retry, the next lane whose oldest object reaches its batch budget, or the
+-- end of a 429 wait.
 SELECT EXTRACT(EPOCH FROM (LEAST(
     (SELECT min(available_at) FROM operations
      WHERE unsettled AND status = 'pending' AND available_at > now()),
+    -- a lane already past its budget was skipped (another claimer held it, or its users wait
+    -- on objects in flight): look again shortly rather than at the poll cap
+    (SELECT min(greatest(f.at, now() + interval '50 milliseconds'))
+     FROM connections c
+     CROSS JOIN LATERAL (
+         SELECT o.available_at + make_interval(secs => c.max_batch_wait_ms / 1000.0) AS at
+         FROM operations o
+         WHERE o.connection_id = c.id AND o.unsettled AND o.status = 'pending'
+           AND o.available_at <= now()
+         ORDER BY o.created_at
+         LIMIT 1
+     ) f
+     WHERE c.state = 'active' AND c.deleted_at IS NULL
+       AND (c.rate_limited_until IS NULL OR c.rate_limited_until <= now())),
     (SELECT min(rate_limited_until) FROM connections WHERE rate_limited_until > now())
 ) - now()))::float8
 
@@ -148,3 +227,9 @@ SET status = 'skipped', reason = $2, lease_owner = NULL, lease_expires_at = NULL
     settled_at = now()
 WHERE id = ANY($1::bigint[]) AND unsettled
 RETURNING event_id
+
+-- name: claim_plan_mode
+-- The claim's plan depends on how many objects each lane holds right now; a generic plan made
+-- once (asyncpg prepares, Postgres switches to a generic plan after five runs) was seen
+-- running for minutes against a growing backlog. Planned per run, in the claim transaction.
+SET LOCAL plan_cache_mode = force_custom_plan

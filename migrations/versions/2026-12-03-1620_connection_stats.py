@@ -1,6 +1,6 @@
 """Hourly stats rollup: one row per connection and closed UTC hour
 
-Revision ID: 0007_connection_stats
+Revision ID: 0005_connection_stats
 Revises: 0004_forget_audit
 Create Date: 2026-12-03 16:40:00
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_connection_stats"
+revision: str = "0005_connection_stats"
 down_revision: str | None = "0004_forget_audit"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

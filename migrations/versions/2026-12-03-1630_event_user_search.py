@@ -1,7 +1,7 @@
 """Event log: `user` matches the email an event carries, `user_prefix` searches, reward states
 
-Revision ID: 0008_event_user_search
-Revises: 0007_connection_stats
+Revision ID: 0006_event_user_search
+Revises: 0005_connection_stats
 Create Date: 2026-12-03 16:50:00
 
 - `ix_events_user_key` is rebuilt with `text_pattern_ops`: the same equality lookups as
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0008_event_user_search"
-down_revision: str | None = "0007_connection_stats"
+revision: str = "0006_event_user_search"
+down_revision: str | None = "0005_connection_stats"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Connection health that tells the truth, and alert webhooks
 
-Revision ID: 0006_alerts
-Revises: 0008_event_user_search
+Revision ID: 0007_alerts
+Revises: 0006_event_user_search
 Create Date: 2026-12-03 16:30:00
 
 `connections.last_error` now means "the latest attempt failed" until a success clears it
@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0006_alerts"
-down_revision: str | None = "0008_event_user_search"
+revision: str = "0007_alerts"
+down_revision: str | None = "0006_event_user_search"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
