@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,11 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from braze_bridge.app import Runtime, create_app
+from braze_bridge.app import Runtime
 from braze_bridge.domain.statuses import EventStatus, OperationStatus
 from braze_bridge.ops.remap import registered_partners
 from braze_bridge.ops.replay_jobs import ReplayRunner
@@ -33,7 +31,7 @@ from tests.ops_factories import (
     operations_of,
     settle_event,
 )
-from tests.support.net import free_port
+from tests.support.live_server import serving
 
 pytestmark = pytest.mark.slow
 
@@ -48,30 +46,8 @@ class LiveServer:
 
 @pytest.fixture
 async def live_server(runtime: Runtime) -> AsyncIterator[LiveServer]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(runtime),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=2,
-        )
-    )
-    thread = threading.Thread(target=server.run, name="console-server", daemon=True)
-    thread.start()
-    for _ in range(400):  # bounded wait for the lifespan to finish starting
-        if server.started or not thread.is_alive():
-            break
-        await asyncio.sleep(0.025)
-    assert server.started, "server did not start"
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        await asyncio.to_thread(thread.join, 15)
+    async with serving(runtime) as base_url:
+        yield LiveServer(base_url)
 
 
 @pytest.fixture
