@@ -16,8 +16,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 ENV_PREFIX = "BRAZE_BRIDGE_"
-# Variables with the prefix that are read outside Settings (the test suite's database).
-OTHER_KNOWN_VARIABLES = frozenset({"BRAZE_BRIDGE_TEST_DATABASE_URL"})
+# Variables with the prefix that are read outside Settings: the test suite's database, and the
+# service URL and admin token of the client commands (`braze-bridge replay`), which a shell
+# that also starts the service often has set.
+OTHER_KNOWN_VARIABLES = frozenset(
+    {"BRAZE_BRIDGE_TEST_DATABASE_URL", "BRAZE_BRIDGE_URL", "BRAZE_BRIDGE_TOKEN"}
+)
 
 
 class Settings(BaseSettings):

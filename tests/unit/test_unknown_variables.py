@@ -24,9 +24,11 @@ def test_a_name_like_nothing_known_has_no_suggestion() -> None:
     ]
 
 
-def test_every_setting_and_the_test_database_variable_are_known() -> None:
+def test_every_setting_the_test_database_and_the_client_variables_are_known() -> None:
     environ = {
         "BRAZE_BRIDGE_DATABASE_URL": "postgresql://x@y/z",
+        "BRAZE_BRIDGE_URL": "http://127.0.0.1:8000",  # braze-bridge replay's
+        "BRAZE_BRIDGE_TOKEN": "bbo_x",
         "BRAZE_BRIDGE_METRICS_TOKEN": "t",
         "braze_bridge_log_level": "info",  # pydantic-settings ignores the case
         "BRAZE_BRIDGE_TEST_DATABASE_URL": "postgresql://x@y/z",
